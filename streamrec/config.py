@@ -1,0 +1,245 @@
+"""One typed configuration object for every streamrec process.
+
+Settings come from, highest priority first:
+
+1. environment variables named ``STREAMREC_<FIELD>``; nested sections use a double
+   underscore, e.g. ``STREAMREC_MODEL__CLUSTERS=43`` or ``STREAMREC_KAFKA__BOOTSTRAP_SERVERS``;
+2. an optional TOML file, named by ``STREAMREC_CONFIG_FILE`` or the CLI's ``--config``;
+3. the defaults below, which are the embedded setup: a SQLite file in the data directory and
+   the local broker started by ``streamrec broker start``.
+
+Every knob is documented here, by its field description; ``streamrec config show`` prints
+the effective values with secrets masked. A wrong value fails at start-up with a message that
+names the setting.
+
+>>> settings = Settings(model={"clusters": 8})
+>>> settings.model.clusters
+8
+>>> settings.topics.interactions
+'interactions'
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE_VARIABLE = "STREAMREC_CONFIG_FILE"
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str | None = Field(
+        None,
+        description="Comma-separated host:port list. Unset means the local broker recorded by "
+        "`streamrec broker start` in the data directory.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    consumer_group: str = Field("streamrec-consumers", description="Consumer group id.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions for topics we create.")
+    replication_factor: int = Field(1, ge=1, le=16, description="For topics we create.")
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    heartbeat_interval_ms: int = Field(3_000, ge=100, le=60_000)
+    max_poll_records: int = Field(1_000, ge=1, le=100_000, description="Events per batch.")
+    poll_timeout_ms: int = Field(200, ge=1, le=60_000)
+
+
+class TopicSettings(Section):
+    interactions: str = Field("interactions", description="Input: interaction events.")
+    items: str = Field("items", description="Input: item feature upserts.")
+    recommendations: str = Field("recommendations", description="Output, keyed by user id.")
+    dead_letters: str = Field("dead-letters", description="Rejected input with the reason.")
+    control: str = Field("control", description="Operator commands: retrain, version flips.")
+
+
+class EventSettings(Section):
+    max_event_bytes: int = Field(65_536, ge=256, le=10_485_760, description="Larger is rejected.")
+    max_id_length: int = Field(256, ge=1, le=4096, description="Longest user/item/event id.")
+    rating_min: float = Field(0.5, description="Lowest explicit rating; maps to weight -1.")
+    rating_max: float = Field(5.0, description="Highest explicit rating; maps to weight +1.")
+    implicit_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "view": 0.3,
+            "click": 0.5,
+            "like": 1.0,
+            "purchase": 1.0,
+            "add_to_cart": 0.7,
+            "skip": -0.5,
+            "dislike": -1.0,
+        },
+        description="Preference weight in [-1, 1] of each implicit event type.",
+    )
+
+    @field_validator("implicit_weights")
+    @classmethod
+    def _weights_in_range(cls, weights: dict[str, float]) -> dict[str, float]:
+        for event_type, weight in weights.items():
+            if not -1.0 <= weight <= 1.0:
+                raise ValueError(f"weight of {event_type!r} must be in [-1, 1], got {weight}")
+        return weights
+
+
+class ModelSettings(Section):
+    hash_buckets: int = Field(2**16, ge=16, le=2**24, description="Rows of the hashed id table.")
+    item_dim: int = Field(64, ge=2, le=1024, description="Item embedding size d.")
+    profile_dim: int = Field(64, ge=2, le=1024, description="User profile size dz.")
+    hidden_dim: int = Field(128, ge=2, le=4096, description="Hidden width of the MLPs.")
+    clusters: int = Field(43, ge=1, le=4096, description="Number of soft clusters K.")
+    top_memberships: int = Field(5, ge=1, le=64, description="Memberships used, M.")
+    shortlist_length: int = Field(50, ge=1, le=10_000, description="Items per cluster, L.")
+    cluster_head: Literal["sigmoid", "centroid"] = Field(
+        "sigmoid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."
+    )
+    shortlist_weight: Literal["share", "weighted_mean", "shrunk_mean"] = Field(
+        "share", description="How a cluster ranks its items; see docs/model.md."
+    )
+    decay_half_life_days: float | None = Field(
+        None, gt=0, description="Forward time decay of cluster statistics; unset is no decay."
+    )
+    recommendations: int = Field(20, ge=1, le=1000, description="Items published per user, N.")
+
+
+class TrainingSettings(Section):
+    seed: int = 0
+    steps: int = Field(600, ge=1, description="Optimiser steps from scratch.")
+    fine_tune_steps: int = Field(150, ge=1, description="Optimiser steps of a fine-tune.")
+    users_per_step: int = Field(256, ge=4, description="Users sampled per step.")
+    learning_rate: float = Field(3e-3, gt=0)
+    margin: float = Field(1.0, gt=0)
+    distance: Literal["l2", "cosine"] = "l2"
+    balance_weight: float = Field(0.1, ge=0, description="Weight of the cluster-health term.")
+
+
+class TrainerSettings(Section):
+    schedule: str = Field(
+        "interval:3600", description="'interval:SECONDS' or a crontab line, e.g. 'cron:0 3 * * *'."
+    )
+    promotion_tolerance: float = Field(
+        0.01, ge=0, description="A candidate may score this much (absolute P@N) below active."
+    )
+    min_new_events: int = Field(1_000, ge=0, description="Fewer new events skip the run.")
+    rebuild_chunk_users: int = Field(2_000, ge=1)
+    drift_min_interval_seconds: int = Field(3600, ge=0, description="Rate limit of drift runs.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_known(cls, schedule: str) -> str:
+        kind, _, rest = schedule.partition(":")
+        if kind not in {"interval", "cron"} or not rest.strip():
+            raise ValueError("must be 'interval:SECONDS' or 'cron:<crontab line>'")
+        if kind == "interval" and not rest.strip().isdigit():
+            raise ValueError("interval must be a whole number of seconds")
+        return schedule
+
+
+class ObservabilitySettings(Section):
+    metrics_port: int = Field(9308, ge=0, le=65535, description="0 disables the HTTP endpoint.")
+    log_format: Literal["json", "text"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    """Everything a streamrec process can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMREC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(Path(".streamrec"), description="SQLite file, broker pid, models.")
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
+        "Unset means SQLite at <data_dir>/streamrec.db.",
+    )
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    events: EventSettings = EventSettings()
+    model: ModelSettings = ModelSettings()
+    training: TrainingSettings = TrainingSettings()
+    trainer: TrainerSettings = TrainerSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file: operators fix one value without editing files.
+        return env_settings, init_settings, file_secret_settings
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'streamrec.db').as_posix()}"
+
+
+class ConfigurationError(Exception):
+    """A setting is wrong; the message names it, in one line."""
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from the environment, an optional TOML file and ``overrides``.
+
+    Raises ConfigurationError with a one-line message that names each wrong setting.
+    """
+    config_file = config_file or os.environ.get(CONFIG_FILE_VARIABLE)
+    values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigurationError(f"config file {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"config file {path}: {error}") from None
+    _merge(values, overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, with every secret masked (for display and logs)."""
+    from sqlalchemy.engine import make_url
+
+    shown = settings.model_dump(mode="json")
+    shown["database_url"] = make_url(settings.effective_database_url).render_as_string(
+        hide_password=True
+    )
+    if settings.kafka.sasl_password is not None:
+        shown["kafka"]["sasl_password"] = "***"
+    return shown

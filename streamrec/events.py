@@ -1,0 +1,95 @@
+"""The event contract: what flows in and out of streamrec, as plain immutable values.
+
+These types know nothing of JSON, Kafka or SQL. Parsing and validation of the wire format
+live in ``streamrec.validation``; the contract is documented in docs/events.md.
+
+>>> event = InteractionEvent(event_id="e1", user_id="u1", item_id="i9", type="rating",
+...                          value=4.5, timestamp=1_700_000_000.0)
+>>> event.user_id
+'u1'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionEvent:
+    """One user did something to one item at ``timestamp`` (seconds since the epoch, UTC).
+
+    ``type`` is ``rating`` (with ``value`` on the configured rating scale) or an implicit type
+    from the configured weight table (``click``, ``view``, ``like`` ...), whose optional
+    ``value`` overrides the table's weight. ``user_attributes`` are optional demographics.
+    """
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    timestamp: float
+    value: float | None = None
+    user_attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemEvent:
+    """Upsert of one item's visible features (categorical lists and numeric values)."""
+
+    item_id: str
+    timestamp: float
+    title: str | None = None
+    categorical: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    numeric: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendedItem:
+    item_id: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """Where the event that caused a recommendation came from, and when it happened."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationMessage:
+    """The output: a user's ranked items, published keyed by user id."""
+
+    user_id: str
+    items: tuple[RecommendedItem, ...]
+    model_version: int
+    top_clusters: tuple[tuple[int, float], ...]
+    generated_at: float
+    source: SourceEvent | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "user_id": self.user_id,
+            "items": [{"item_id": item.item_id, "score": item.score} for item in self.items],
+            "model_version": self.model_version,
+            "top_clusters": [
+                {"cluster": cluster, "membership": membership}
+                for cluster, membership in self.top_clusters
+            ],
+            "generated_at": self.generated_at,
+            "source": None
+            if self.source is None
+            else {
+                "topic": self.source.topic,
+                "partition": self.source.partition,
+                "offset": self.source.offset,
+                "timestamp": self.source.timestamp,
+            },
+        }
