@@ -1,0 +1,1 @@
+"""Offline evaluation: protocols, metrics, baselines and reports."""
