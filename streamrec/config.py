@@ -26,7 +26,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE_VARIABLE = "STREAMREC_CONFIG_FILE"
@@ -91,6 +99,12 @@ class EventSettings(Section):
         description="Preference weight in [-1, 1] of each implicit event type.",
     )
 
+    @model_validator(mode="after")
+    def _rating_scale_is_a_range(self) -> EventSettings:
+        if not self.rating_min < self.rating_max:
+            raise ValueError("rating_min must be below rating_max")
+        return self
+
     @field_validator("implicit_weights")
     @classmethod
     def _weights_in_range(cls, weights: dict[str, float]) -> dict[str, float]:
@@ -111,13 +125,20 @@ class ModelSettings(Section):
     cluster_head: Literal["sigmoid", "centroid"] = Field(
         "sigmoid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."
     )
-    shortlist_weight: Literal["share", "weighted_mean", "shrunk_mean"] = Field(
+    shortlist_weight: Literal["share", "rated_share", "weighted_mean", "shrunk_mean"] = Field(
         "share", description="How a cluster ranks its items; see docs/model.md."
     )
     decay_half_life_days: float | None = Field(
         None, gt=0, description="Forward time decay of cluster statistics; unset is no decay."
     )
     recommendations: int = Field(20, ge=1, le=1000, description="Items published per user, N.")
+    feature_buckets: int = Field(
+        4096, ge=16, le=2**20, description="Rows of the hashed feature/demographic token tables."
+    )
+    feature_dim: int = Field(16, ge=1, le=1024, description="Size of a feature token embedding.")
+    centroid_temperature: float = Field(
+        0.1, gt=0, le=10, description="Softness of the centroid head's memberships."
+    )
 
 
 class TrainingSettings(Section):
@@ -129,6 +150,18 @@ class TrainingSettings(Section):
     margin: float = Field(1.0, gt=0)
     distance: Literal["l2", "cosine"] = "l2"
     balance_weight: float = Field(0.1, ge=0, description="Weight of the cluster-health term.")
+    consistency_weight: float = Field(
+        1.0, ge=0, description="Within the health term: agreement of a user's two halves."
+    )
+    attribute_rate: float = Field(
+        0.5, ge=0, le=1, description="Share of anchors that see the user's demographics."
+    )
+    retrieval_weight: float = Field(
+        1.0, ge=0, description="Weight of the loss that makes a profile predict held-out items."
+    )
+    max_interactions_per_user: int = Field(
+        256, ge=2, description="A sampled user's set is cut to this many random interactions."
+    )
 
 
 class TrainerSettings(Section):

@@ -17,7 +17,7 @@ from streamrec.config import ConfigurationError, load_settings
 from streamrec.errors import UserFacingError
 
 # Module names under streamrec.cli, each defining `command`.
-COMMAND_MODULES = ["config"]
+COMMAND_MODULES = ["config", "broker", "db", "consume", "replay", "recommend", "status", "eval"]
 
 
 class LazyGroup(click.Group):

@@ -15,7 +15,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamrec.config import EventSettings
 from streamrec.events import InteractionEvent, ItemEvent
+from streamrec.preferences import rating_weight
+
+
+@dataclass(frozen=True)
+class RatingScale:
+    """A dataset's own explicit rating scale, which maps linearly onto weights in [-1, 1].
+
+    >>> RatingScale(1.0, 5.0).weight(3.0), RatingScale(0.5, 5.0).weight(5.0)
+    (0.0, 1.0)
+    """
+
+    minimum: float
+    maximum: float
+
+    def event_settings(self) -> EventSettings:
+        """Event settings whose rating scale is this one (what a replay consumer must use)."""
+        return EventSettings(rating_min=self.minimum, rating_max=self.maximum)
+
+    def weight(self, rating: float) -> float:
+        return rating_weight(rating, self.event_settings())
+
+    def weights(self, ratings: np.ndarray) -> np.ndarray:
+        """Weights of many ratings; each distinct rating value is mapped once."""
+        settings = self.event_settings()
+        distinct, positions = np.unique(np.asarray(ratings, dtype=np.float64), return_inverse=True)
+        mapped = np.array([rating_weight(float(value), settings) for value in distinct])
+        return mapped[positions].astype(np.float32).reshape(np.shape(ratings))
 
 
 @dataclass(frozen=True)
@@ -85,6 +113,8 @@ class Dataset:
     items: Mapping[str, ItemEvent] = field(default_factory=dict)
     user_attributes: Mapping[str, dict[str, str]] = field(default_factory=dict)
     event_type: str = "rating"  # the type of every event when the format has only one
+    # The scale ratings were mapped from; a replay must configure its events with it.
+    rating_scale: RatingScale | None = None
 
     def events(self) -> Iterator[InteractionEvent]:
         """The interactions as wire-level events in time order (for replay into Kafka)."""

@@ -1,0 +1,374 @@
+"""The Kafka poll loop: batches in, one transaction per batch, recommendations out.
+
+Per batch: apply it through the ingest service (validation, state, offsets: one database
+transaction), then publish its recommendations and dead letters, flush, and only then commit
+the Kafka offsets. The offsets stored in the database are the truth: on start and on every
+partition assignment the consumer seeks to them, and the service skips records below them. A
+crash at any point therefore loses nothing and applies nothing twice; outputs of the batch in
+flight are published again (at-least-once, idempotent by key).
+
+Transient broker and database failures retry the whole batch with exponential backoff; the
+loop never moves past a batch it could not apply. SIGTERM and SIGINT finish the current batch,
+commit, and leave the group.
+
+>>> Stage.STORED.value
+'stored'
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import FrameType
+from typing import Any, Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from consumers.retrying import Backoff, StopRequested, is_transient_error, retry_transient
+from streamrec.config import Settings
+from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
+from streamrec.storage.records import DeadLetter
+from streamrec.validation import encode_recommendation
+
+logger = logging.getLogger(__name__)
+
+# How long publishing may wait for the broker to acknowledge a batch's messages.
+PUBLISH_TIMEOUT_SECONDS = 30.0
+
+
+class BatchApplier(Protocol):
+    """What the loop needs from the service layer (streamrec.services.ingest.IngestService)."""
+
+    def apply(self, records: Sequence[SourceRecord]) -> BatchResult: ...
+
+    def stored_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], int]: ...
+
+
+class Stage(StrEnum):
+    """Points in a batch's life, reported to ``ConsumerHooks.on_stage``."""
+
+    POLLED = "polled"
+    STORED = "stored"  # the database transaction committed
+    PUBLISHED = "published"  # outputs flushed to the broker
+    COMMITTED = "committed"  # Kafka offsets committed
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTiming:
+    """Wall-clock times (seconds since the epoch) of one batch's stages."""
+
+    polled_at: float
+    stored_at: float
+    published_at: float
+    committed_at: float
+
+
+@dataclass(slots=True)
+class ConsumerHooks:
+    """Callbacks for observers (metrics, progress, tests); each is optional.
+
+    ``on_stage(stage, batch_number)`` runs at every stage of every batch; ``on_batch`` after a
+    batch is committed; ``on_retry`` before each backoff sleep; ``on_idle`` after an empty poll.
+    """
+
+    on_stage: Callable[[Stage, int], None] | None = None
+    on_batch: Callable[[BatchResult, BatchTiming], None] | None = None
+    on_retry: Callable[[BaseException, float], None] | None = None
+    on_idle: Callable[[], None] | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What one run of the loop did, and why it ended."""
+
+    batches: int = 0
+    counters: BatchCounters = field(default_factory=BatchCounters)
+    stopped_because: str = ""
+
+
+class InteractionConsumer:
+    """The loop over an already-built Kafka consumer and producer (see ``run_consumer``).
+
+    ``consumer`` must not be subscribed yet: ``run`` subscribes it with the listener that
+    seeks each assigned partition to its stored offset.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        applier: BatchApplier,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        *,
+        hooks: ConsumerHooks | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._applier = applier
+        self._consumer = consumer
+        self._producer = producer
+        self._hooks = hooks or ConsumerHooks()
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._partitions_to_seek: set[TopicPartition] = set()
+        self._topics = [settings.topics.interactions, settings.topics.items]
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, commit, and leave (safe from a signal handler)."""
+        self._stop.set()
+
+    def run(
+        self, *, max_records: int | None = None, idle_exit_seconds: float | None = None
+    ) -> RunSummary:
+        """Consume until stopped, until ``max_records`` records are processed, or until no
+        record arrived for ``idle_exit_seconds`` (counted from the first assignment)."""
+        summary = RunSummary()
+        self._consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self))
+        idle_since: float | None = None
+        try:
+            while not self._stop.is_set():
+                remaining = None if max_records is None else max_records - summary.counters.records
+                if remaining is not None and remaining <= 0:
+                    summary.stopped_because = "max_records"
+                    break
+                records = self._poll(remaining)
+                if not records:
+                    if idle_since is None and self._consumer.assignment():
+                        idle_since = self._clock()
+                    if self._hooks.on_idle is not None:
+                        self._hooks.on_idle()
+                    if (
+                        idle_exit_seconds is not None
+                        and idle_since is not None
+                        and self._clock() - idle_since >= idle_exit_seconds
+                    ):
+                        summary.stopped_because = "idle"
+                        break
+                    continue
+                summary.batches += 1
+                result = self._process(records, summary.batches)
+                summary.counters.add(result.counters)
+                idle_since = self._clock()
+            else:
+                summary.stopped_because = "stop requested"
+        except StopRequested:
+            summary.stopped_because = "stop requested during retries"
+        finally:
+            # autocommit=False: the offsets that matter are in the database, and the last
+            # batch's Kafka offsets are committed already.
+            self._consumer.close(autocommit=False)
+        logger.info(
+            "consumer stopped (%s) after %d batches, %d records",
+            summary.stopped_because,
+            summary.batches,
+            summary.counters.records,
+        )
+        return summary
+
+    def seek_to_stored_offsets(self, partitions: Iterable[TopicPartition]) -> None:
+        """Position ``partitions`` at their stored next offsets (the beginning if none).
+
+        Called from the rebalance listener; if the database does not answer there, the seek
+        is retried by the loop before the next batch is applied.
+        """
+        self._partitions_to_seek.update(partitions)
+        try:
+            self._seek_pending()
+        except Exception as error:
+            if not is_transient_error(error):
+                raise
+            logger.warning("cannot read stored offsets yet (%s); will retry", error)
+
+    # The loop's steps --------------------------------------------------------------------
+
+    def _poll(self, remaining: int | None) -> list[SourceRecord]:
+        limit = self._settings.kafka.max_poll_records
+        if remaining is not None:
+            limit = min(limit, remaining)
+        polled = self._retry(
+            lambda: self._consumer.poll(
+                timeout_ms=self._settings.kafka.poll_timeout_ms, max_records=limit
+            )
+        )
+        if self._partitions_to_seek:
+            self._retry(self._seek_pending)
+            # These partitions were positioned again: their records come back from there.
+            polled = {
+                partition: records
+                for partition, records in polled.items()
+                if partition not in self._partitions_to_seek
+            }
+        return [_source_record(record) for records in polled.values() for record in records]
+
+    def _process(self, records: list[SourceRecord], batch_number: int) -> BatchResult:
+        polled_at = self._clock()
+        self._report(Stage.POLLED, batch_number)
+        result = self._retry(lambda: self._applier.apply(records))
+        stored_at = self._clock()
+        self._report(Stage.STORED, batch_number)
+        self._retry(lambda: self._publish(result))
+        published_at = self._clock()
+        self._report(Stage.PUBLISHED, batch_number)
+        self._commit_kafka_offsets(result.next_offsets)
+        committed_at = self._clock()
+        self._report(Stage.COMMITTED, batch_number)
+        if self._hooks.on_batch is not None:
+            self._hooks.on_batch(
+                result, BatchTiming(polled_at, stored_at, published_at, committed_at)
+            )
+        return result
+
+    def _publish(self, result: BatchResult) -> None:
+        topics = self._settings.topics
+        pending = [
+            self._producer.send(
+                topics.recommendations,
+                key=message.user_id.encode("utf-8"),
+                value=encode_recommendation(message),
+            )
+            for message in result.recommendations
+        ]
+        pending += [
+            self._producer.send(
+                topics.dead_letters,
+                key=letter.key,
+                value=letter.payload,
+                headers=dead_letter_headers(letter),
+            )
+            for letter in result.dead_letters
+        ]
+        self._producer.flush(timeout=PUBLISH_TIMEOUT_SECONDS)
+        for future in pending:
+            # Raises the broker's error for any message that was not acknowledged.
+            future.get(timeout=PUBLISH_TIMEOUT_SECONDS)
+
+    def _commit_kafka_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in next_offsets.items()
+        }
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as error:
+            # Kafka's offsets only serve lag monitoring and a faster restart; the database
+            # holds the truth, so a failed commit (e.g. during a rebalance) loses nothing.
+            logger.warning("Kafka offset commit failed, the database offsets stand: %s", error)
+
+    def _seek_pending(self) -> None:
+        pending = set(self._partitions_to_seek)
+        if not pending:
+            return
+        assigned = self._consumer.assignment()
+        stored = self._applier.stored_offsets({partition.topic for partition in pending})
+        for partition in sorted(pending):
+            if partition not in assigned:
+                continue
+            offset = stored.get((partition.topic, partition.partition))
+            if offset is None:
+                self._consumer.seek_to_beginning(partition)
+            else:
+                self._consumer.seek(partition, offset)
+        self._partitions_to_seek.difference_update(pending)
+        logger.info("positioned %d partitions at their stored offsets", len(pending))
+
+    def _retry(self, operation: Callable[[], Any]) -> Any:
+        return retry_transient(
+            operation,
+            is_transient_error,
+            self._backoff,
+            sleep=self._stop.wait,
+            stop_requested=self._stop.is_set,
+            on_retry=self._hooks.on_retry,
+        )
+
+    def _report(self, stage: Stage, batch_number: int) -> None:
+        if self._hooks.on_stage is not None:
+            self._hooks.on_stage(stage, batch_number)
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    """On every assignment, move the assigned partitions to the offsets in the database."""
+
+    def __init__(self, owner: InteractionConsumer) -> None:
+        self._owner = owner
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Nothing to save: each batch is stored and committed before the next poll.
+        logger.info("partitions revoked: %s", _describe(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        logger.info("partitions assigned: %s", _describe(assigned))
+        self._owner.seek_to_stored_offsets(assigned)
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """Kafka headers of a dead-letter message: why it was rejected and where it came from.
+
+    The message value is the original payload, byte for byte, and its key the original key.
+    """
+    headers = {
+        "reason": letter.reason,
+        "detail": letter.detail or "",
+        "source_topic": letter.source_topic,
+        "source_partition": "" if letter.source_partition is None else str(letter.source_partition),
+        "source_offset": "" if letter.source_offset is None else str(letter.source_offset),
+        "received_at": "" if letter.received_at is None else repr(letter.received_at),
+    }
+    return [(name, value.encode("utf-8")) for name, value in headers.items()]
+
+
+def run_consumer(
+    settings: Settings,
+    applier: BatchApplier,
+    *,
+    max_records: int | None = None,
+    idle_exit_seconds: float | None = None,
+    hooks: ConsumerHooks | None = None,
+) -> RunSummary:
+    """Build the Kafka clients from ``settings`` and run the loop in this process, stopping
+    cleanly on SIGTERM or SIGINT. Must be called from the main thread (signal handlers)."""
+    from streamrec.kafka import create_consumer, create_producer
+
+    producer = create_producer(settings)
+    try:
+        kafka_consumer = create_consumer(settings, group_id=settings.kafka.consumer_group)
+        loop = InteractionConsumer(settings, applier, kafka_consumer, producer, hooks=hooks)
+
+        def stop(signal_number: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signal_number).name
+            logger.info("signal %s: finishing the current batch", name)
+            loop.request_stop()
+
+        previous = {name: signal.signal(name, stop) for name in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return loop.run(max_records=max_records, idle_exit_seconds=idle_exit_seconds)
+        finally:
+            for name, handler in previous.items():
+                signal.signal(name, handler)
+    finally:
+        producer.close(timeout=PUBLISH_TIMEOUT_SECONDS)
+
+
+def _source_record(record: Any) -> SourceRecord:
+    timestamp = record.timestamp
+    return SourceRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        broker_timestamp=None if timestamp is None or timestamp < 0 else timestamp / 1000.0,
+    )
+
+
+def _describe(partitions: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions))

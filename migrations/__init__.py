@@ -1,0 +1,1 @@
+"""Alembic migrations of the streamrec schema; run them with ``streamrec db upgrade``."""

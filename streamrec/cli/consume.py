@@ -1,0 +1,106 @@
+"""``streamrec consume``: run one consumer of the pipeline in this process.
+
+Start as many as the interactions topic has partitions, on any machines: they form one
+consumer group and split the partitions. ``--max-events`` and ``--idle-exit`` make a run
+finite (tests, the demo, benchmarks); without them it runs until SIGTERM or Ctrl-C, which
+finish the current batch, commit and leave the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from streamrec.config import Settings
+
+if TYPE_CHECKING:
+    from consumers import Stage
+
+# Exit status of a consumer killed on purpose by --exit-at, as `kill -9` would leave it.
+KILLED_EXIT_STATUS = 137
+
+
+@click.command(name="consume")
+@click.option(
+    "--max-events",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after processing this many input records.",
+)
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop when no record arrived for this long (after joining the group).",
+)
+@click.option(
+    "--exit-at",
+    default=None,
+    hidden=True,
+    metavar="STAGE:BATCH",
+    help="Testing only: die without cleanup at STAGE (polled, stored, published, committed) "
+    "of batch number BATCH, as a kill -9 would.",
+)
+@click.pass_obj
+def command(
+    settings: Settings, max_events: int | None, idle_exit: float | None, exit_at: str | None
+) -> None:
+    """Consume interactions and item updates; publish fresh recommendations."""
+    import torch
+
+    from consumers import ConsumerHooks, run_consumer
+    from streamrec.kafka import ensure_topics, streamrec_topic_names
+    from streamrec.services.ingest import IngestService
+    from streamrec.storage import check_connection, create_database_engine
+
+    # Batches are small matrix products: one thread per consumer avoids oversubscribing the
+    # cores that several consumers (and the database) share.
+    torch.set_num_threads(1)
+    logging.basicConfig(
+        level=settings.observability.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    hooks = ConsumerHooks(on_stage=_exit_at(exit_at) if exit_at else None)
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        check_connection(engine)
+        ensure_topics(settings, streamrec_topic_names(settings))
+        summary = run_consumer(
+            settings,
+            IngestService(settings, engine),
+            max_records=max_events,
+            idle_exit_seconds=idle_exit,
+            hooks=hooks,
+        )
+    finally:
+        engine.dispose()
+    counters = summary.counters
+    click.echo(
+        f"consumed {counters.records} records in {summary.batches} batches "
+        f"({summary.stopped_because}): {counters.interactions_applied} interactions applied, "
+        f"{counters.interactions_ignored} ignored, {counters.items_upserted} items, "
+        f"{counters.dead_letters} dead letters, "
+        f"{counters.records_already_applied} already applied earlier"
+    )
+
+
+def _exit_at(specification: str) -> Callable[[Stage, int], None]:
+    from consumers import Stage
+
+    stage_name, _, batch_text = specification.partition(":")
+    try:
+        stage, batch = Stage(stage_name), int(batch_text)
+    except ValueError:
+        stages = ", ".join(stage.value for stage in Stage)
+        raise click.BadParameter(f"expected STAGE:BATCH with STAGE one of {stages}") from None
+
+    def exit_if_due(current_stage: Stage, batch_number: int) -> None:
+        if (current_stage, batch_number) == (stage, batch):
+            os._exit(KILLED_EXIT_STATUS)
+
+    return exit_if_due

@@ -1,0 +1,222 @@
+"""``streamrec eval``: offline quality of streamrec beside the baselines, on one split.
+
+Example: ``streamrec eval --dataset ml-1m --protocol cold-users --seed 0 --methods ease,als``.
+Results are printed as a table and written under ``--output-dir`` as JSON and Markdown (and a
+PNG with ``--sweep``); see docs/evaluation.md for the protocols and the reference numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from streamrec.config import Settings
+from streamrec.datasets.base import Dataset
+from streamrec.datasets.registry import load_dataset
+from streamrec.evaluation.harness import EvaluationRun, evaluate
+from streamrec.evaluation.methods import (
+    METHOD_NAMES,
+    STREAMREC,
+    MethodOptions,
+    MethodUnavailable,
+    build_method,
+)
+from streamrec.evaluation.plots import plot_sweep
+from streamrec.evaluation.protocol import OfflineRecommender
+from streamrec.evaluation.report import result_stem, rich_table, write_results
+from streamrec.evaluation.splits import PROTOCOLS, EvaluationSplit, split_for
+from streamrec.evaluation.sweep import DEFAULT_CLUSTERS, DEFAULT_SHORTLIST_LENGTHS, sweep
+
+
+def _names(_: click.Context, __: click.Parameter, value: str | None) -> list[str]:
+    if not value:
+        return list(METHOD_NAMES)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METHOD_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(unknown)}; known: {', '.join(METHOD_NAMES)}")
+    return names
+
+
+def _integers(_: click.Context, __: click.Parameter, value: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not numbers or any(number < 1 for number in numbers):
+        raise click.BadParameter("give one or more positive integers, e.g. 8,16,43")
+    return numbers
+
+
+@click.command(name="eval")
+@click.option("--dataset", "dataset_name", required=True, help="A dataset name or directory.")
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default=PROTOCOLS[0],
+    show_default=True,
+    help="cold-users: the paper's (65/35 users, 50/50 history); loo: leave the last item out.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of split and models.")
+@click.option(
+    "--methods",
+    callback=_names,
+    default=None,
+    help=f"Comma-separated subset of {','.join(METHOD_NAMES)} (default: all).",
+)
+@click.option("--sweep", "run_sweep", is_flag=True, help="Also sweep streamrec's K and L; plot.")
+@click.option(
+    "--sweep-clusters",
+    callback=_integers,
+    default=",".join(map(str, DEFAULT_CLUSTERS)),
+    show_default=True,
+)
+@click.option(
+    "--sweep-lengths",
+    callback=_integers,
+    default=",".join(map(str, DEFAULT_SHORTLIST_LENGTHS)),
+    show_default=True,
+)
+@click.option(
+    "--ease-lambda",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="EASE regularisation (default: 300 MovieLens, 50 Amazon).",
+)
+@click.option(
+    "--latency-users",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Test users timed one at a time for the latency percentiles.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="CPU threads for BLAS, torch and ALS (the machine may be shared).",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.pass_obj
+def command(
+    settings: Settings,
+    dataset_name: str,
+    protocol: str,
+    seed: int,
+    methods: list[str],
+    run_sweep: bool,
+    sweep_clusters: list[int],
+    sweep_lengths: list[int],
+    ease_lambda: float | None,
+    latency_users: int,
+    threads: int,
+    output_dir: Path,
+    progress: bool,
+) -> None:
+    """Run the selected methods on ONE split of a dataset and report them side by side."""
+    console = Console(stderr=True)
+    with console.status(f"loading {dataset_name}"):
+        dataset = load_dataset(dataset_name, settings)
+        split = split_for(protocol, dataset, seed)
+    console.print(
+        f"{dataset.name}: " + ", ".join(f"{key} {value}" for key, value in split.summary().items())
+    )
+    options = MethodOptions(
+        dataset_name=dataset.name,
+        seed=seed,
+        ease_lambda=ease_lambda,
+        threads=threads,
+        progress=progress,
+    )
+    run = EvaluationRun(dataset.name, protocol, seed, split.summary())
+    with _limited_threads(threads, needs_torch=STREAMREC in methods or run_sweep):
+        for name in methods:
+            try:
+                recommender = build_method(name, options, settings)
+            except MethodUnavailable as reason:
+                run.skipped[name] = str(reason)
+                console.print(f"[yellow]{reason}[/yellow]")
+                continue
+            console.print(f"running {name} ...")
+            try:
+                result = evaluate(recommender, split, dataset, latency_users, seed, progress)
+            except (ValueError, RuntimeError, MemoryError) as error:
+                # One failing method must not lose the others' results.
+                run.skipped[name] = f"failed: {type(error).__name__}: {error}"
+                console.print(f"[red]{name} failed: {error}[/red]")
+                continue
+            result.method = name
+            run.results.append(result)
+        plot_path = None
+        if run_sweep:
+            grid = (sweep_clusters, sweep_lengths)
+            plot_path = _sweep(run, split, dataset, options, settings, grid, output_dir)
+    output = Console()
+    if not output.is_terminal:
+        output = Console(width=160)  # a log file is not 80 columns wide; keep the table whole
+    output.print(rich_table(run))
+    paths = write_results(run, output_dir)
+    for path in (*paths.values(), *([plot_path] if plot_path else [])):
+        console.print(f"wrote {path}")
+
+
+def _sweep(
+    run: EvaluationRun,
+    split: EvaluationSplit,
+    dataset: Dataset,
+    options: MethodOptions,
+    settings: Settings,
+    grid: tuple[list[int], list[int]],
+    output_dir: Path,
+) -> Path | None:
+    """Sweep streamrec over the (K values, L values) grid; the plot's path, None if skipped."""
+
+    def build(clusters: int, shortlist_length: int) -> OfflineRecommender:
+        return build_method(
+            STREAMREC,
+            replace(options, clusters=clusters, shortlist_length=shortlist_length),
+            settings,
+        )
+
+    clusters, lengths = grid
+    try:
+        for k in clusters:  # cheap constructions: an invalid K or L fails before any training
+            for length in lengths:
+                build(k, length)
+    except MethodUnavailable as reason:
+        run.skipped["sweep"] = str(reason)
+        return None
+    points = sweep(build, split, dataset, clusters, lengths, options.progress)
+    run.sweep = [point.to_dict() for point in points]
+    title = f"streamrec on {run.dataset} ({run.protocol}, seed {run.seed})"
+    baselines = {result.method: result.metrics for result in run.results}
+    path = output_dir / f"{result_stem(run)}-sweep.png"
+    return plot_sweep(points, run.protocol, title, path, references=baselines)
+
+
+@contextlib.contextmanager
+def _limited_threads(threads: int, needs_torch: bool) -> Iterator[None]:
+    """Cap BLAS (and torch) threads: the benchmark shares the machine."""
+    if needs_torch:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(threads):
+        yield

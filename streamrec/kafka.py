@@ -1,0 +1,255 @@
+"""The Kafka edge: clients and topics built from Settings, on kafka-python.
+
+This module is the only place that turns Settings into kafka-python clients, so every process
+connects, authenticates and commits the same way. It knows nothing of which broker answers:
+the address is ``settings.kafka.bootstrap_servers``, or else the local broker recorded in the
+data directory by ``streamrec broker start``.
+
+Messages stay raw bytes here: decoding is validation, and bad input must reach the dead-letter
+topic with a reason instead of raising inside the client.
+
+>>> from streamrec.config import Settings
+>>> bootstrap_servers(Settings(kafka={"bootstrap_servers": "kafka-1:9092,kafka-2:9092"}))
+'kafka-1:9092,kafka-2:9092'
+>>> streamrec_topic_names(Settings())
+['interactions', 'items', 'recommendations', 'dead-letters', 'control']
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
+from kafka.record import util as record_util
+
+from streamrec.broker import running_broker_address
+from streamrec.config import Settings
+from streamrec.errors import UserFacingError
+
+logger = logging.getLogger(__name__)
+
+CLIENT_ID_PREFIX = "streamrec"
+# How long a client waits for the first metadata answer before we report the broker down.
+BOOTSTRAP_TIMEOUT_MS = 10_000
+TOPIC_READY_TIMEOUT_SECONDS = 10.0
+# Kafka's own rule for topic names.
+_LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_MASK = "***"
+
+
+class KafkaUnavailableError(UserFacingError):
+    """The configured Kafka bootstrap address does not answer."""
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    """Where clients connect: the configured servers, else the running local broker.
+
+    Raises UserFacingError when neither is available.
+    """
+    if settings.kafka.bootstrap_servers:
+        return settings.kafka.bootstrap_servers
+    address = running_broker_address(settings.data_dir)
+    if address is None:
+        raise UserFacingError(
+            f"no Kafka broker: run `streamrec broker start` (data directory {settings.data_dir}) "
+            "or set STREAMREC_KAFKA__BOOTSTRAP_SERVERS"
+        )
+    return address
+
+
+def connection_options(settings: Settings, role: str) -> dict[str, Any]:
+    """Options every client shares: address, identity and security.
+
+    ``role`` names the client in broker logs (``client_id`` becomes ``streamrec-<role>``).
+    """
+    kafka = settings.kafka
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(settings).split(","),
+        "client_id": f"{CLIENT_ID_PREFIX}-{role}",
+        "security_protocol": kafka.security_protocol,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+    }
+    if kafka.security_protocol.startswith("SASL"):
+        missing = [
+            f"kafka.{name}"
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+            if getattr(kafka, name) is None
+        ]
+        if missing:
+            raise UserFacingError(
+                f"kafka.security_protocol={kafka.security_protocol} needs {', '.join(missing)}"
+            )
+        assert kafka.sasl_password is not None  # checked above; narrows the type
+        options |= {
+            "sasl_mechanism": kafka.sasl_mechanism,
+            "sasl_plain_username": kafka.sasl_username,
+            "sasl_plain_password": kafka.sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def create_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer of raw bytes that waits for all in-sync replicas.
+
+    Topics are never created implicitly, so a typo in a topic name fails instead of creating a
+    topic with the broker's default partition count; call :func:`ensure_topics` first.
+    """
+    options = connection_options(settings, "producer") | {
+        "acks": "all",
+        "linger_ms": 5,
+        "allow_auto_create_topics": False,
+    }
+    _warn_if_checksums_are_slow()
+    return _connect(KafkaProducer, options | overrides)
+
+
+def create_consumer(
+    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+) -> KafkaConsumer:
+    """A consumer of raw bytes, subscribed to ``topics`` if any are given.
+
+    Offsets are never committed automatically: the pipeline commits them itself, after the
+    batch they cover is stored. ``group_id=None`` gives a consumer outside any group (assign
+    partitions yourself); pass ``settings.kafka.consumer_group`` for the pipeline's group.
+    """
+    kafka = settings.kafka
+    options = connection_options(settings, "consumer") | {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+        "max_poll_records": kafka.max_poll_records,
+        "allow_auto_create_topics": False,
+    }
+    _warn_if_checksums_are_slow()
+    consumer = _connect(KafkaConsumer, options | overrides)
+    if topics:
+        consumer.subscribe(list(topics))
+    return consumer
+
+
+def create_admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:
+    """An admin client; close it (it is a context manager) when done."""
+    _redact_admin_configuration_log()
+    return _connect(KafkaAdminClient, connection_options(settings, "admin") | overrides)
+
+
+def streamrec_topic_names(settings: Settings) -> list[str]:
+    """Every topic streamrec reads or writes, in settings order."""
+    return list(settings.topics.model_dump().values())
+
+
+def ensure_topics(
+    settings: Settings,
+    names: Iterable[str],
+    partitions: int | None = None,
+    *,
+    timeout_seconds: float = TOPIC_READY_TIMEOUT_SECONDS,
+) -> list[str]:
+    """Create the topics among ``names`` that do not exist yet; return those created.
+
+    Idempotent: existing topics are left as they are (even with another partition count),
+    and a topic created concurrently by another process counts as existing. Returns only
+    once every named topic has a leader for each partition in the broker's metadata.
+    ``partitions`` defaults to ``settings.kafka.partitions``.
+    """
+    wanted = list(dict.fromkeys(names))
+    for name in wanted:
+        if not _LEGAL_TOPIC_NAME.fullmatch(name) or name in {".", ".."}:
+            raise UserFacingError(
+                f"invalid topic name {name!r}: use 1-249 of letters, digits, '.', '_', '-'"
+            )
+    partition_count = partitions if partitions is not None else settings.kafka.partitions
+    if partition_count < 1:
+        raise UserFacingError(f"a topic needs at least one partition, got {partition_count}")
+    with create_admin(settings) as admin:
+        try:
+            existing = set(admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if missing:
+                response = admin.create_topics(
+                    {
+                        name: {
+                            "num_partitions": partition_count,
+                            "replication_factor": settings.kafka.replication_factor,
+                        }
+                        for name in missing
+                    },
+                    raise_errors=False,
+                )
+                _raise_creation_errors(response)
+            admin.wait_for_topics(wanted, timeout_ms=int(timeout_seconds * 1000))
+        except KafkaTimeoutError:
+            raise UserFacingError(
+                f"topics {', '.join(wanted)} not ready after {timeout_seconds:g} s"
+            ) from None
+        except KafkaError as error:
+            raise UserFacingError(f"cannot create topics: {error}") from None
+    if missing:
+        logger.info("created topics %s with %d partitions", ", ".join(missing), partition_count)
+    return missing
+
+
+def checksums_are_accelerated() -> bool:
+    """True if kafka-python checks record CRCs with the native crc32c extension.
+
+    The pure-Python fallback works but costs more CPU than the rest of a consumer's work.
+    """
+    try:
+        from crc32c import crc32c as native_crc32c
+    except ImportError:
+        return False
+    return record_util.calc_crc32c.__defaults__ == (native_crc32c,)
+
+
+def _warn_if_checksums_are_slow() -> None:
+    if not checksums_are_accelerated():
+        logger.warning(
+            "kafka-python uses its pure-Python CRC-32C: install the crc32c package "
+            "(a streamrec dependency) for full consumer throughput"
+        )
+
+
+def _raise_creation_errors(response: dict[str, Any]) -> None:
+    for topic in response.get("topics", []):
+        code = topic.get("error_code", 0)
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        reason = topic.get("error_message") or f"error code {code}"
+        raise UserFacingError(f"cannot create topic {topic.get('name')!r}: {reason}")
+
+
+def _connect(client_class: type, options: dict[str, Any]) -> Any:
+    try:
+        return client_class(**options)
+    except (KafkaTimeoutError, KafkaConnectionError):
+        raise KafkaUnavailableError(
+            f"Kafka at {','.join(options['bootstrap_servers'])} does not answer"
+        ) from None
+
+
+class _RedactPasswordFilter(logging.Filter):
+    """Masks the SASL password in kafka-python's debug log of the admin configuration."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # logging unpacks a lone mapping argument, so the configuration arrives as record.args.
+        if isinstance(record.args, dict) and "sasl_plain_password" in record.args:
+            record.args = ({**record.args, "sasl_plain_password": _MASK},)
+        return True
+
+
+def _redact_admin_configuration_log() -> None:
+    # kafka-python logs the admin client's full configuration at DEBUG, password included.
+    admin_logger = logging.getLogger("kafka.admin.client")
+    if not any(isinstance(existing, _RedactPasswordFilter) for existing in admin_logger.filters):
+        admin_logger.addFilter(_RedactPasswordFilter())

@@ -1,0 +1,68 @@
+"""The shape of one model: everything needed to rebuild its modules, as plain data.
+
+It is saved beside the weights (the "config" of a ModelVersion), so a process that loads a
+version needs nothing else: the hashed-table sizes, widths, head and the item feature schema.
+
+>>> from streamrec.config import ModelSettings
+>>> architecture = Architecture.from_settings(ModelSettings(clusters=8), FeatureSchema())
+>>> Architecture.from_dict(architecture.to_dict()) == architecture
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from streamrec.config import ModelSettings
+from streamrec.model.features import FeatureSchema
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Architecture:
+    hash_buckets: int
+    feature_buckets: int
+    feature_dim: int
+    item_dim: int
+    profile_dim: int
+    hidden_dim: int
+    clusters: int
+    cluster_head: Literal["sigmoid", "centroid"]
+    centroid_temperature: float
+    schema: FeatureSchema = field(default_factory=FeatureSchema)
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, schema: FeatureSchema) -> Architecture:
+        return cls(
+            hash_buckets=settings.hash_buckets,
+            feature_buckets=settings.feature_buckets,
+            feature_dim=settings.feature_dim,
+            item_dim=settings.item_dim,
+            profile_dim=settings.profile_dim,
+            hidden_dim=settings.hidden_dim,
+            clusters=settings.clusters,
+            cluster_head=settings.cluster_head,
+            centroid_temperature=settings.centroid_temperature,
+            schema=schema,
+        )
+
+    def with_clusters(self, clusters: int) -> Architecture:
+        return replace(self, clusters=clusters)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = self.schema.to_dict()
+        data["format_version"] = FORMAT_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"model config format {version!r} is not {FORMAT_VERSION}")
+        values = {key: value for key, value in data.items() if key != "format_version"}
+        values["schema"] = FeatureSchema.from_dict(values.get("schema", {}))
+        return cls(**values)

@@ -1,0 +1,1 @@
+"""Training the encoder: user samplers, losses and the training loop."""

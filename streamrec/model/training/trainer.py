@@ -1,0 +1,260 @@
+"""The training loop: triplet loss on profiles of two disjoint halves of a user's set, plus
+cluster-health terms, over users sampled per step.
+
+Each step samples ``users_per_step`` users, splits each user's interactions at random into
+halves A and B, and pools and encodes both: z(A) is the anchor, z(B) the positive, every other
+user's views are negatives (semi-hard mining). The health terms keep clusters from collapsing
+or clumping: balance of the mean membership, consistency of the two halves' memberships, and
+the centroid head's own pull/push loss. The cost of a step does not depend on how many users
+exist.
+
+>>> from streamrec.config import ModelSettings, TrainingSettings
+>>> from streamrec.datasets.base import InteractionTable
+>>> from streamrec.model.features import FeatureSchema
+>>> table = InteractionTable.from_rows(
+...     (f"u{user}", f"i{(user * 7 + step) % 30}", 1.0, float(step), None)
+...     for user in range(40) for step in range(6))
+>>> model = EfficientRec.new(ModelSettings(hash_buckets=256, clusters=4), FeatureSchema())
+>>> report = train(model, InMemoryUserSampler(table), {},
+...                TrainingSettings(users_per_step=16), steps=3, progress=False)
+>>> report.steps, len(report.losses)
+(3, 3)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from streamrec.config import TrainingSettings
+from streamrec.events import ItemEvent
+from streamrec.model.cluster_report import ClusterReport, cluster_report
+from streamrec.model.efficientrec import EfficientRec
+from streamrec.model.pooling import pool_bags
+from streamrec.model.training.losses import (
+    membership_balance,
+    membership_consistency,
+    retrieval_loss,
+    triplet_loss,
+)
+from streamrec.model.training.sampler import InMemoryUserSampler, UserBatch, UserSampler
+
+__all__ = ["InMemoryUserSampler", "TrainingReport", "fine_tune", "train"]
+
+# Users encoded (whole sets) at the end of training to report cluster health.
+REPORT_BATCHES = 4
+PROGRESS_EVERY = 10
+
+
+@dataclass(frozen=True)
+class StepLosses:
+    total: float
+    triplet: float
+    balance: float
+    consistency: float
+    structure: float
+    retrieval: float
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    steps: int
+    seconds: float
+    losses: list[StepLosses]
+    clusters: ClusterReport
+
+    def to_dict(self) -> dict[str, Any]:
+        last = self.losses[-PROGRESS_EVERY:]
+        return {
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "final_losses": {
+                name: float(np.mean([getattr(losses, name) for losses in last]))
+                for name in StepLosses.__dataclass_fields__
+            },
+            "clusters": self.clusters.to_dict(),
+        }
+
+
+def train(
+    model: EfficientRec,
+    sampler: UserSampler,
+    items: Mapping[str, ItemEvent],
+    settings: TrainingSettings,
+    steps: int | None = None,
+    top_memberships: int = 5,
+    progress: bool = True,
+) -> TrainingReport:
+    """Train ``model`` in place for ``steps`` (default: settings.steps) and report."""
+    steps = settings.steps if steps is None else steps
+    generator = np.random.default_rng(settings.seed)
+    encoder = model.encoder
+    optimisers = _optimisers(model, settings.learning_rate)
+    history: list[StepLosses] = []
+    started = time.perf_counter()
+    encoder.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        bar = tqdm(range(steps), disable=not progress, desc="training", unit="step")
+        for step in bar:
+            batch = sampler(settings.users_per_step, generator)
+            losses, memberships = _step(model, batch, items, settings, generator)
+            for optimiser in optimisers:
+                optimiser.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            for optimiser in optimisers:
+                optimiser.step()
+            history.append(StepLosses(**{name: value.item() for name, value in losses.items()}))
+            if progress and (step % PROGRESS_EVERY == 0 or step == steps - 1):
+                health = cluster_report(memberships.detach().numpy(), top_memberships)
+                bar.set_postfix(
+                    loss=f"{history[-1].total:.3f}",
+                    triplet=f"{history[-1].triplet:.3f}",
+                    largest=f"{health.largest_share:.0%}",
+                    empty=health.empty_clusters,
+                    entropy=f"{health.mean_entropy:.2f}",
+                )
+    encoder.eval()
+    report = TrainingReport(
+        steps=steps,
+        seconds=time.perf_counter() - started,
+        losses=history,
+        clusters=_final_clusters(model, sampler, items, settings, generator, top_memberships),
+    )
+    if progress:
+        tqdm.write(report.clusters.summary())
+    return report
+
+
+def fine_tune(
+    model: EfficientRec,
+    sampler: UserSampler,
+    items: Mapping[str, ItemEvent],
+    settings: TrainingSettings,
+    top_memberships: int = 5,
+    progress: bool = True,
+) -> tuple[EfficientRec, TrainingReport]:
+    """A copy of ``model`` trained for settings.fine_tune_steps; the original is untouched,
+    so it keeps serving while the candidate is judged."""
+    candidate = model.copy()
+    report = train(
+        candidate, sampler, items, settings, settings.fine_tune_steps, top_memberships, progress
+    )
+    return candidate, report
+
+
+def _optimisers(model: EfficientRec, learning_rate: float) -> list[torch.optim.Optimizer]:
+    sparse = [model.encoder.item_tower.id_embedding.weight]
+    dense = [parameter for parameter in model.encoder.parameters() if parameter is not sparse[0]]
+    return [
+        torch.optim.SparseAdam(sparse, lr=learning_rate),
+        torch.optim.Adam(dense, lr=learning_rate),
+    ]
+
+
+def _step(
+    model: EfficientRec,
+    batch: UserBatch,
+    items: Mapping[str, ItemEvent],
+    settings: TrainingSettings,
+    generator: np.random.Generator,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    encoder = model.encoder
+    users = batch.users
+    vectors = encoder.item_vectors(model.featurizer.featurize(batch.items, items))
+    half_bags = _half_bags(batch, generator)
+    pooled = pool_bags(
+        vectors,
+        torch.from_numpy(batch.item_rows),
+        torch.from_numpy(half_bags),
+        torch.from_numpy(batch.weights),
+        2 * users,
+    )
+    # Only the anchor view may see demographics: if both views did, the loss could match a
+    # user's halves by demographics alone and learn nothing from the interactions.
+    shown = generator.random(users) < settings.attribute_rate
+    attributes = [None] * (2 * users)
+    for user in np.flatnonzero(shown):
+        attributes[2 * user] = batch.attributes[user]
+    profiles = encoder.profiles(pooled, model.attribute_bags(attributes))
+    memberships = encoder.memberships(profiles)
+    anchors, positives = profiles[0::2], profiles[1::2]
+    losses = {
+        "triplet": triplet_loss(anchors, positives, settings.margin, settings.distance),
+        "balance": membership_balance(memberships),
+        "consistency": membership_consistency(memberships[0::2], memberships[1::2]),
+        "structure": encoder.cluster_head.structure_loss(profiles, memberships),
+        "retrieval": _retrieval(encoder.retrieval_queries(profiles), vectors, half_bags, batch)
+        if settings.retrieval_weight > 0
+        else profiles.new_zeros(()),
+    }
+    health = (
+        losses["balance"]
+        + settings.consistency_weight * losses["consistency"]
+        + losses["structure"]
+    )
+    losses["total"] = (
+        losses["triplet"]
+        + settings.balance_weight * health
+        + settings.retrieval_weight * losses["retrieval"]
+    )
+    return losses, memberships
+
+
+def _retrieval(
+    queries: torch.Tensor, vectors: torch.Tensor, half_bags: np.ndarray, batch: UserBatch
+) -> torch.Tensor:
+    """Each view predicts the items of the user's other half, among the batch's items."""
+    views = 2 * batch.users
+    in_view = np.zeros((views, len(batch.items)), dtype=bool)
+    in_view[half_bags, batch.item_rows] = True
+    # View 2u's targets are view 2u + 1's items and the other way round.
+    other_view = in_view.reshape(batch.users, 2, -1)[:, ::-1].reshape(views, -1)
+    return retrieval_loss(
+        queries,
+        vectors,
+        torch.from_numpy(other_view.astype(np.float32)),
+        torch.from_numpy(in_view & ~other_view),
+    )
+
+
+def _half_bags(batch: UserBatch, generator: np.random.Generator) -> np.ndarray:
+    """For each row, its bag: 2u for the half A of user u, 2u + 1 for half B. Each user's
+    rows are shuffled and the first floor(n/2) go to A, so both halves are non-empty."""
+    sizes = np.diff(batch.offsets)
+    user_of_row = np.repeat(np.arange(batch.users), sizes)
+    order = np.lexsort((generator.random(len(user_of_row)), user_of_row))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - batch.offsets[user_of_row[order]]
+    in_second_half = rank >= (sizes // 2)[user_of_row]
+    return 2 * user_of_row + in_second_half
+
+
+@torch.no_grad()
+def _final_clusters(
+    model: EfficientRec,
+    sampler: UserSampler,
+    items: Mapping[str, ItemEvent],
+    settings: TrainingSettings,
+    generator: np.random.Generator,
+    top_memberships: int,
+) -> ClusterReport:
+    memberships = []
+    for _ in range(REPORT_BATCHES):
+        batch = sampler(settings.users_per_step, generator)
+        histories = [
+            (
+                [batch.items[row] for row in batch.item_rows[start:end]],
+                batch.weights[start:end].tolist(),
+            )
+            for start, end in zip(batch.offsets[:-1], batch.offsets[1:], strict=True)
+        ]
+        encoded = model.encode_histories(histories, batch.attributes, items)
+        memberships.append(encoded.memberships)
+    return cluster_report(np.concatenate(memberships), top_memberships)

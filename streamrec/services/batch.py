@@ -1,0 +1,90 @@
+"""What one polled batch is made of, and what applying it produced.
+
+These are plain values: the consumer process turns broker records into :class:`SourceRecord`
+and publishes what a :class:`BatchResult` holds, so the service layer never sees Kafka.
+
+>>> record = SourceRecord("interactions", partition=0, offset=41, key=b"u1", value=b"{}")
+>>> record.source_event(timestamp=1.5).offset
+41
+>>> result = BatchResult()
+>>> result.counters.records, result.next_offsets
+(0, {})
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from streamrec.events import RecommendationMessage, SourceEvent
+from streamrec.storage.records import DeadLetter
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One input message as the broker delivered it: where it came from and its raw bytes.
+
+    ``broker_timestamp`` is the broker's or producer's time for the message (seconds since the
+    epoch), kept for latency measurements; the event's own time is inside ``value``.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    broker_timestamp: float | None = None
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return (self.topic, self.partition)
+
+    def source_event(self, timestamp: float) -> SourceEvent:
+        return SourceEvent(self.topic, self.partition, self.offset, timestamp)
+
+
+@dataclass(slots=True)
+class BatchCounters:
+    """How many records of a batch went which way (summed over batches for metrics)."""
+
+    records: int = 0
+    interactions_applied: int = 0
+    # A repeated event_id, or an event older than the stored one for the same (user, item).
+    interactions_ignored: int = 0
+    items_upserted: int = 0
+    # Records below the stored offsets: applied by an earlier run, so state is not touched.
+    records_already_applied: int = 0
+    users_updated: int = 0
+    dead_letters_by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dead_letters(self) -> int:
+        return sum(self.dead_letters_by_reason.values())
+
+    def add(self, other: BatchCounters) -> None:
+        """Accumulate ``other`` into these counters."""
+        self.records += other.records
+        self.interactions_applied += other.interactions_applied
+        self.interactions_ignored += other.interactions_ignored
+        self.items_upserted += other.items_upserted
+        self.records_already_applied += other.records_already_applied
+        self.users_updated += other.users_updated
+        self.dead_letters_by_reason.update(other.dead_letters_by_reason)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The outputs of one applied batch, committed to the database and still to be published.
+
+    ``recommendations`` holds one message per touched user; ``dead_letters`` every rejected
+    record of the batch (including those an earlier run stored already: outputs are
+    at-least-once); ``next_offsets`` the offset to commit per partition of the batch.
+    """
+
+    recommendations: list[RecommendationMessage] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    model_version: int | None = None
+    counters: BatchCounters = field(default_factory=BatchCounters)

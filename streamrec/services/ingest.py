@@ -1,0 +1,354 @@
+"""Applying one polled batch: the single database transaction at the heart of the pipeline.
+
+``IngestService.apply(records)`` validates the records, then in ONE transaction:
+
+1. reads the stored next offsets of the batch's partitions; records below them were applied
+   by an earlier run (a replay after a crash) and do not touch state again;
+2. upserts item features (the newest item event wins) and drops their cached vectors;
+3. stores interactions by the rule in ``streamrec.services.interactions`` (a repeated event
+   changes nothing, an older event never overwrites a newer weight);
+4. under the ACTIVE model version: moves each touched user's pooled sums, profile and top-M
+   memberships, adds the exact cluster-statistic deltas, refreshes the shortlists of the
+   affected clusters, and votes the touched users' recommendations;
+5. stores the new dead letters and the next offsets, and commits.
+
+It returns what is to be published (a recommendation per touched user, every dead letter of
+the batch) and the offsets to commit to Kafka. Users touched only by already-applied records
+get their CURRENT recommendations again: state is exactly-once, outputs at-least-once.
+
+Without an active model version, interactions, items, attributes, dead letters and offsets are
+still stored, but no user state exists and nothing is recommended; once a model is active a
+user's state is built from their whole interaction set at their next event (or by a rebuild).
+
+>>> from streamrec.config import Settings
+>>> from streamrec.storage.memory import create_memory_database
+>>> from streamrec.validation import encode_interaction
+>>> from streamrec.events import InteractionEvent
+>>> service = IngestService(Settings(), create_memory_database())
+>>> event = InteractionEvent("e1", "u1", "i1", "click", timestamp=10.0)
+>>> records = [SourceRecord("interactions", 0, 0, b"u1", encode_interaction(event)),
+...            SourceRecord("interactions", 0, 1, b"u1", b"{oops")]
+>>> result = service.apply(records)
+>>> result.counters.interactions_applied, dict(result.counters.dead_letters_by_reason)
+(1, {'invalid_json': 1})
+>>> result.next_offsets, service.stored_offsets(["interactions"])
+({('interactions', 0): 2}, {('interactions', 0): 2})
+>>> service.apply(records).counters.records_already_applied
+2
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from streamrec.config import Settings
+from streamrec.events import RecommendationMessage, SourceEvent
+from streamrec.model.contributions import UserContribution
+from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
+from streamrec.services.batch_deltas import batch_contribution_deltas
+from streamrec.services.interactions import InteractionResolution, resolve_interactions
+from streamrec.services.model_cache import ModelCache, ServingModel
+from streamrec.services.recommending import (
+    global_top_clusters,
+    shortlist_from_statistics,
+    shortlist_pool_size,
+    vote_for_users,
+)
+from streamrec.services.triage import TriagedBatch, triage
+from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
+from streamrec.state import Interaction, UserProfile
+from streamrec.storage.unit_of_work import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+Shortlists = dict[int, list[tuple[str, float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _TouchedUser:
+    """A user with a valid interaction in the batch, and the record that reported it last."""
+
+    user_id: str
+    source: SourceEvent
+
+
+class IngestService:
+    """Applies polled batches to the database, one transaction per batch.
+
+    ``consumer_group`` keys the stored offsets (default: the configured consumer group).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        consumer_group: str | None = None,
+        clock: Callable[[], float] = time.time,
+        model_cache: ModelCache | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._group = consumer_group or settings.kafka.consumer_group
+        self._clock = clock
+        self._models = model_cache or ModelCache()
+        if settings.model.decay_half_life_days is not None:
+            logger.warning(
+                "model.decay_half_life_days is set, but the consumer keeps undecayed "
+                "statistics: forward decay needs a landmark stored with the model version"
+            )
+
+    def stored_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        """The next offset to read of every partition of ``topics`` with a stored offset."""
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
+            return self._stored_offsets(uow, topics)
+
+    def apply(self, records: Sequence[SourceRecord]) -> BatchResult:
+        """Apply ``records`` (in the order the broker delivered them) in one transaction."""
+        now = self._clock()
+        batch = triage(records, self._settings, received_at=now)
+        result = BatchResult(dead_letters=batch.dead_letters)
+        result.next_offsets = _next_offsets(records)
+        counters = result.counters
+        counters.records = len(records)
+        counters.dead_letters_by_reason.update(letter.reason for letter in batch.dead_letters)
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
+            stored = self._stored_offsets(uow, {record.topic for record in records})
+            fresh = _FreshRecords(stored)
+            counters.records_already_applied = sum(not fresh(record) for record in records)
+
+            items = [accepted.item for accepted in batch.items if fresh(accepted.record)]
+            if items:
+                counters.items_upserted = uow.items.save_many(items)
+                self._models.forget_items(item.item_id for item in items)
+
+            touched = _touched_users(batch)
+            stored_interactions = uow.interactions.for_users(touched)
+            resolution = resolve_interactions(
+                [accepted.interaction for accepted in batch.interactions if fresh(accepted.record)],
+                {
+                    (row.user_id, row.item_id): row
+                    for rows in stored_interactions.values()
+                    for row in rows
+                },
+            )
+            uow.interactions.save_many(resolution.rows_to_store)
+            counters.interactions_applied = resolution.applied
+            counters.interactions_ignored = resolution.ignored
+            attributes = self._save_attributes(uow, batch, fresh, touched)
+
+            version = uow.models.active_version()
+            result.model_version = version
+            if version is not None:
+                serving = self._models.serving(version, uow.models.get)
+                result.recommendations = self._update_and_recommend(
+                    uow,
+                    serving,
+                    touched,
+                    stored_interactions,
+                    resolution,
+                    attributes,
+                    now,
+                )
+                counters.users_updated = len({change.user_id for change in resolution.changes})
+            uow.dead_letters.add_many(
+                rejected.letter for rejected in batch.rejected if fresh(rejected.record)
+            )
+            self._save_offsets(uow, [record for record in records if fresh(record)])
+            uow.commit()
+        return result
+
+    # Steps of apply ----------------------------------------------------------------------
+
+    def _stored_offsets(self, uow: UnitOfWork, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        return {
+            (topic, partition): offset
+            for topic in sorted(set(topics))
+            for partition, offset in uow.offsets.get(self._group, topic).items()
+        }
+
+    def _save_offsets(self, uow: UnitOfWork, fresh_records: Sequence[SourceRecord]) -> None:
+        by_topic: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in _next_offsets(fresh_records).items():
+            by_topic.setdefault(topic, {})[partition] = offset
+        for topic, next_offsets in sorted(by_topic.items()):
+            uow.offsets.save(self._group, topic, next_offsets)
+
+    def _save_attributes(
+        self,
+        uow: UnitOfWork,
+        batch: TriagedBatch,
+        fresh: Callable[[SourceRecord], bool],
+        touched: dict[str, _TouchedUser],
+    ) -> dict[str, dict[str, str]]:
+        """Merge the demographics the batch's events carry over the stored ones; return every
+        touched user's attributes."""
+        attributes = uow.users.attributes_many(touched)
+        changed: dict[str, dict[str, str]] = {}
+        for accepted in batch.interactions:
+            event = accepted.interaction.event
+            if not event.user_attributes or not fresh(accepted.record):
+                continue
+            merged = {**attributes.get(event.user_id, {}), **event.user_attributes}
+            if merged != attributes.get(event.user_id):
+                attributes[event.user_id] = merged
+                changed[event.user_id] = merged
+        if changed:
+            uow.users.save_attributes(changed)
+        return {user_id: attributes.get(user_id, {}) for user_id in touched}
+
+    def _update_and_recommend(
+        self,
+        uow: UnitOfWork,
+        serving: ServingModel,
+        touched: dict[str, _TouchedUser],
+        stored_interactions: Mapping[str, list[Interaction]],
+        resolution: InteractionResolution,
+        attributes: Mapping[str, Mapping[str, str]],
+        now: float,
+    ) -> list[RecommendationMessage]:
+        model_settings = self._settings.model
+        version = serving.version
+        states = uow.users.get_many(touched, version)
+        weights_before = {
+            user_id: {row.item_id: row.weight for row in stored_interactions.get(user_id, ())}
+            for user_id in touched
+        }
+        weights_after = {user_id: dict(weights) for user_id, weights in weights_before.items()}
+        for row in resolution.rows_to_store:
+            weights_after[row.user_id][row.item_id] = row.weight
+        changed_users = sorted({change.user_id for change in resolution.changes})
+        last_event_at = _last_event_times(resolution.rows_to_store)
+        updates = update_user_states(
+            serving,
+            [
+                UserChangeSet(
+                    user_id,
+                    states.get(user_id),
+                    weights_before[user_id],
+                    weights_after[user_id],
+                    attributes.get(user_id, {}),
+                    _latest(
+                        None if user_id not in states else states[user_id].last_event_at,
+                        last_event_at.get(user_id),
+                    ),
+                )
+                for user_id in changed_users
+            ],
+            model_settings.top_memberships,
+            uow.items.get_many,
+        )
+        uow.users.save_many(update.after for update in updates)
+        shortlists = self._apply_statistics(uow, version, updates)
+
+        current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
+        wanted_clusters = {
+            cluster for state in current.values() for cluster, _ in state.top_clusters
+        }
+        needs_global = any(user_id not in current for user_id in touched)
+        masses = uow.clusters.masses(version) if needs_global else {}
+        fallback = global_top_clusters(masses, model_settings.top_memberships)
+        wanted_clusters.update(cluster for cluster, _ in fallback)
+        shortlists.update(uow.clusters.shortlists(version, wanted_clusters - shortlists.keys()))
+
+        top_clusters = [
+            fallback if user_id not in current else current[user_id].top_clusters
+            for user_id in touched
+        ]
+        votes = vote_for_users(
+            top_clusters,
+            shortlists,
+            [weights_after[user_id] for user_id in touched],
+            model_settings.recommendations,
+        )
+        messages = [
+            RecommendationMessage(
+                user_id=user.user_id,
+                items=tuple(items),
+                model_version=version,
+                top_clusters=clusters,
+                generated_at=now,
+                source=user.source,
+            )
+            for user, clusters, items in zip(touched.values(), top_clusters, votes, strict=True)
+        ]
+        return messages
+
+    def _apply_statistics(
+        self, uow: UnitOfWork, version: int, updates: Sequence[UserStateUpdate]
+    ) -> Shortlists:
+        """Add the batch's cluster deltas and refresh the affected clusters' shortlists."""
+        item_deltas, mass_deltas = batch_contribution_deltas([_transition(u) for u in updates])
+        if not item_deltas and not mass_deltas:
+            return {}
+        uow.clusters.add_deltas(version, item_deltas, mass_deltas)
+        affected = sorted(
+            {delta.cluster for delta in item_deltas} | {delta.cluster for delta in mass_deltas}
+        )
+        masses = uow.clusters.masses(version)
+        pool = shortlist_pool_size(self._settings.model)
+        shortlists = {
+            cluster: shortlist_from_statistics(
+                uow.clusters.top_items(version, cluster, pool),
+                masses.get(cluster, 0.0),
+                self._settings.model,
+            )
+            for cluster in affected
+        }
+        uow.clusters.save_shortlists(version, shortlists)
+        return shortlists
+
+
+class _FreshRecords:
+    """Tells whether a record is at or past its partition's stored next offset."""
+
+    def __init__(self, stored: Mapping[TopicPartition, int]) -> None:
+        self._stored = stored
+
+    def __call__(self, record: SourceRecord) -> bool:
+        return record.offset >= self._stored.get(record.topic_partition, 0)
+
+
+def _transition(update: UserStateUpdate) -> tuple[UserContribution, UserContribution]:
+    """The user as the statistics saw them before the batch and as they see them after. A
+    user without a state before never contributed under this version."""
+    before = update.before
+    old = UserContribution(() if before is None else before.top_clusters, update.weights_before)
+    return old, UserContribution(update.after.top_clusters, update.weights_after)
+
+
+def _next_offsets(records: Iterable[SourceRecord]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = record.topic_partition
+        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    return offsets
+
+
+def _touched_users(batch: TriagedBatch) -> dict[str, _TouchedUser]:
+    """Users with a valid interaction in the batch (applied or not), by first appearance,
+    each with the source of their last record."""
+    touched: dict[str, _TouchedUser] = {}
+    for accepted in batch.interactions:
+        interaction = accepted.interaction
+        touched[interaction.event.user_id] = _TouchedUser(
+            interaction.event.user_id, interaction.source
+        )
+    return touched
+
+
+def _last_event_times(rows: Iterable[Interaction]) -> dict[str, float]:
+    latest: dict[str, float] = {}
+    for row in rows:
+        latest[row.user_id] = max(latest.get(row.user_id, row.timestamp), row.timestamp)
+    return latest
+
+
+def _latest(first: float | None, second: float | None) -> float | None:
+    known = [value for value in (first, second) if value is not None]
+    return max(known) if known else None

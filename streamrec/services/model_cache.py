@@ -1,0 +1,98 @@
+"""The serving model of each version, loaded once, with its item vectors cached.
+
+A consumer asks for the active version on every batch (one cheap query) and only loads the
+weights when the version changed, so a newly activated model is picked up without a restart.
+Item vectors are cached per version; an item event drops the item's entry, because its
+features (and so its vector) changed.
+
+>>> from streamrec.config import ModelSettings
+>>> from streamrec.model.efficientrec import EfficientRec
+>>> from streamrec.model.features import FeatureSchema
+>>> settings = ModelSettings(hash_buckets=64, item_dim=4, profile_dim=4, hidden_dim=8,
+...                          clusters=3, feature_buckets=32)
+>>> serving = ServingModel(7, EfficientRec.new(settings, FeatureSchema()))
+>>> vectors = serving.item_vectors(["i1", "i2"], load_features=lambda ids: {})
+>>> sorted(vectors), vectors["i1"].shape, serving.cached_vectors
+(['i1', 'i2'], (4,), 2)
+>>> serving.forget_items(["i1"])
+>>> serving.cached_vectors
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from streamrec.events import ItemEvent
+from streamrec.model.efficientrec import EfficientRec
+from streamrec.state import ModelVersion
+
+# Bounds the memory of the cache (at d = 64, a million vectors take 256 MB).
+MAX_CACHED_VECTORS = 500_000
+
+FeatureLoader = Callable[[Sequence[str]], Mapping[str, ItemEvent]]
+
+
+class ServingModel:
+    """One model version ready to serve: the encoder and a cache of its item vectors."""
+
+    def __init__(
+        self, version: int, model: EfficientRec, max_cached_vectors: int = MAX_CACHED_VECTORS
+    ) -> None:
+        self.version = version
+        self.model = model
+        self._vectors: dict[str, np.ndarray] = {}
+        self._max_cached_vectors = max_cached_vectors
+
+    @property
+    def cached_vectors(self) -> int:
+        return len(self._vectors)
+
+    def item_vectors(
+        self, item_ids: Iterable[str], load_features: FeatureLoader
+    ) -> dict[str, np.ndarray]:
+        """h_j of each item; those not cached are computed in one batch from the features
+        ``load_features`` returns (an item without stored features still gets a vector)."""
+        wanted = set(item_ids)
+        missing = sorted(wanted - self._vectors.keys())
+        if missing:
+            if len(self._vectors) + len(missing) > self._max_cached_vectors:
+                self._vectors.clear()
+            computed = self.model.item_vectors(missing, load_features(missing))
+            self._vectors.update(zip(missing, computed, strict=True))
+        return {item_id: self._vectors[item_id] for item_id in wanted}
+
+    def forget_items(self, item_ids: Iterable[str]) -> None:
+        """Drop cached vectors of items whose features changed."""
+        for item_id in item_ids:
+            self._vectors.pop(item_id, None)
+
+
+class ModelCache:
+    """Keeps the ServingModel of the version most recently asked for."""
+
+    def __init__(self) -> None:
+        self._serving: ServingModel | None = None
+
+    def serving(
+        self, version: int, load_version: Callable[[int], ModelVersion | None]
+    ) -> ServingModel:
+        """The serving model of ``version``, loading it through ``load_version`` if needed.
+
+        Raises LookupError if the version is not registered, and the model's ModelFormatError
+        if its stored weights cannot be loaded.
+        """
+        if self._serving is None or self._serving.version != version:
+            stored = load_version(version)
+            if stored is None:
+                raise LookupError(f"model version {version} is not registered")
+            self._serving = ServingModel(
+                version, EfficientRec.from_version(stored.config, stored.weights)
+            )
+        return self._serving
+
+    def forget_items(self, item_ids: Iterable[str]) -> None:
+        if self._serving is not None:
+            self._serving.forget_items(item_ids)

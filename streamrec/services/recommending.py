@@ -1,0 +1,142 @@
+"""Recommendations from stored state: shortlists refreshed from the cluster statistics, and
+cluster voting over a user's top-M clusters.
+
+score(u, j) = sum over u's top clusters c of p_uc * W_cj, over the union of their shortlists,
+without the items u already has; the top N are published. The cost is O(M * L) whatever the
+number of users or items. A user with no state under the serving version is served the
+global shortlist: the vote of the M heaviest clusters, weighted by their share of the mass.
+
+>>> shortlists = {0: [("i1", 0.9), ("i2", 0.5)], 1: [("i2", 0.8), ("i3", 0.1)]}
+>>> [(item.item_id, round(item.score, 2)) for item in
+...  vote(((0, 1.0), (1, 0.5)), shortlists, seen={"i1"}, count=5)]
+[('i2', 0.9), ('i3', 0.05)]
+>>> global_top_clusters({0: 3.0, 1: 1.0, 2: 0.0}, count=2)
+((0, 0.75), (1, 0.25))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from streamrec.config import ModelSettings
+from streamrec.events import RecommendationMessage, RecommendedItem
+from streamrec.model.shortlists import NO_ITEM, shortlist_weights
+from streamrec.model.voting import vote_many
+from streamrec.storage.records import ClusterItemStatistics
+from streamrec.storage.unit_of_work import UnitOfWork
+
+Shortlist = Sequence[tuple[str, float]]
+TopClusters = tuple[tuple[int, float], ...]
+
+# Non-share weights do not follow the liked-mass order the statistics are indexed by, so
+# their shortlist is chosen from a wider pool of the cluster's most liked items.
+RERANKED_POOL_FACTOR = 4
+
+
+def shortlist_pool_size(settings: ModelSettings) -> int:
+    """How many of a cluster's most liked items the shortlist is chosen from."""
+    if settings.shortlist_weight == "share":
+        return settings.shortlist_length
+    return settings.shortlist_length * RERANKED_POOL_FACTOR
+
+
+def shortlist_from_statistics(
+    statistics: Sequence[ClusterItemStatistics], mass: float, settings: ModelSettings
+) -> list[tuple[str, float]]:
+    """The cluster's top-L items by the configured shortlist weight W_cj (best first), among
+    the items the cluster has raters for, as the model's offline shortlists choose them."""
+    rated = [item for item in statistics if item.rated_mass > 0.0]
+    if not rated:
+        return []
+    weights = shortlist_weights(
+        np.array([[item.liked_mass for item in rated]]),
+        np.array([[item.rated_mass for item in rated]]),
+        np.array([[item.weighted_sum for item in rated]]),
+        np.array([mass]),
+        settings.shortlist_weight,
+    )[0]
+    scored = [(item.item_id, float(weight)) for item, weight in zip(rated, weights, strict=True)]
+    return _best(scored, settings.shortlist_length)
+
+
+def vote(
+    top_clusters: TopClusters,
+    shortlists: Mapping[int, Shortlist],
+    seen: Collection[str],
+    count: int,
+) -> list[RecommendedItem]:
+    """Cluster voting for one user: the ``count`` best unseen items of the clusters'
+    shortlists."""
+    return vote_for_users([top_clusters], shortlists, [seen], count)[0]
+
+
+def vote_for_users(
+    top_clusters: Sequence[TopClusters],
+    shortlists: Mapping[int, Shortlist],
+    seen: Sequence[Collection[str]],
+    count: int,
+) -> list[list[RecommendedItem]]:
+    """Cluster voting for many users at once (one matrix product; see model.voting)."""
+    clusters = sorted(shortlists)
+    item_ids = sorted({item_id for shortlist in shortlists.values() for item_id, _ in shortlist})
+    if not clusters or not item_ids:
+        return [[] for _ in top_clusters]
+    cluster_row = {cluster: row for row, cluster in enumerate(clusters)}
+    item_column = {item_id: column for column, item_id in enumerate(item_ids)}
+    dense = np.zeros((len(clusters), len(item_ids)))
+    for cluster, shortlist in shortlists.items():
+        for item_id, weight in shortlist:
+            dense[cluster_row[cluster], item_column[item_id]] = weight
+    memberships = np.zeros((len(top_clusters), len(clusters)))
+    excluded = np.zeros((len(top_clusters), len(item_ids)), dtype=bool)
+    for user, (pairs, user_seen) in enumerate(zip(top_clusters, seen, strict=True)):
+        for cluster, membership in pairs:
+            if cluster in cluster_row:
+                memberships[user, cluster_row[cluster]] = membership
+        excluded[user, [item_column[item] for item in user_seen if item in item_column]] = True
+    columns, scores = vote_many(dense, memberships, excluded, count)
+    return [
+        [
+            RecommendedItem(item_ids[column], float(score))
+            for column, score in zip(row_columns, row_scores, strict=True)
+            if column != NO_ITEM
+        ]
+        for row_columns, row_scores in zip(columns.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def global_top_clusters(masses: Mapping[int, float], count: int) -> TopClusters:
+    """The ``count`` heaviest clusters with their share of the total mass: the memberships of
+    a user the model knows nothing about."""
+    positive = {cluster: mass for cluster, mass in masses.items() if mass > 0.0}
+    total = sum(positive.values())
+    if total <= 0.0:
+        return ()
+    heaviest = sorted(positive.items(), key=lambda pair: (-pair[1], pair[0]))[:count]
+    return tuple((cluster, mass / total) for cluster, mass in heaviest)
+
+
+def _best(scored: Iterable[tuple[str, float]], count: int) -> list[tuple[str, float]]:
+    # Ties go to the smaller item id, so every consumer ranks alike.
+    return sorted(scored, key=lambda pair: (-pair[1], pair[0]))[:count]
+
+
+def current_recommendations(
+    uow: UnitOfWork, user_id: str, settings: ModelSettings, now: float
+) -> RecommendationMessage | None:
+    """The user's recommendations from the stored state, as the pipeline would publish them;
+    None when no model version is active. A user without a state gets the global shortlist."""
+    version = uow.models.active_version()
+    if version is None:
+        return None
+    state = uow.users.get_many([user_id], version).get(user_id)
+    if state is None:
+        top_clusters = global_top_clusters(uow.clusters.masses(version), settings.top_memberships)
+    else:
+        top_clusters = state.top_clusters
+    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
+    seen = {row.item_id for row in uow.interactions.for_users([user_id]).get(user_id, ())}
+    items = vote(top_clusters, shortlists, seen, settings.recommendations)
+    return RecommendationMessage(user_id, tuple(items), version, top_clusters, generated_at=now)

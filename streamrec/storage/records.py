@@ -1,0 +1,63 @@
+"""Values that only the storage edge introduces; the rest come from streamrec.state/events.
+
+>>> letter = DeadLetter(source_topic="interactions", payload=b"{", reason="invalid_json")
+>>> letter.source_partition is None
+True
+>>> TrainingTrigger("drift").value
+'drift'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class TrainingTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    OPERATOR = "operator"
+    DRIFT = "drift"
+
+
+class ClusterItemStatistics(NamedTuple):
+    """The stored totals of one (cluster, item) pair: what the deltas added up to."""
+
+    item_id: str
+    liked_mass: float
+    rated_mass: float
+    weighted_sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that was rejected: the original bytes, where they came from, and why.
+
+    ``reason`` is a short code (counted and indexed); ``detail`` is the one-line explanation.
+    ``received_at`` unset means "now" when stored.
+    """
+
+    source_topic: str
+    payload: bytes
+    reason: str
+    detail: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    key: bytes | None = None
+    received_at: float | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRun:
+    """One trainer run. ``outcome`` is None while it runs."""
+
+    id: int
+    trigger: TrainingTrigger
+    started_at: float
+    finished_at: float | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    candidate_version: int | None = None
+    parent_version: int | None = None

@@ -1,0 +1,159 @@
+"""Cluster statistics and shortlists, per model version.
+
+Deltas are added in the database (``column = column + delta``), never read-modified-written,
+so consumers on different partitions may apply theirs concurrently in any order.
+
+>>> from streamrec.storage import UnitOfWork, create_memory_database
+>>> from streamrec.state import ModelStatus, ModelVersion
+>>> with UnitOfWork(create_memory_database()) as uow:
+...     version = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, {}, b""))
+...     for _ in range(2):
+...         uow.clusters.add_deltas(version, [ClusterItemDelta(3, "i1", 0.5, 0.5, 0.25)],
+...                                 [ClusterMassDelta(3, 0.5)])
+...     uow.clusters.top_items(version, cluster=3, limit=5), uow.clusters.masses(version)
+([ClusterItemStatistics(item_id='i1', liked_mass=1.0, rated_mass=1.0, weighted_sum=0.5)], {3: 1.0})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from sqlalchemy import delete, select
+
+from streamrec.state import ClusterItemDelta, ClusterMassDelta
+from streamrec.storage.codecs import decode_pairs, encode_pairs
+from streamrec.storage.errors import InvalidRecordError
+from streamrec.storage.records import ClusterItemStatistics
+from streamrec.storage.repositories.base import Repository
+from streamrec.storage.statements import chunked, upsert
+from streamrec.storage.tables import (
+    ClusterItemStatisticsRow,
+    ClusterMassRow,
+    ClusterShortlistRow,
+    table_of,
+)
+
+_STATISTICS = table_of(ClusterItemStatisticsRow)
+_MASSES = table_of(ClusterMassRow)
+_SHORTLISTS = table_of(ClusterShortlistRow)
+_STATISTIC_COLUMNS = ("liked_mass", "rated_mass", "weighted_sum")
+
+Shortlist = list[tuple[str, float]]
+
+
+class ClusterRepository(Repository):
+    def add_deltas(
+        self,
+        model_version: int,
+        item_deltas: Iterable[ClusterItemDelta],
+        mass_deltas: Iterable[ClusterMassDelta] = (),
+    ) -> None:
+        """Add the deltas to the statistics of ``model_version``: two statements in all."""
+        item_rows = [
+            {
+                "model_version": model_version,
+                "cluster": delta.cluster,
+                "item_id": delta.item_id,
+                **_finite(delta, _STATISTIC_COLUMNS),
+            }
+            for delta in item_deltas
+        ]
+        mass_rows = [
+            {"model_version": model_version, "cluster": delta.cluster, **_finite(delta, ("mass",))}
+            for delta in mass_deltas
+        ]
+        upsert(
+            self._connection,
+            _STATISTICS,
+            item_rows,
+            key=("model_version", "cluster", "item_id"),
+            add=_STATISTIC_COLUMNS,
+        )
+        upsert(
+            self._connection, _MASSES, mass_rows, key=("model_version", "cluster"), add=("mass",)
+        )
+
+    def top_items(
+        self, model_version: int, cluster: int, limit: int
+    ) -> list[ClusterItemStatistics]:
+        """The cluster's ``limit`` items of largest liked mass (ties by item id)."""
+        statement = (
+            select(_STATISTICS.c.item_id, *(_STATISTICS.c[name] for name in _STATISTIC_COLUMNS))
+            .where(_STATISTICS.c.model_version == model_version, _STATISTICS.c.cluster == cluster)
+            .order_by(_STATISTICS.c.liked_mass.desc(), _STATISTICS.c.item_id)
+            .limit(limit)
+        )
+        return [ClusterItemStatistics(*row) for row in self._connection.execute(statement)]
+
+    def clusters(self, model_version: int) -> list[int]:
+        """The clusters that have statistics under ``model_version``, sorted."""
+        statement = (
+            select(_STATISTICS.c.cluster)
+            .distinct()
+            .where(_STATISTICS.c.model_version == model_version)
+            .order_by(_STATISTICS.c.cluster)
+        )
+        return list(self._connection.scalars(statement))
+
+    def masses(self, model_version: int) -> dict[int, float]:
+        """M_c of every cluster with a mass under ``model_version``."""
+        statement = select(_MASSES.c.cluster, _MASSES.c.mass).where(
+            _MASSES.c.model_version == model_version
+        )
+        return {cluster: mass for cluster, mass in self._connection.execute(statement)}
+
+    def save_shortlists(
+        self, model_version: int, shortlists: Mapping[int, Sequence[tuple[str, float]]]
+    ) -> None:
+        """Replace the shortlists of the given clusters; others keep theirs."""
+        now = self._clock()
+        rows = [
+            {
+                "model_version": model_version,
+                "cluster": cluster,
+                "ranked_items": encode_pairs(items),
+                "refreshed_at": now,
+            }
+            for cluster, items in shortlists.items()
+        ]
+        upsert(
+            self._connection,
+            _SHORTLISTS,
+            rows,
+            key=("model_version", "cluster"),
+            replace=("ranked_items", "refreshed_at"),
+        )
+
+    def shortlists(
+        self, model_version: int, clusters: Iterable[int] | None = None
+    ) -> dict[int, Shortlist]:
+        """Stored shortlists of ``clusters`` (all when None); clusters without one are absent."""
+        statement = select(_SHORTLISTS.c.cluster, _SHORTLISTS.c.ranked_items).where(
+            _SHORTLISTS.c.model_version == model_version
+        )
+        if clusters is None:
+            statements = [statement]
+        else:
+            statements = [
+                statement.where(_SHORTLISTS.c.cluster.in_(chunk))
+                for chunk in chunked(set(clusters))
+            ]
+        found: dict[int, Shortlist] = {}
+        for chunk_statement in statements:
+            for cluster, items in self._connection.execute(chunk_statement):
+                found[cluster] = list(decode_pairs(items, str))
+        return found
+
+    def delete_version(self, model_version: int) -> None:
+        """Drop the statistics, masses and shortlists of ``model_version``."""
+        for table in (_STATISTICS, _MASSES, _SHORTLISTS):
+            self._connection.execute(delete(table).where(table.c.model_version == model_version))
+
+
+def _finite(delta: ClusterItemDelta | ClusterMassDelta, columns: Sequence[str]) -> dict[str, float]:
+    values = {column: float(getattr(delta, column)) for column in columns}
+    if not all(math.isfinite(value) for value in values.values()):
+        # One NaN added to a statistic would poison it for good.
+        raise InvalidRecordError(f"cluster delta with a value that is not finite: {delta}")
+    return values

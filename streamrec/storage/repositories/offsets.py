@@ -1,0 +1,57 @@
+"""Consumer offsets, stored in the same transaction as the effects of the batch they end.
+
+>>> from streamrec.storage import UnitOfWork, create_memory_database
+>>> with UnitOfWork(create_memory_database()) as uow:
+...     uow.offsets.save("consumers", "interactions", {0: 120, 3: 7})
+...     uow.offsets.get("consumers", "interactions")
+{0: 120, 3: 7}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+
+from streamrec.storage.errors import InvalidRecordError
+from streamrec.storage.repositories.base import Repository
+from streamrec.storage.statements import upsert
+from streamrec.storage.tables import ConsumerOffsetRow, table_of
+
+_OFFSETS = table_of(ConsumerOffsetRow)
+
+
+class OffsetRepository(Repository):
+    def get(self, consumer_group: str, topic: str) -> dict[int, int]:
+        """partition -> the next offset to read, for the partitions with a stored offset."""
+        statement = select(_OFFSETS.c.partition, _OFFSETS.c.next_offset).where(
+            _OFFSETS.c.consumer_group == consumer_group, _OFFSETS.c.topic == topic
+        )
+        return {partition: offset for partition, offset in self._connection.execute(statement)}
+
+    def save(self, consumer_group: str, topic: str, next_offsets: Mapping[int, int]) -> None:
+        """Set the next offset of each given partition; other partitions keep theirs."""
+        now = self._clock()
+        rows = []
+        for partition, offset in next_offsets.items():
+            if partition < 0 or offset < 0:
+                raise InvalidRecordError(
+                    f"{topic} partition {partition}: partition and offset must not be negative,"
+                    f" got offset {offset}"
+                )
+            rows.append(
+                {
+                    "consumer_group": consumer_group,
+                    "topic": topic,
+                    "partition": partition,
+                    "next_offset": offset,
+                    "updated_at": now,
+                }
+            )
+        upsert(
+            self._connection,
+            _OFFSETS,
+            rows,
+            key=("consumer_group", "topic", "partition"),
+            replace=("next_offset", "updated_at"),
+        )

@@ -1,0 +1,158 @@
+"""Users: their demographics (one row per user) and their derived state per model version.
+
+State is keyed by (model_version, user_id), so a rebuild under a new version can write beside
+the version that keeps serving.
+
+>>> import numpy as np
+>>> from streamrec.storage import UnitOfWork, create_memory_database
+>>> from streamrec.state import ModelStatus, ModelVersion
+>>> with UnitOfWork(create_memory_database()) as uow:
+...     version = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, {}, b""))
+...     user = UserProfile.new("u1", dimension=2, model_version=version)
+...     user.pooled_sum += np.float32(0.25)
+...     _ = uow.users.save_many([user])
+...     uow.users.get_many(["u1"], version)["u1"].pooled_sum.tolist()
+[0.25, 0.25]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Row as SqlRow
+from sqlalchemy import delete, func, select
+
+from streamrec.state import UserProfile
+from streamrec.storage.codecs import decode_pairs, decode_vector, encode_pairs, encode_vector
+from streamrec.storage.errors import InvalidRecordError
+from streamrec.storage.repositories.base import Repository
+from streamrec.storage.statements import Row, chunked, upsert
+from streamrec.storage.tables import UserRow, UserStateRow, table_of
+
+_USERS = table_of(UserRow)
+_STATES = table_of(UserStateRow)
+_STATE_VALUES = (
+    "pooled_sum",
+    "profile",
+    "nonzero_count",
+    "interaction_count",
+    "top_clusters",
+    "last_event_at",
+    "updated_at",
+)
+
+
+class UserRepository(Repository):
+    def get_many(self, user_ids: Iterable[str], model_version: int) -> dict[str, UserProfile]:
+        """The users among ``user_ids`` that have a state under ``model_version``, with their
+        stored attributes. Users without one are absent (see ``attributes_many``)."""
+        found: dict[str, UserProfile] = {}
+        for chunk in chunked(set(user_ids)):
+            statement = (
+                select(_STATES, _USERS.c.attributes)
+                .join(_USERS, _USERS.c.user_id == _STATES.c.user_id)
+                .where(_STATES.c.model_version == model_version, _STATES.c.user_id.in_(chunk))
+            )
+            for row in self._connection.execute(statement):
+                found[row.user_id] = _profile_from(row)
+        return found
+
+    def save_many(self, profiles: Iterable[UserProfile]) -> int:
+        """Upsert each profile's state under its own ``model_version``. A user row is created
+        with the profile's attributes when missing; existing attributes are left alone, since
+        they belong to ``save_attributes`` and a rebuild must not overwrite newer ones."""
+        now = self._clock()
+        users: list[Row] = []
+        states: list[Row] = []
+        for profile in profiles:
+            users.append(
+                {
+                    "user_id": profile.user_id,
+                    "attributes": dict(profile.attributes),
+                    "updated_at": now,
+                }
+            )
+            states.append(_state_row(profile, now))
+        upsert(self._connection, _USERS, users, key=("user_id",))
+        return upsert(
+            self._connection,
+            _STATES,
+            states,
+            key=("model_version", "user_id"),
+            replace=_STATE_VALUES,
+        )
+
+    def attributes_many(self, user_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Stored demographics of the known users among ``user_ids``."""
+        found: dict[str, dict[str, str]] = {}
+        for chunk in chunked(set(user_ids)):
+            statement = select(_USERS.c.user_id, _USERS.c.attributes).where(
+                _USERS.c.user_id.in_(chunk)
+            )
+            found.update(
+                {row.user_id: dict(row.attributes) for row in self._connection.execute(statement)}
+            )
+        return found
+
+    def save_attributes(self, attributes: Mapping[str, Mapping[str, str]]) -> int:
+        """Replace each user's demographics (merge with the stored ones first to keep them)."""
+        now = self._clock()
+        rows = [
+            {"user_id": user_id, "attributes": dict(values), "updated_at": now}
+            for user_id, values in attributes.items()
+        ]
+        return upsert(
+            self._connection, _USERS, rows, key=("user_id",), replace=("attributes", "updated_at")
+        )
+
+    def ids(self, *, after: str | None = None, limit: int = 1_000) -> list[str]:
+        """Up to ``limit`` known user ids greater than ``after``, sorted: pages for rebuilds."""
+        statement = select(_USERS.c.user_id).order_by(_USERS.c.user_id).limit(limit)
+        if after is not None:
+            statement = statement.where(_USERS.c.user_id > after)
+        return list(self._connection.scalars(statement))
+
+    def count(self, model_version: int) -> int:
+        """How many users have a state under ``model_version``."""
+        statement = select(func.count()).where(_STATES.c.model_version == model_version)
+        return self._connection.scalar(statement) or 0
+
+    def delete_version(self, model_version: int) -> int:
+        """Drop every user state of ``model_version``; returns how many."""
+        statement = delete(_STATES).where(_STATES.c.model_version == model_version)
+        return self._connection.execute(statement).rowcount
+
+
+def _state_row(profile: UserProfile, now: float) -> Row:
+    if profile.model_version is None:
+        raise InvalidRecordError(f"user {profile.user_id}: model_version is unset")
+    what = f"user {profile.user_id}"
+    return {
+        "model_version": profile.model_version,
+        "user_id": profile.user_id,
+        "pooled_sum": encode_vector(profile.pooled_sum, f"{what}: pooled_sum"),
+        "profile": None
+        if profile.profile is None
+        else encode_vector(profile.profile, f"{what}: profile"),
+        "nonzero_count": int(profile.nonzero_count),
+        "interaction_count": int(profile.interaction_count),
+        "top_clusters": encode_pairs(profile.top_clusters),
+        "last_event_at": profile.last_event_at,
+        "updated_at": now,
+    }
+
+
+def _profile_from(row: SqlRow[Any]) -> UserProfile:
+    what = f"user {row.user_id}"
+    return UserProfile(
+        user_id=row.user_id,
+        pooled_sum=decode_vector(row.pooled_sum, f"{what}: pooled_sum"),
+        nonzero_count=row.nonzero_count,
+        interaction_count=row.interaction_count,
+        attributes=dict(row.attributes),
+        profile=None if row.profile is None else decode_vector(row.profile, f"{what}: profile"),
+        top_clusters=decode_pairs(row.top_clusters, int),
+        model_version=row.model_version,
+        last_event_at=row.last_event_at,
+    )

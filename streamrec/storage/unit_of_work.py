@@ -1,0 +1,96 @@
+"""The unit of work: one connection, one transaction, every repository.
+
+Nothing is kept unless ``commit()`` is called; leaving the block discards whatever was not
+committed, whether by an exception or by forgetting. After a commit the same unit of work may
+go on with a new transaction.
+
+>>> from streamrec.storage.memory import create_memory_database
+>>> engine = create_memory_database()
+>>> with UnitOfWork(engine) as uow:
+...     uow.offsets.save("consumers", "interactions", {0: 5})
+>>> with UnitOfWork(engine) as uow:
+...     uow.offsets.get("consumers", "interactions")
+{}
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from streamrec.storage.database import describe_failure
+from streamrec.storage.errors import DatabaseUnavailableError
+from streamrec.storage.repositories import (
+    ClusterRepository,
+    DeadLetterRepository,
+    InteractionRepository,
+    ItemRepository,
+    ModelRepository,
+    OffsetRepository,
+    TrainingRunRepository,
+    UserRepository,
+)
+from streamrec.storage.repositories.base import Clock
+
+
+class UnitOfWork:
+    """``with UnitOfWork(engine) as uow: ...; uow.commit()``. ``clock`` stamps ``updated_at``
+    and friends (seconds since the epoch)."""
+
+    items: ItemRepository
+    users: UserRepository
+    interactions: InteractionRepository
+    clusters: ClusterRepository
+    models: ModelRepository
+    offsets: OffsetRepository
+    dead_letters: DeadLetterRepository
+    training_runs: TrainingRunRepository
+
+    def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        if self._connection is not None:
+            raise RuntimeError("this unit of work is already in use")
+        try:
+            connection = self._engine.connect()
+        except DBAPIError as error:
+            raise DatabaseUnavailableError(describe_failure(self._engine.url, error)) from None
+        self._connection = connection
+        self.items = ItemRepository(connection, self._clock)
+        self.users = UserRepository(connection, self._clock)
+        self.interactions = InteractionRepository(connection, self._clock)
+        self.clusters = ClusterRepository(connection, self._clock)
+        self.models = ModelRepository(connection, self._clock)
+        self.offsets = OffsetRepository(connection, self._clock)
+        self.dead_letters = DeadLetterRepository(connection, self._clock)
+        self.training_runs = TrainingRunRepository(connection, self._clock)
+        return self
+
+    def __exit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._require_connection(), None
+        try:
+            connection.rollback()
+        finally:
+            connection.close()
+
+    def commit(self) -> None:
+        self._require_connection().commit()
+
+    def rollback(self) -> None:
+        self._require_connection().rollback()
+
+    def _require_connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside a `with` block")
+        return self._connection
