@@ -132,6 +132,11 @@ class ModelSettings(Section):
         None, gt=0, description="Forward time decay of cluster statistics; unset is no decay."
     )
     recommendations: int = Field(20, ge=1, le=1000, description="Items published per user, N.")
+    pooling_weight: Literal["preference", "shifted", "presence"] = Field(
+        "preference",
+        description="How a weight w scales h_j in the pooled sum: w itself (the method), "
+        "(1 + w) / 2, or 1 for any interaction; see docs/model.md.",
+    )
     feature_buckets: int = Field(
         4096, ge=16, le=2**20, description="Rows of the hashed feature/demographic token tables."
     )

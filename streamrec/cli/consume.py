@@ -65,6 +65,10 @@ def command(
         level=settings.observability.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python narrates every connection at INFO; its warnings and errors still show.
+    logging.getLogger("kafka").setLevel(
+        max(logging.WARNING, logging.getLevelName(settings.observability.log_level))
+    )
     hooks = ConsumerHooks(on_stage=_exit_at(exit_at) if exit_at else None)
     engine = create_database_engine(settings.effective_database_url)
     try:

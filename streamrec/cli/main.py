@@ -17,7 +17,21 @@ from streamrec.config import ConfigurationError, load_settings
 from streamrec.errors import UserFacingError
 
 # Module names under streamrec.cli, each defining `command`.
-COMMAND_MODULES = ["config", "broker", "db", "consume", "replay", "recommend", "status", "eval"]
+COMMAND_MODULES = [
+    "config",
+    "broker",
+    "db",
+    "consume",
+    "replay",
+    "recommend",
+    "status",
+    "eval",
+    "trainer",
+    "models",
+    "train_now",
+    "bench",
+    "demo",
+]
 
 
 class LazyGroup(click.Group):

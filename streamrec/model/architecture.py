@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from streamrec.config import ModelSettings
 from streamrec.model.features import FeatureSchema
+from streamrec.model.pooling import PoolingWeight
 
 FORMAT_VERSION = 1
 
@@ -32,6 +33,7 @@ class Architecture:
     clusters: int
     cluster_head: Literal["sigmoid", "centroid"]
     centroid_temperature: float
+    pooling_weight: PoolingWeight = "preference"
     schema: FeatureSchema = field(default_factory=FeatureSchema)
 
     @classmethod
@@ -46,6 +48,7 @@ class Architecture:
             clusters=settings.clusters,
             cluster_head=settings.cluster_head,
             centroid_temperature=settings.centroid_temperature,
+            pooling_weight=settings.pooling_weight,
             schema=schema,
         )
 

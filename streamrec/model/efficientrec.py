@@ -39,7 +39,7 @@ from streamrec.model.architecture import Architecture
 from streamrec.model.encoder import EfficientRecEncoder
 from streamrec.model.features import FeatureSchema, ItemFeaturizer
 from streamrec.model.hashing import attribute_tokens, hashed_token_bags
-from streamrec.model.pooling import pooled_vectors
+from streamrec.model.pooling import pooled_vectors, pooling_coefficients
 
 History = tuple[Sequence[str], Sequence[float]]
 
@@ -131,10 +131,10 @@ class EfficientRec:
         for row, (item_ids, weights) in enumerate(histories):
             if len(item_ids) == 0:
                 continue
-            weight_array = np.asarray(weights, dtype=np.float32)
+            coefficients = self.pooling_coefficients(np.asarray(weights, dtype=np.float32))
             stacked = np.stack([vectors[item_id] for item_id in item_ids])
-            sums[row] = weight_array @ stacked
-            counts[row] = np.count_nonzero(weight_array)
+            sums[row] = coefficients @ stacked
+            counts[row] = np.count_nonzero(coefficients)
         return self.encode_pooled_sums(sums, counts, attributes)
 
     def _vectors_for(
@@ -149,6 +149,10 @@ class EfficientRec:
             return known
         computed = dict(zip(wanted, self.item_vectors(wanted, items), strict=True))
         return {**known, **computed}
+
+    def pooling_coefficients(self, weights: np.ndarray) -> np.ndarray:
+        """c(w) of the model's pooling for preference weights (NaN: no interaction, 0)."""
+        return pooling_coefficients(weights, self.architecture.pooling_weight)
 
     def attribute_bags(
         self, attributes: Sequence[Mapping[str, str] | None]

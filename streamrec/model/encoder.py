@@ -27,6 +27,10 @@ class EfficientRecEncoder(nn.Module):
         self.retrieval = nn.Linear(architecture.profile_dim, architecture.item_dim, bias=False)
 
     def item_vectors(self, inputs: ItemInputs) -> torch.Tensor:
+        return self.item_embeddings(inputs)[0]
+
+    def item_embeddings(self, inputs: ItemInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_j, t_j): the vectors pooling sums and the targets retrieval scores."""
         return self.item_tower(
             torch.from_numpy(inputs.id_buckets),
             torch.from_numpy(inputs.token_buckets),

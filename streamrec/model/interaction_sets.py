@@ -54,12 +54,6 @@ class InteractionSets:
     def sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def sizes_nonzero(self) -> np.ndarray:
-        """n_u: the number of non-zero weights of each user."""
-        nonzero = (self.weights != 0).astype(np.float64)
-        counts = np.bincount(self.user_of_row(), weights=nonzero, minlength=len(self.sizes))
-        return counts.astype(np.int64)
-
     def rows_of(self, user: int) -> slice:
         return slice(int(self.offsets[user]), int(self.offsets[user + 1]))
 

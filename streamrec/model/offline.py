@@ -114,14 +114,18 @@ class EfficientRecRecommender:
         assert self.model is not None
         vectors = self.model.item_vectors(sets.item_vocabulary, self._items)
         self._item_vectors = dict(zip(sets.item_vocabulary, vectors, strict=True))
+        coefficients = self.model.pooling_coefficients(sets.weights)
         matrix = sparse.csr_matrix(
-            (sets.weights, sets.items, sets.offsets),
+            (coefficients, sets.items, sets.offsets),
             shape=(len(sets.user_vocabulary), len(sets.item_vocabulary)),
         )
+        nonzero = np.bincount(
+            sets.user_of_row(), weights=coefficients != 0, minlength=len(sets.user_vocabulary)
+        ).astype(np.int64)
         attributes = [user_attributes.get(user_id) for user_id in sets.user_vocabulary]
         self._training_sets = sets
         self._training_memberships = self._encode_sums(
-            np.asarray(matrix @ vectors), sets.sizes_nonzero(), attributes
+            np.asarray(matrix @ vectors), nonzero, attributes
         ).memberships
         self._aggregate_statistics()
 

@@ -1,4 +1,5 @@
-"""The two towers of the encoder: items to vectors h_j, pooled users to profiles z_u.
+"""The two towers of the encoder: items to vectors h_j (and retrieval targets t_j), pooled
+users to profiles z_u.
 
 Neither has a parameter per user or per item: ids and feature tokens are hashed into tables of
 fixed size, so the parameter count depends only on the architecture.
@@ -10,10 +11,10 @@ fixed size, so the parameter count depends only on the architecture.
 >>> architecture = Architecture.from_settings(
 ...     ModelSettings(hash_buckets=64, item_dim=8, profile_dim=4, hidden_dim=16), FeatureSchema())
 >>> tower = ItemTower(architecture)
->>> vectors = tower(torch.tensor([[1, 2]]), torch.tensor([], dtype=torch.long),
-...                 torch.tensor([0]), torch.zeros(1, 0))
->>> tuple(vectors.shape)
-(1, 8)
+>>> vectors, targets = tower(torch.tensor([[1, 2]]), torch.tensor([], dtype=torch.long),
+...                          torch.tensor([0]), torch.zeros(1, 0))
+>>> tuple(vectors.shape), tuple(targets.shape)
+((1, 8), (1, 8))
 """
 
 from __future__ import annotations
@@ -42,16 +43,18 @@ class ItemTower(nn.Module):
         self.token_embedding = nn.EmbeddingBag(
             architecture.feature_buckets, architecture.feature_dim, mode="mean"
         )
-        self.mlp = nn.Sequential(
+        self.hidden = nn.Sequential(
             nn.Linear(
                 architecture.item_dim + architecture.feature_dim + numeric_features,
                 architecture.hidden_dim,
             ),
             nn.ReLU(),
-            nn.Linear(architecture.hidden_dim, architecture.item_dim),
-            # Bounded vectors keep the pooled mean inside the clip range [-1, 1] of the method.
-            nn.Tanh(),
         )
+        # Bounded vectors keep the pooled mean inside the clip range [-1, 1] of the method.
+        self.vector = nn.Sequential(nn.Linear(architecture.hidden_dim, architecture.item_dim), nn.Tanh())
+        # A second, untied output: the item as a target of retrieval (what a profile predicts),
+        # as opposed to h_j, the item as evidence of taste (what pooling sums).
+        self.target = nn.Linear(architecture.hidden_dim, architecture.item_dim)
 
     def forward(
         self,
@@ -59,10 +62,12 @@ class ItemTower(nn.Module):
         token_buckets: torch.Tensor,
         token_offsets: torch.Tensor,
         numeric: torch.Tensor,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_j, target vector t_j) for each item."""
         identity = self.id_embedding(id_buckets).sum(dim=1)
         tokens = self.token_embedding(token_buckets, token_offsets)
-        return self.mlp(torch.cat([identity, tokens, numeric], dim=1))
+        hidden = self.hidden(torch.cat([identity, tokens, numeric], dim=1))
+        return self.vector(hidden), self.target(hidden)
 
 
 class ProfileTower(nn.Module):

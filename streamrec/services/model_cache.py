@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from streamrec.errors import UserFacingError
 from streamrec.events import ItemEvent
-from streamrec.model.efficientrec import EfficientRec
+from streamrec.model.efficientrec import EfficientRec, ModelFormatError
 from streamrec.state import ModelVersion
 
 # Bounds the memory of the cache (at d = 64, a million vectors take 256 MB).
@@ -70,6 +71,10 @@ class ServingModel:
             self._vectors.pop(item_id, None)
 
 
+class UnusableModelError(UserFacingError):
+    """The active model version cannot serve; the message says which and why."""
+
+
 class ModelCache:
     """Keeps the ServingModel of the version most recently asked for."""
 
@@ -81,16 +86,20 @@ class ModelCache:
     ) -> ServingModel:
         """The serving model of ``version``, loading it through ``load_version`` if needed.
 
-        Raises LookupError if the version is not registered, and the model's ModelFormatError
-        if its stored weights cannot be loaded.
+        Raises UnusableModelError if the version is not registered or its stored weights
+        cannot be loaded: serving must stop rather than guess.
         """
         if self._serving is None or self._serving.version != version:
             stored = load_version(version)
             if stored is None:
-                raise LookupError(f"model version {version} is not registered")
-            self._serving = ServingModel(
-                version, EfficientRec.from_version(stored.config, stored.weights)
-            )
+                raise UnusableModelError(f"model version {version} is not registered")
+            try:
+                model = EfficientRec.from_version(stored.config, stored.weights)
+            except ModelFormatError as error:
+                raise UnusableModelError(
+                    f"active model version {version} cannot be loaded: {error}"
+                ) from None
+            self._serving = ServingModel(version, model)
         return self._serving
 
     def forget_items(self, item_ids: Iterable[str]) -> None:

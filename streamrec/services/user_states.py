@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.memberships import as_pairs
 from streamrec.model.memberships import top_memberships as strongest_memberships
-from streamrec.model.pooling import apply_weight_changes, full_pooled_sum
+from streamrec.model.pooling import apply_coefficient_changes, full_pooled_sum
 from streamrec.services.model_cache import FeatureLoader, ServingModel
 from streamrec.state import UserProfile
 
@@ -80,7 +81,7 @@ def update_user_states(
     sums = np.zeros((len(change_sets), dimension), dtype=np.float32)
     counts = np.zeros(len(change_sets), dtype=np.int64)
     for row, change in enumerate(change_sets):
-        sums[row], counts[row] = _pooled_after(change, vectors, dimension)
+        sums[row], counts[row] = _pooled_after(change, serving.model, vectors, dimension)
     encoded = serving.model.encode_pooled_sums(
         sums, counts, [dict(change.attributes) for change in change_sets]
     )
@@ -110,29 +111,37 @@ def _changed_items(change: UserChangeSet) -> list[str]:
     return sorted(
         item_id
         for item_id in before.keys() | after.keys()
-        if before.get(item_id, 0.0) != after.get(item_id, 0.0)
+        if before.get(item_id) != after.get(item_id)
     )
 
 
 def _pooled_after(
-    change: UserChangeSet, vectors: Mapping[str, np.ndarray], dimension: int
+    change: UserChangeSet, model: EfficientRec, vectors: Mapping[str, np.ndarray], dimension: int
 ) -> tuple[np.ndarray, int]:
     if change.stored_state is None:
         if not change.weights_after:
             return np.zeros(dimension, dtype=np.float32), 0
         item_ids = sorted(change.weights_after)
         weights = np.array([change.weights_after[item_id] for item_id in item_ids])
-        return full_pooled_sum(np.stack([vectors[item_id] for item_id in item_ids]), weights)
+        return full_pooled_sum(
+            np.stack([vectors[item_id] for item_id in item_ids]),
+            model.pooling_coefficients(weights),
+        )
     changed = _changed_items(change)
     state = change.stored_state
     if not changed:
         return state.pooled_sum, state.nonzero_count
-    sums, counts = apply_weight_changes(
+    sums, counts = apply_coefficient_changes(
         state.pooled_sum[None, :],
         np.array([state.nonzero_count]),
         np.zeros(len(changed), dtype=np.int64),
         np.stack([vectors[item_id] for item_id in changed]),
-        np.array([change.weights_before.get(item_id, 0.0) for item_id in changed]),
-        np.array([change.weights_after.get(item_id, 0.0) for item_id in changed]),
+        model.pooling_coefficients(_weights_of(change.weights_before, changed)),
+        model.pooling_coefficients(_weights_of(change.weights_after, changed)),
     )
     return sums[0], int(counts[0])
+
+
+def _weights_of(weights: Weights, item_ids: Sequence[str]) -> np.ndarray:
+    """The weights of ``item_ids``, NaN for an item the user has no interaction with."""
+    return np.array([weights.get(item_id, np.nan) for item_id in item_ids], dtype=np.float32)

@@ -173,11 +173,17 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
         end = consumer.end_offsets(partitions)
         records: list[Any] = []
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(
-            consumer.position(partition) < end[partition] for partition in partitions
-        ):
-            for batch in consumer.poll(timeout_ms=200).values():
+        while time.monotonic() < deadline:
+            polled = consumer.poll(timeout_ms=200)
+            for batch in polled.values():
                 records.extend(batch)
+            # The local broker reports an end offset inside the last record batch, so reaching
+            # it is not the end: stop at the first empty poll after it.
+            reached = all(
+                consumer.position(partition) >= end[partition] for partition in partitions
+            )
+            if reached and not polled:
+                break
         return records
     finally:
         consumer.close()

@@ -21,6 +21,7 @@ from streamrec.model.features import FeatureSchema
 from streamrec.model.pooling import full_pooled_sum
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
+from streamrec.services.model_cache import UnusableModelError
 from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
@@ -184,7 +185,9 @@ def test_incremental_state_equals_a_recomputation_from_the_interactions(
     for user_id, state in states.items():
         item_ids = sorted(weights_by_user[user_id])
         weights = np.array([weights_by_user[user_id][item] for item in item_ids])
-        expected_sum, expected_count = full_pooled_sum(model.item_vectors(item_ids, {}), weights)
+        expected_sum, expected_count = full_pooled_sum(
+            model.item_vectors(item_ids, {}), model.pooling_coefficients(weights)
+        )
         np.testing.assert_allclose(state.pooled_sum, expected_sum, atol=1e-5)
         assert state.nonzero_count == expected_count
         assert state.interaction_count == len(item_ids)
@@ -339,3 +342,20 @@ def test_hostile_payloads_become_dead_letters_and_valid_events_around_them_apply
     events = [parse_interaction(payload, settings.events) for payload in valid]
     assert stored.keys() == {(event.user_id, event.item_id) for event in events}
     assert result.counters.interactions_applied + result.counters.interactions_ignored == len(valid)
+
+
+def test_an_active_model_that_cannot_be_loaded_stops_the_batch_with_a_clear_error(
+    settings: Settings,
+) -> None:
+    engine = create_memory_database()
+    with UnitOfWork(engine) as uow:
+        uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, {"clusters": 3}, b"not torch"))
+        uow.commit()
+    service = IngestService(settings, engine)
+    event = InteractionEvent("e1", "u1", "i1", "click", 10.0)
+    with pytest.raises(UnusableModelError, match="cannot be loaded"):
+        service.apply([SourceRecord(INTERACTIONS, 0, 0, None, encode_interaction(event))])
+    with UnitOfWork(engine) as uow:
+        # Nothing of the batch was kept: it is applied again once the model is fixed.
+        assert uow.interactions.count() == 0
+        assert uow.offsets.get(settings.kafka.consumer_group, INTERACTIONS) == {}

@@ -167,13 +167,13 @@ def _step(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     encoder = model.encoder
     users = batch.users
-    vectors = encoder.item_vectors(model.featurizer.featurize(batch.items, items))
+    vectors, targets = encoder.item_embeddings(model.featurizer.featurize(batch.items, items))
     half_bags = _half_bags(batch, generator)
     pooled = pool_bags(
         vectors,
         torch.from_numpy(batch.item_rows),
         torch.from_numpy(half_bags),
-        torch.from_numpy(batch.weights),
+        torch.from_numpy(model.pooling_coefficients(batch.weights)),
         2 * users,
     )
     # Only the anchor view may see demographics: if both views did, the loss could match a
@@ -190,7 +190,7 @@ def _step(
         "balance": membership_balance(memberships),
         "consistency": membership_consistency(memberships[0::2], memberships[1::2]),
         "structure": encoder.cluster_head.structure_loss(profiles, memberships),
-        "retrieval": _retrieval(encoder.retrieval_queries(profiles), vectors, half_bags, batch)
+        "retrieval": _retrieval(encoder.retrieval_queries(profiles), targets, half_bags, batch)
         if settings.retrieval_weight > 0
         else profiles.new_zeros(()),
     }

@@ -1,0 +1,101 @@
+"""A first model version for a fresh database: train on a dataset (or a prefix of it) and
+register the result as the active version, so the consumers have something to serve.
+
+The demo and the prequential benchmark use few steps: quality is not the point of a first
+model, and the cost of a step does not depend on the data (users are sampled per step).
+
+>>> from streamrec.config import Settings
+>>> from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
+>>> dataset = SyntheticStream(SyntheticConfig(users=5, items=20)).to_dataset()
+>>> settings_for_dataset(Settings(), dataset).events.rating_min
+1.0
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Engine
+
+from streamrec.config import Settings
+from streamrec.datasets.base import Dataset, InteractionTable
+from streamrec.state import ModelStatus, ModelVersion
+from streamrec.storage import UnitOfWork
+
+
+def settings_for_dataset(settings: Settings, dataset: Dataset) -> Settings:
+    """``settings`` whose rating scale is the dataset's, so the consumers map its ratings onto
+    weights as the dataset means them."""
+    scale = dataset.rating_scale
+    if scale is None:
+        return settings
+    events = settings.events.model_copy(
+        update={"rating_min": scale.minimum, "rating_max": scale.maximum}
+    )
+    return settings.model_copy(update={"events": events})
+
+
+def active_model_version(engine: Engine) -> int | None:
+    with UnitOfWork(engine) as uow:
+        return uow.models.active_version()
+
+
+def train_and_activate(
+    engine: Engine,
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    steps: int,
+    table: InteractionTable | None = None,
+    progress: bool = False,
+) -> int:
+    """Train a new model for ``steps`` on ``table`` (default: the whole dataset), register it
+    as the active version, and return the version number."""
+    import torch
+
+    from streamrec.model.efficientrec import EfficientRec
+    from streamrec.model.features import FeatureSchema
+    from streamrec.model.training.trainer import InMemoryUserSampler, train
+
+    torch.set_num_threads(1)
+    training_table = dataset.table if table is None else table
+    model = EfficientRec.new(
+        settings.model, FeatureSchema.fit(dataset.items.values()), settings.training.seed
+    )
+    sampler = InMemoryUserSampler(
+        training_table, dataset.user_attributes, settings.training.max_interactions_per_user
+    )
+    started = time.time()
+    report = train(
+        model,
+        sampler,
+        dataset.items,
+        settings.training,
+        steps=steps,
+        top_memberships=settings.model.top_memberships,
+        progress=progress,
+    )
+    config, weights = model.to_version()
+    timestamps = training_table.timestamps
+    window = {
+        "dataset": dataset.name,
+        "interactions": len(training_table),
+        "from": float(timestamps.min()) if len(timestamps) else None,
+        "to": float(timestamps.max()) if len(timestamps) else None,
+    }
+    with UnitOfWork(engine) as uow:
+        version = uow.models.add(
+            ModelVersion(
+                None,
+                ModelStatus.ACTIVE,
+                config,
+                weights,
+                metrics={"training": report.to_dict()},
+                data_window=window,
+                reason=f"first model: {steps} steps on {dataset.name}",
+                created_at=started,
+                promoted_at=time.time(),
+            )
+        )
+        uow.commit()
+    return version

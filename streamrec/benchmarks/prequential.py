@@ -1,0 +1,369 @@
+"""``streamrec bench prequential``: the prequential hit rate of the real pipeline beside
+streaming baselines, on the same replay of a dataset in time order.
+
+1. The first ``--train-share`` of the stream trains the first model version (the only data a
+   model may see before it is scored), which is registered as active in a scratch database.
+2. The whole stream is produced into the interactions topic; a real consumer (the same loop
+   as ``streamrec consume``, in a thread) applies it and publishes recommendations.
+3. A tap reads both topics back and judges each event against the user's latest published
+   top-N before it (streamrec.evaluation.prequential).
+4. The baselines replay the same events in the same order, test-then-train.
+
+Only events after the training prefix are scored, for every method; all methods learn from
+the prefix. Results go to bench/results/prequential-<dataset>[-<limit>].{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamrec.config import Settings
+from streamrec.datasets.base import Dataset
+from streamrec.evaluation.prequential import DEFAULT_EVENT_COUNTS, HitRateBoard, Outcome
+
+STREAMREC = "streamrec (pipeline)"
+# Event counts drawn in the "by the user's event count" plot.
+PLOTTED_EVENT_COUNTS = tuple(range(0, 31))
+# Longest wait for the pipeline to answer the last events once they were all produced.
+DRAIN_TIMEOUT_SECONDS = 600.0
+
+
+@dataclass
+class PrequentialRun:
+    """Everything one run measured."""
+
+    dataset: str
+    events: int
+    scored_from: int
+    recommendations: int
+    boards: dict[str, HitRateBoard]
+    seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from streamrec.benchmarks.results import machine_description
+
+        return {
+            "benchmark": "prequential",
+            "dataset": self.dataset,
+            "events": self.events,
+            "scored_from_position": self.scored_from,
+            "top_n": self.recommendations,
+            "methods": [board.to_dict(PLOTTED_EVENT_COUNTS) for board in self.boards.values()],
+            "seconds": self.seconds,
+            "settings": self.settings,
+            "machine": machine_description(),
+        }
+
+
+def stream_of(dataset: Dataset, limit: int | None) -> list[tuple[str, str, float]]:
+    """(user, item, weight) of the first ``limit`` events, in the replay's order."""
+    table = dataset.table
+    rows = len(table) if limit is None else min(limit, len(table))
+    return [
+        (
+            table.user_vocabulary[table.users[row]],
+            table.item_vocabulary[table.items[row]],
+            float(table.weights[row]),
+        )
+        for row in range(rows)
+    ]
+
+
+def run_prequential(
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    limit: int | None,
+    train_share: float,
+    training_steps: int,
+    window: int,
+    baselines: bool = True,
+    candidates: int = 100,
+    announce: Callable[[str], None] = print,
+    on_progress: Callable[[int, int, HitRateBoard], None] | None = None,
+) -> PrequentialRun:
+    """Run the pipeline and the baselines on ``dataset`` and score them (see module text)."""
+    from streamrec.benchmarks.consumer_thread import ConsumerThread
+    from streamrec.benchmarks.initial_model import settings_for_dataset, train_and_activate
+    from streamrec.benchmarks.stack import (
+        isolated_topics,
+        new_run_id,
+        running_broker,
+        scratch_database,
+    )
+    from streamrec.benchmarks.topic_tap import PrequentialTap
+    from streamrec.cli.replay import produce_dataset
+    from streamrec.kafka import create_producer, ensure_topics, streamrec_topic_names
+    from streamrec.storage import create_database_engine
+
+    settings = settings_for_dataset(settings, dataset)
+    events = list(islice(dataset.events(), limit))
+    if not events:
+        raise click.ClickException(f"dataset {dataset.name} has no events")
+    scored_from = int(len(events) * train_share)
+    positions = {event.event_id: position for position, event in enumerate(events)}
+    count = settings.model.recommendations
+    seconds: dict[str, float] = {}
+    streamrec_board = HitRateBoard(STREAMREC, window)
+    run_id = new_run_id()
+    with (
+        running_broker(settings, announce) as broker,
+        scratch_database(isolated_topics(broker.settings, run_id), run_id) as run_settings,
+    ):
+        engine = create_database_engine(run_settings.effective_database_url)
+        try:
+            started = time.perf_counter()
+            prefix = dataset.table.subset(slice(0, scored_from)) if scored_from else dataset.table
+            version = train_and_activate(
+                engine, run_settings, dataset, steps=training_steps, table=prefix
+            )
+            seconds["training"] = time.perf_counter() - started
+            announce(
+                f"model version {version}: {training_steps} steps on the first "
+                f"{scored_from or len(events):,} events"
+            )
+            ensure_topics(run_settings, streamrec_topic_names(run_settings))
+            with ConsumerThread(run_settings, engine) as consumer:
+                started = time.perf_counter()
+                producer = create_producer(run_settings)
+                try:
+                    produce_dataset(producer, run_settings, dataset.items, events)
+                finally:
+                    producer.close()
+                seconds["produce"] = time.perf_counter() - started
+                tap = PrequentialTap(run_settings, positions)
+                try:
+                    _drain(tap, streamrec_board, scored_from, len(events), on_progress, consumer)
+                finally:
+                    tap.close()
+                seconds["pipeline"] = time.perf_counter() - started
+        finally:
+            engine.dispose()
+    boards = {STREAMREC: streamrec_board}
+    if baselines:
+        started = time.perf_counter()
+        boards.update(_run_baselines(dataset, events, scored_from, count, window, candidates))
+        seconds["baselines"] = time.perf_counter() - started
+    return PrequentialRun(
+        dataset=dataset.name,
+        events=len(events),
+        scored_from=scored_from,
+        recommendations=count,
+        boards=boards,
+        seconds=seconds,
+        settings={
+            "train_share": train_share,
+            "training_steps": training_steps,
+            "window": window,
+            "candidates_for_river": candidates,
+            "model": settings.model.model_dump(),
+            "max_poll_records": settings.kafka.max_poll_records,
+        },
+    )
+
+
+def _drain(
+    tap: Any,
+    board: HitRateBoard,
+    scored_from: int,
+    total: int,
+    on_progress: Callable[[int, int, HitRateBoard], None] | None,
+    consumer: Any,
+) -> None:
+    """Read the tap until every event is judged (or the pipeline stalls), scoring as we go."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+    while tap.join.decided < total and time.monotonic() < deadline:
+        if not consumer.alive():
+            consumer.stop()  # raises the loop's error, if it died of one
+            break
+        _score(board, tap.read(), scored_from)
+        if on_progress is not None:
+            on_progress(tap.join.decided, total, board)
+    _score(board, tap.finish(), scored_from)
+
+
+def _score(board: HitRateBoard, outcomes: Sequence[Outcome], scored_from: int) -> None:
+    board.record_outcomes(outcome for outcome in outcomes if outcome.position >= scored_from)
+
+
+def _run_baselines(
+    dataset: Dataset,
+    events: Sequence[Any],
+    scored_from: int,
+    count: int,
+    window: int,
+    candidates: int,
+) -> dict[str, HitRateBoard]:
+    from streamrec.evaluation.streaming_baselines import (
+        StreamingPopularity,
+        replay_baselines,
+        river_baselines,
+    )
+
+    recommenders = [
+        StreamingPopularity(),
+        StreamingPopularity(half_life_events=max(1.0, len(events) / 20)),
+        *river_baselines(candidates=candidates),
+    ]
+    return replay_baselines(
+        stream_of(dataset, len(events)),
+        recommenders,
+        count=count,
+        window=window,
+        score_from=scored_from,
+    )
+
+
+def markdown_report(run: PrequentialRun) -> str:
+    from streamrec.benchmarks.results import markdown_table, shown
+
+    header = ["method", f"HR@{run.recommendations}"]
+    header += [_count_label(count) for count in DEFAULT_EVENT_COUNTS]
+    header += ["events scored"]
+    rows = []
+    for board in run.boards.values():
+        by_count = board.by_event_count()
+        rows.append(
+            [board.name, shown(board.hit_rate)]
+            + [shown(by_count[count][0]) for count in DEFAULT_EVENT_COUNTS]
+            + [f"{board.events:,}"]
+        )
+    intro = (
+        f"# Prequential hit rate on {run.dataset}\n\n"
+        f"{run.events:,} events replayed in time order; the first {run.scored_from:,} trained "
+        f"the first model and are not scored. HR@{run.recommendations}: share of events whose "
+        "item was in the user's latest top-N published before the event was applied "
+        "(streamrec: read from the recommendations topic; baselines: asked before learning "
+        "the event). Columns 'after k' score only events that had k earlier events of the "
+        "same user.\n\n"
+    )
+    return intro + markdown_table(header, rows)
+
+
+def _count_label(count: int) -> str:
+    return "first event" if count == 0 else f"after {count}"
+
+
+def plot(run: PrequentialRun, path: Path) -> Path:
+    """Hit rate over the stream (per window) and by the user's event count, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (over_stream, by_count) = pyplot.subplots(1, 2, figsize=(13, 4.5))
+    for board in run.boards.values():
+        windows = board.windows()
+        over_stream.plot(
+            [end for end, _ in windows], [rate for _, rate in windows], label=board.name
+        )
+        counts = board.by_event_count(PLOTTED_EVENT_COUNTS)
+        shown_counts = [count for count in PLOTTED_EVENT_COUNTS if counts[count][0] is not None]
+        by_count.plot(shown_counts, [counts[count][0] for count in shown_counts], label=board.name)
+    over_stream.set(
+        xlabel="position in the stream (events)",
+        ylabel=f"HR@{run.recommendations} per window",
+        title="over the stream",
+    )
+    by_count.set(
+        xlabel="the user's earlier events",
+        ylabel=f"HR@{run.recommendations}",
+        title="by the user's event count",
+    )
+    for axis in (over_stream, by_count):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    figure.suptitle(f"Prequential hit rate, {run.dataset}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path
+
+
+@click.command(name="prequential")
+@click.option("--dataset", "dataset_name", default="ml-latest-small", show_default=True)
+@click.option("--limit", type=click.IntRange(min=10), default=None, help="Replay N events only.")
+@click.option(
+    "--train-share",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Share of the stream (its beginning) that trains the first model; not scored.",
+)
+@click.option("--training-steps", type=click.IntRange(min=1), default=150, show_default=True)
+@click.option("--window", type=click.IntRange(min=1), default=None, help="Events per plot point.")
+@click.option("--no-baselines", is_flag=True, help="Measure the pipeline only.")
+@click.option(
+    "--candidates",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Popular unseen items that river's models rank.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.pass_obj
+def command(
+    settings: Settings,
+    dataset_name: str,
+    limit: int | None,
+    train_share: float,
+    training_steps: int,
+    window: int | None,
+    no_baselines: bool,
+    candidates: int,
+    output_dir: Path,
+) -> None:
+    """Prequential hit rate of the real pipeline beside streaming baselines."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from streamrec.benchmarks.results import safe_stem, write_results
+    from streamrec.datasets.registry import load_dataset
+
+    console = Console()
+    dataset = load_dataset(dataset_name, settings)
+    total = len(dataset.table) if limit is None else min(limit, len(dataset.table))
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        task = progress.add_task("pipeline", total=total)
+
+        def show(decided: int, _: int, board: HitRateBoard) -> None:
+            progress.update(
+                task,
+                completed=decided,
+                description=f"pipeline HR@{settings.model.recommendations} {board.hit_rate:.3f}",
+            )
+
+        run = run_prequential(
+            settings,
+            dataset,
+            limit=limit,
+            train_share=train_share,
+            training_steps=training_steps,
+            window=window or max(1, total // 50),
+            baselines=not no_baselines,
+            candidates=candidates,
+            announce=console.print,
+            on_progress=show,
+        )
+    report = markdown_report(run)
+    console.print(report)
+    stem = f"prequential-{safe_stem(dataset.name)}" + (f"-{limit}" if limit else "")
+    paths = write_results(output_dir, stem, run.to_dict(), report)
+    paths.append(plot(run, output_dir / f"{stem}.png"))
+    console.print("written: " + ", ".join(str(path) for path in paths))

@@ -1,0 +1,30 @@
+"""``streamrec bench NAME``: measurements of quality, speed and scale (not tests).
+
+Each benchmark is a module ``streamrec.benchmarks.<name>`` exposing a click command named
+``command``; add its name to BENCHMARK_MODULES to list it here. Modules are imported only when
+their benchmark runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+BENCHMARK_MODULES = ["prequential", "pipeline"]
+
+
+class BenchmarkGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name.replace("_", "-") for name in BENCHMARK_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = cmd_name.replace("-", "_")
+        if module_name not in BENCHMARK_MODULES:
+            return None
+        return importlib.import_module(f"streamrec.benchmarks.{module_name}").command
+
+
+@click.group(name="bench", cls=BenchmarkGroup)
+def command() -> None:
+    """Benchmarks: results go to bench/results/ (see docs/performance.md)."""

@@ -1,0 +1,307 @@
+"""``streamrec demo``: the whole pipeline on one machine, from nothing, in about a minute.
+
+1. Starts the local broker in the data directory (unless Kafka is configured or a local
+   broker already runs), and stops it at the end, also on Ctrl-C or an error.
+2. Uses the configured database, else SQLite in the data directory; migrates it.
+3. Trains a first model on the dataset (default: the bundled ml-latest-small) if no model
+   version is active, with few steps (``--training-steps``).
+4. Runs a consumer (the real loop, in a thread), replays the dataset into the interactions
+   topic, and shows live progress and the prequential hit rate read from the
+   recommendations topic, beside a streaming popularity baseline on the same events.
+5. Prints a few users' recommendations with item titles, and exits leaving nothing running.
+
+The replay goes into an empty database: replaying events a database already holds changes
+nothing. ``--reset`` deletes the demo's SQLite database first (never a configured one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamrec.config import Settings
+from streamrec.errors import UserFacingError
+
+DEFAULT_DATASET = "ml-latest-small"
+# The pipeline must have judged at least one more event within this time, or the demo stops.
+STALL_TIMEOUT_SECONDS = 120.0
+SHOWN_RECOMMENDATIONS = 10
+SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm")
+
+
+@click.command(name="demo")
+@click.option("--dataset", "dataset_name", default=DEFAULT_DATASET, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay N events only.")
+@click.option(
+    "--training-steps",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Steps of the first model's training (only when no model is active).",
+)
+@click.option(
+    "--users",
+    "shown_users",
+    type=click.IntRange(min=0, max=20),
+    default=3,
+    show_default=True,
+    help="How many users' recommendations to print at the end.",
+)
+@click.option("--reset", is_flag=True, help="Delete the demo's SQLite database first.")
+@click.pass_obj
+def command(
+    settings: Settings,
+    dataset_name: str,
+    limit: int | None,
+    training_steps: int,
+    shown_users: int,
+    reset: bool,
+) -> None:
+    """Run the whole pipeline locally on a bundled dataset and show what it does."""
+    import torch
+    from rich.console import Console
+
+    from streamrec.benchmarks.initial_model import settings_for_dataset
+    from streamrec.benchmarks.stack import isolated_topics, new_run_id, running_broker
+    from streamrec.datasets.registry import load_dataset
+    from streamrec.observability import configure_logging
+
+    torch.set_num_threads(1)
+    configure_logging(settings.observability.model_copy(update={"log_level": "WARNING"}))
+    # kafka-python warns about its own slow event-loop tasks on a busy machine: noise here.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    console = Console()
+    dataset = load_dataset(dataset_name, settings)
+    settings = settings_for_dataset(settings, dataset)
+    events = list(islice(dataset.events(), limit))
+    if not events:
+        raise UserFacingError(f"dataset {dataset.name} has no events")
+    console.print(
+        f"[bold]streamrec demo[/]: {len(events):,} events of {dataset.name} "
+        f"({len({event.user_id for event in events}):,} users)"
+    )
+    database_url = _prepare_database(settings, reset, console)
+    started = time.perf_counter()
+    with running_broker(settings, console.print) as broker:
+        run_settings = broker.settings
+        if not broker.started_here:
+            # A broker that outlives the demo may hold an earlier run's messages.
+            run_settings = isolated_topics(run_settings, new_run_id())
+        _run(run_settings, database_url, dataset, events, training_steps, shown_users, console)
+    console.print(
+        f"done in {time.perf_counter() - started:.0f} s; nothing is left running. "
+        "Try `streamrec recommend USER` or `streamrec status` on the same data directory."
+    )
+
+
+def _prepare_database(settings: Settings, reset: bool, console: Any) -> str:
+    """Migrate the demo's database (deleting the default SQLite one first with ``reset``);
+    refuse one that already holds interactions."""
+    from streamrec.storage import UnitOfWork, create_database_engine, masked_url
+    from streamrec.storage.migrations import upgrade
+
+    url = settings.effective_database_url
+    if reset:
+        if settings.database_url is not None:
+            raise UserFacingError(
+                "--reset only deletes the demo's own SQLite database, not a configured one"
+            )
+        for suffix in SQLITE_FILE_SUFFIXES:
+            Path(f"{settings.data_dir / 'streamrec.db'}{suffix}").unlink(missing_ok=True)
+    upgrade(url)
+    engine = create_database_engine(url)
+    try:
+        with UnitOfWork(engine) as uow:
+            stored = uow.interactions.count()
+    finally:
+        engine.dispose()
+    if stored:
+        hint = (
+            "`streamrec demo --reset` starts over"
+            if settings.database_url is None
+            else "point STREAMREC_DATABASE_URL at an empty database"
+        )
+        raise UserFacingError(
+            f"{masked_url(url)} already holds {stored:,} interactions (an earlier demo?); "
+            f"replaying a dataset into it would change nothing: {hint}"
+        )
+    console.print(f"database: {masked_url(url)}")
+    return url
+
+
+def _run(
+    settings: Settings,
+    database_url: str,
+    dataset: Any,
+    events: Sequence[Any],
+    training_steps: int,
+    shown_users: int,
+    console: Any,
+) -> None:
+    from pydantic import SecretStr
+
+    from streamrec.benchmarks.consumer_thread import ConsumerThread
+    from streamrec.benchmarks.initial_model import active_model_version, train_and_activate
+    from streamrec.kafka import ensure_topics, streamrec_topic_names
+    from streamrec.storage import create_database_engine
+
+    settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
+    engine = create_database_engine(database_url)
+    try:
+        version = active_model_version(engine)
+        if version is None:
+            with console.status(f"training a first model ({training_steps} steps)..."):
+                begun = time.perf_counter()
+                version = train_and_activate(engine, settings, dataset, steps=training_steps)
+            console.print(f"trained model version {version} in {time.perf_counter() - begun:.0f} s")
+        else:
+            console.print(f"serving the active model version {version}")
+        ensure_topics(settings, streamrec_topic_names(settings))
+        with ConsumerThread(settings, engine) as consumer:
+            _replay_and_watch(settings, dataset, events, consumer, console)
+        _show_recommendations(settings, engine, events, shown_users, console)
+    finally:
+        engine.dispose()
+
+
+def _replay_and_watch(
+    settings: Settings, dataset: Any, events: Sequence[Any], consumer: Any, console: Any
+) -> None:
+    """Replay in the background; follow the pipeline's output until every event is judged."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from streamrec.benchmarks.replay_thread import ReplayThread
+    from streamrec.benchmarks.topic_tap import PrequentialTap
+    from streamrec.evaluation.prequential import HitRateBoard
+    from streamrec.evaluation.streaming_baselines import StreamingPopularity, replay_baselines
+
+    total = len(events)
+    count = settings.model.recommendations
+    board = HitRateBoard("streamrec", window=max(1, total // 20))
+    tap = PrequentialTap(settings, {event.event_id: n for n, event in enumerate(events)})
+    replay = ReplayThread(settings, dataset.items, events).start()
+    started = time.perf_counter()
+    try:
+        with Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+        ) as progress:
+            produced = progress.add_task("replayed", total=total, note="into Kafka")
+            judged = progress.add_task("applied", total=total, note="")
+            last_progress, last_decided = time.monotonic(), 0
+            while tap.join.decided < total:
+                board.record_outcomes(tap.read())
+                if not consumer.alive():
+                    consumer.stop()  # raises the loop's error
+                    raise UserFacingError("the consumer stopped before the replay was applied")
+                if tap.join.decided != last_decided:
+                    last_progress, last_decided = time.monotonic(), tap.join.decided
+                elif time.monotonic() - last_progress > STALL_TIMEOUT_SECONDS:
+                    raise UserFacingError(
+                        f"no progress for {STALL_TIMEOUT_SECONDS:.0f} s; the pipeline is stuck"
+                    )
+                if replay.done():
+                    replay.join()  # raises the producer's error
+                seconds = max(time.perf_counter() - started, 1e-9)
+                progress.update(produced, completed=replay.produced)
+                progress.update(
+                    judged,
+                    completed=tap.join.decided,
+                    note=f"{tap.join.decided / seconds:,.0f}/s  HR@{count} {board.hit_rate:.3f}",
+                )
+            board.record_outcomes(tap.finish())
+        replay.join()
+    finally:
+        replay.cancel()
+        tap.close()
+    seconds = time.perf_counter() - started
+    baseline = replay_baselines(
+        ((event.user_id, event.item_id, 0.0) for event in events),
+        [StreamingPopularity()],
+        count=count,
+        window=board.window,
+    )["popularity"]
+    _print_hit_rates([board, baseline], count, total, seconds, console)
+
+
+def _print_hit_rates(
+    boards: Sequence[Any], count: int, total: int, seconds: float, console: Any
+) -> None:
+    from rich.table import Table
+
+    from streamrec.evaluation.prequential import DEFAULT_EVENT_COUNTS
+
+    console.print(
+        f"{total:,} events replayed and applied in {seconds:.1f} s "
+        f"({total / max(seconds, 1e-9):,.0f} events/s end to end, one consumer)"
+    )
+    table = Table(
+        title=f"prequential hit rate: was the event's item in the user's latest top-{count}?"
+    )
+    table.add_column("method")
+    table.add_column(f"HR@{count}", justify="right")
+    for events_before in DEFAULT_EVENT_COUNTS:
+        label = "first event" if events_before == 0 else f"after {events_before}"
+        table.add_column(label, justify="right")
+    for board in boards:
+        by_count = board.by_event_count()
+        table.add_row(
+            board.name,
+            f"{board.hit_rate:.3f}",
+            *("-" if rate is None else f"{rate:.3f}" for rate, _ in by_count.values()),
+        )
+    console.print(table)
+    console.print(
+        "The hit rate is read from the recommendations topic: a user's events are judged by "
+        "what the pipeline had published before the batch that applied them. This first "
+        "model was trained on the same data; `streamrec bench prequential` trains on a "
+        "prefix and compares with more baselines."
+    )
+
+
+def _show_recommendations(
+    settings: Settings, engine: Any, events: Sequence[Any], shown_users: int, console: Any
+) -> None:
+    """The recommendations of the most active users, with titles, from the stored state."""
+    from rich.table import Table
+
+    from streamrec.services.recommending import current_recommendations
+    from streamrec.storage import UnitOfWork
+
+    users = [user for user, _ in Counter(event.user_id for event in events).most_common()]
+    with UnitOfWork(engine) as uow:
+        for user_id in users[:shown_users]:
+            message = current_recommendations(uow, user_id, settings.model, time.time())
+            if message is None:
+                return
+            history = uow.interactions.for_users([user_id]).get(user_id, [])
+            liked = sorted(history, key=lambda row: (-row.weight, -row.timestamp))[:3]
+            titles = uow.items.get_many(
+                [item.item_id for item in message.items] + [row.item_id for row in liked]
+            )
+
+            def title(item_id: str, titles: Any = titles) -> str:
+                item = titles.get(item_id)
+                return item.title if item is not None and item.title else item_id
+
+            table = Table(
+                title=f"user {user_id}: {len(history)} interactions; liked "
+                + "; ".join(title(row.item_id) for row in liked),
+                title_justify="left",
+            )
+            table.add_column("#", justify="right")
+            table.add_column("recommended")
+            table.add_column("score", justify="right")
+            for rank, item in enumerate(message.items[:SHOWN_RECOMMENDATIONS], start=1):
+                table.add_row(str(rank), title(item.item_id), f"{item.score:.3f}")
+            console.print(table)

@@ -1,0 +1,242 @@
+"""``streamrec models list|show|runs|promote|rollback``: inspect and change the model registry.
+
+``promote VERSION`` makes any registered version the active one; ``rollback`` promotes the
+version that was active before the current one. A retired version whose state is still
+current (no interaction written since it was retired) is flipped back at once; otherwise its
+state is rebuilt first, in chunks, while the current version keeps serving. Both hold the
+trainer's run lock, so they never overlap a training run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from streamrec.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from streamrec.state import ModelVersion
+
+# Training runs listed by `models runs` unless told otherwise.
+DEFAULT_RUNS = 20
+
+
+@click.group(name="models")
+def command() -> None:
+    """Inspect the model registry; promote or roll back a version."""
+
+
+@command.command(name="list")
+@click.pass_obj
+def list_command(settings: Settings) -> None:
+    """Every registered version, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamrec.services.training_run import precision_key
+    from streamrec.storage.trainer import TrainerUnitOfWork
+
+    key = precision_key(settings)
+    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+        versions = uow.models.list()
+    table = Table(title="model versions")
+    for column in ("version", "status", "parent", "created", "promoted", key, "reason"):
+        table.add_column(column, justify="right" if column in ("version", "parent") else "left")
+    for model in versions:
+        score = model.metrics.get(key)
+        table.add_row(
+            str(model.version),
+            model.status.value,
+            _shown(model.parent_version),
+            _moment(model.created_at),
+            _moment(model.promoted_at),
+            "" if not isinstance(score, int | float) else f"{score:.4f}",
+            (model.reason or "")[:80],
+        )
+    Console().print(table)
+
+
+@command.command(name="show")
+@click.argument("version", type=int)
+@click.pass_obj
+def show_command(settings: Settings, version: int) -> None:
+    """Everything the registry knows of VERSION, with its rebuild progress."""
+    from streamrec.errors import UserFacingError
+    from streamrec.storage.trainer import TrainerUnitOfWork
+
+    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+        model = uow.models.get(version)
+        if model is None:
+            raise UserFacingError(f"model version {version} is not registered")
+        progress = uow.builds.rebuild_progress(version)
+        users = uow.users.count(version)
+    shown: dict[str, Any] = {
+        "version": model.version,
+        "status": model.status.value,
+        "parent_version": model.parent_version,
+        "created_at": _moment(model.created_at),
+        "promoted_at": _moment(model.promoted_at),
+        "reason": model.reason,
+        "users_with_state": users,
+        "metrics": model.metrics,
+        "data_window": model.data_window,
+        "rebuild": None
+        if progress is None
+        else {
+            "users_done": progress.users_done,
+            "users_total_at_start": progress.users_total,
+            "users_built_by_rebuild": progress.users_built,
+            "finished_at": _moment(progress.finished_at),
+        },
+        "architecture": model.config,
+    }
+    click.echo(json.dumps(shown, indent=2, default=str))
+
+
+@command.command(name="runs")
+@click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_RUNS, show_default=True)
+@click.pass_obj
+def runs_command(settings: Settings, limit: int) -> None:
+    """The latest training runs: trigger, times, outcome and reason."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamrec.storage.trainer import TrainerUnitOfWork
+
+    table = Table(title="training runs")
+    for column in ("run", "trigger", "started", "seconds", "outcome", "candidate", "reason"):
+        table.add_column(column)
+    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+        latest = uow.training_runs.latest()
+        # Run ids are consecutive: walking down from the latest lists them newest first.
+        run_ids = [] if latest is None else range(latest.id, max(0, latest.id - limit), -1)
+        runs = [run for run_id in run_ids if (run := uow.training_runs.get(run_id))]
+    for run in runs:
+        seconds = "" if run.finished_at is None else f"{run.finished_at - run.started_at:.1f}"
+        table.add_row(
+            str(run.id),
+            run.trigger.value,
+            _moment(run.started_at),
+            seconds,
+            run.outcome or "running",
+            _shown(run.candidate_version),
+            (run.reason or "")[:100],
+        )
+    Console().print(table)
+
+
+@command.command(name="promote")
+@click.argument("version", type=int)
+@click.option("--reason", default=None, help="Recorded as the version's reason.")
+@click.pass_obj
+def promote_command(settings: Settings, version: int, reason: str | None) -> None:
+    """Make VERSION the active version (rebuilding its state first if needed)."""
+    _switch(settings, version, reason or f"promoted by an operator ({_now()})")
+
+
+@command.command(name="rollback")
+@click.option("--reason", default=None, help="Recorded as the version's reason.")
+@click.pass_obj
+def rollback_command(settings: Settings, reason: str | None) -> None:
+    """Go back to the version that was active before the current one."""
+    from streamrec.errors import UserFacingError
+    from streamrec.storage.trainer import TrainerUnitOfWork
+
+    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+        target = previous_version(uow.models.list())
+    if target is None or target.version is None:
+        raise UserFacingError("no earlier active version to roll back to")
+    _switch(settings, target.version, reason or f"rolled back by an operator ({_now()})")
+
+
+def previous_version(versions: list[ModelVersion]) -> ModelVersion | None:
+    """The retired version that was active most recently (the latest promotion)."""
+    from streamrec.state import ModelStatus
+
+    retired = [
+        model
+        for model in versions
+        if model.status is ModelStatus.RETIRED and model.promoted_at is not None
+    ]
+    return max(retired, key=lambda model: model.promoted_at or 0.0, default=None)
+
+
+def _switch(settings: Settings, version: int, reason: str) -> None:
+    from rich.progress import Progress
+
+    from streamrec.errors import UserFacingError
+    from streamrec.services.training_run import RunHooks, SwitchRefusedError, TrainingRunService
+    from streamrec.storage.trainer import RebuildProgress
+
+    with _database(settings) as engine, Progress(transient=True) as display:
+        task = display.add_task(f"rebuilding version {version}", total=None)
+
+        def on_progress(progress: RebuildProgress) -> None:
+            display.update(task, completed=progress.users_done, total=progress.users_total)
+
+        hooks = RunHooks(on_rebuild_progress=on_progress, on_activated=_announcer(settings))
+        service = TrainingRunService(settings, engine, hooks=hooks)
+        try:
+            report = service.switch_to(version, reason)
+        except SwitchRefusedError as error:
+            raise UserFacingError(str(error)) from None
+    if report is None:
+        click.echo(f"version {version} is active again (its state was still current)")
+    else:
+        click.echo(
+            f"version {version} is active: rebuilt {report.users_done} users in "
+            f"{report.seconds:.1f} s ({report.users_per_second:.0f} users/s)"
+        )
+
+
+def _announcer(settings: Settings) -> Callable[[int, int | None], None]:
+    """Announce a flip on the control topic, best effort (consumers also poll the registry)."""
+
+    def announce(version: int, previous: int | None) -> None:
+        from trainer.control import ControlPublisher
+        from trainer.control_messages import ModelActivated
+
+        try:
+            publisher = ControlPublisher(settings)
+            try:
+                publisher.publish(ModelActivated(version, previous, time.time()))
+            finally:
+                publisher.close()
+        except Exception as error:
+            click.echo(f"(the flip was not announced on the control topic: {error})", err=True)
+
+    return announce
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """An engine for the settings' database, disposed at the end of the block."""
+    from streamrec.storage import create_database_engine
+
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _moment(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _now() -> str:
+    return _moment(time.time()) + " UTC"
+
+
+def _shown(value: object) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,360 @@
+"""Rebuilding a model version's derived state beside the active version, and keeping it
+current while the consumers go on serving the old one.
+
+A version in status BUILDING gets every user's state (pooled sums, profile, top-M
+memberships), the cluster statistics and all shortlists, in chunks of users in id order; each
+chunk is one transaction and moves a persisted cursor, so a rebuild killed at any point
+resumes after its last committed chunk. The active version is never written.
+
+Events that arrive meanwhile reach the new version through the consumers: while a version is
+BUILDING, a consumer also applies each batch to it (``BuildingVersionUpdater``), for the users
+the batch touched. A user without a state under the building version is computed from their
+whole interaction set; one with a state is updated incrementally. Who adds a user's
+contributions to the cluster statistics is decided by an insert-if-absent of the user's
+state: the rebuild skips users whose state exists, and if the rebuild and a consumer build
+the same user at the same moment, exactly one insert wins and only the winner adds
+contributions. So nothing is lost and nothing is counted twice; docs/training.md has the
+argument in full.
+
+>>> from streamrec.config import Settings
+>>> from streamrec.model.efficientrec import EfficientRec
+>>> from streamrec.model.features import FeatureSchema
+>>> from streamrec.state import Interaction, ModelStatus, ModelVersion
+>>> from streamrec.storage.memory import create_memory_database
+>>> settings = Settings(model={"hash_buckets": 64, "item_dim": 4, "profile_dim": 4,
+...                            "hidden_dim": 8, "clusters": 3, "top_memberships": 2})
+>>> engine = create_memory_database()
+>>> config, weights = EfficientRec.new(settings.model, FeatureSchema()).to_version()
+>>> with TrainerUnitOfWork(engine) as uow:
+...     _ = uow.interactions.save_many(
+...         [Interaction(f"u{n}", f"i{n % 4}", 1.0, f"e{n}", "like", float(n)) for n in range(5)])
+...     version = uow.models.add(ModelVersion(None, ModelStatus.BUILDING, config, weights))
+...     uow.commit()
+>>> report = VersionRebuilder(settings, engine, chunk_users=2).rebuild(version)
+>>> report.users_done, report.users_built, report.chunks
+(5, 5, 3)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from streamrec.config import ModelSettings, Settings
+from streamrec.model.contributions import UserContribution
+from streamrec.model.efficientrec import EfficientRec
+from streamrec.services.batch_deltas import Transition, batch_contribution_deltas
+from streamrec.services.model_cache import ModelCache, ServingModel
+from streamrec.services.recommending import shortlist_from_statistics, shortlist_pool_size
+from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
+from streamrec.state import Interaction, ModelStatus
+from streamrec.storage.trainer import RebuildProgress, TrainerUnitOfWork
+
+logger = logging.getLogger(__name__)
+
+# How long a rebuild waits for transactions that began before it (see ``_wait_for_barrier``).
+BARRIER_TIMEOUT_SECONDS = 60.0
+BARRIER_POLL_SECONDS = 0.1
+
+ChunkObserver = Callable[[int, RebuildProgress], None]
+
+
+class RebuildError(Exception):
+    """The version cannot be rebuilt (unknown, or not in status BUILDING)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    """What one call of ``rebuild`` did (a resumed rebuild counts only its own part)."""
+
+    model_version: int
+    users_done: int
+    users_built: int
+    chunks: int
+    seconds: float
+    resumed: bool
+
+    @property
+    def users_per_second(self) -> float:
+        return self.users_done / self.seconds if self.seconds > 0 else 0.0
+
+
+class VersionRebuilder:
+    """Builds a BUILDING version's state chunk by chunk; ``rebuild`` resumes where a killed
+    one stopped. ``chunk_users`` defaults to settings.trainer.rebuild_chunk_users."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        chunk_users: int | None = None,
+        clock: Callable[[], float] = time.time,
+        barrier_timeout_seconds: float = BARRIER_TIMEOUT_SECONDS,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._chunk_users = chunk_users or settings.trainer.rebuild_chunk_users
+        self._clock = clock
+        self._barrier_timeout_seconds = barrier_timeout_seconds
+
+    def rebuild(self, version: int, on_chunk: ChunkObserver | None = None) -> RebuildReport:
+        """Build every user's state, the cluster statistics and the shortlists of ``version``
+        (which must be BUILDING). Users that already have a state are skipped."""
+        started = time.perf_counter()
+        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            stored = uow.models.get(version)
+            if stored is None:
+                raise RebuildError(f"model version {version} is not registered")
+            if stored.status is not ModelStatus.BUILDING:
+                raise RebuildError(
+                    f"model version {version} is {stored.status.value}, not building"
+                )
+            progress = uow.builds.rebuild_progress(version)
+            resumed = progress is not None
+            if progress is None:
+                progress = uow.builds.start_rebuild(
+                    version, uow.builds.count_users_with_interactions()
+                )
+                uow.commit()
+        serving = ServingModel(version, EfficientRec.from_version(stored.config, stored.weights))
+        if resumed:
+            logger.info(
+                "resuming the rebuild of version %d after user %r (%d of about %d done)",
+                version,
+                progress.cursor,
+                progress.users_done,
+                progress.users_total,
+            )
+        self._wait_for_barrier()
+        cursor, done, built, chunks = progress.cursor, 0, 0, 0
+        while not progress.finished:
+            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+                user_ids = uow.interactions.user_ids(after=cursor, limit=self._chunk_users)
+                if not user_ids:
+                    break
+                chunk_built = build_missing_states(uow, serving, user_ids, self._settings.model)
+                uow.builds.advance_rebuild(version, user_ids[-1], len(user_ids), chunk_built)
+                uow.commit()
+                progress = uow.builds.rebuild_progress(version) or progress
+            cursor = user_ids[-1]
+            done, built, chunks = done + len(user_ids), built + chunk_built, chunks + 1
+            if on_chunk is not None:
+                on_chunk(chunks, progress)
+        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            refresh_shortlists(uow, version, range(serving.model.clusters), self._settings.model)
+            uow.builds.finish_rebuild(version)
+            uow.commit()
+        report = RebuildReport(
+            version, done, built, chunks, time.perf_counter() - started, resumed=resumed
+        )
+        logger.info(
+            "rebuilt version %d: %d users (%d built here) in %.1f s",
+            version,
+            report.users_done,
+            report.users_built,
+            report.seconds,
+        )
+        return report
+
+    def _wait_for_barrier(self) -> None:
+        """Wait until every transaction that began before now has ended (PostgreSQL).
+
+        A consumer's batch transaction that read the version statuses before this version
+        became BUILDING does not apply its batch here, and its interactions may not be
+        committed yet when a chunk reads them; once such transactions are over, every batch
+        is either visible to the chunks or applied here by its consumer.
+        """
+        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            moment = uow.builds.database_time()
+        if moment is None:
+            return
+        deadline = time.monotonic() + self._barrier_timeout_seconds
+        while (older := self._older_transactions(moment)) > 0:
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "%d transactions older than the rebuild are still open after %.0f s; "
+                    "going on (a batch still in flight from before may be missed by the new "
+                    "version: compare with `streamrec models show`)",
+                    older,
+                    self._barrier_timeout_seconds,
+                )
+                return
+            time.sleep(BARRIER_POLL_SECONDS)
+
+    def _older_transactions(self, moment: datetime) -> int:
+        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            return uow.builds.transactions_older_than(moment)
+
+
+def build_missing_states(
+    uow: TrainerUnitOfWork,
+    serving: ServingModel,
+    user_ids: Sequence[str],
+    model_settings: ModelSettings,
+) -> int:
+    """Build the state of each user among ``user_ids`` that has none under the serving
+    version, from their whole interaction set, and add the contributions of those whose
+    insert won. Returns how many were built here."""
+    version = serving.version
+    existing = uow.builds.existing_states(user_ids, version)
+    missing = [user_id for user_id in user_ids if user_id not in existing]
+    if not missing:
+        return 0
+    interactions = uow.interactions.for_users(missing)
+    attributes = uow.users.attributes_many(missing)
+    changes = [
+        _from_scratch(user_id, rows, attributes.get(user_id, {}))
+        for user_id, rows in sorted(interactions.items())
+    ]
+    updates = update_user_states(
+        serving, changes, model_settings.top_memberships, uow.items.get_many
+    )
+    inserted = uow.builds.insert_missing_states(update.after for update in updates)
+    _add_contributions(
+        uow, version, [_transition(u) for u in updates if u.after.user_id in inserted]
+    )
+    return len(inserted)
+
+
+def apply_to_building_version(
+    uow: TrainerUnitOfWork,
+    building: ServingModel,
+    change_sets: Sequence[UserChangeSet],
+    model_settings: ModelSettings,
+) -> list[UserStateUpdate]:
+    """Apply one consumer batch to the version being rebuilt, in the batch's transaction.
+
+    ``change_sets`` are the batch's users whose weights changed, as the consumer built them
+    for the active version (their ``stored_state`` is ignored: the building version's is
+    read here). Users new to the building version are built from their whole interaction
+    set, unless the rebuild inserted them first; the others are updated incrementally. The
+    cluster statistics get the exact deltas and the affected shortlists are refreshed.
+    Returns the users' states under the building version.
+    """
+    if not change_sets:
+        return []
+    version = building.version
+    stored = uow.users.get_many([change.user_id for change in change_sets], version)
+    fresh = [change for change in change_sets if change.user_id not in stored]
+    fresh_updates = update_user_states(
+        building,
+        [replace(change, stored_state=None, weights_before={}) for change in fresh],
+        model_settings.top_memberships,
+        uow.items.get_many,
+    )
+    inserted = uow.builds.insert_missing_states(update.after for update in fresh_updates)
+    lost = [change.user_id for change in fresh if change.user_id not in inserted]
+    if lost:
+        # The rebuild committed these users first, from the interactions as they were
+        # before this batch: this batch is their next incremental step.
+        stored.update(uow.users.get_many(lost, version))
+    known_updates = update_user_states(
+        building,
+        [
+            replace(change, stored_state=stored[change.user_id])
+            for change in change_sets
+            if change.user_id in stored
+        ],
+        model_settings.top_memberships,
+        uow.items.get_many,
+    )
+    uow.users.save_many(update.after for update in known_updates)
+    kept = [update for update in fresh_updates if update.after.user_id in inserted]
+    affected = _add_contributions(
+        uow, version, [_transition(update) for update in (*kept, *known_updates)]
+    )
+    refresh_shortlists(uow, version, affected, model_settings)
+    return [*kept, *known_updates]
+
+
+class BuildingVersionUpdater:
+    """The consumer's side of a rebuild: it keeps the building version's model loaded and
+    applies each batch to it. Call ``apply`` inside the batch's transaction, with the
+    building version read in the same statement as the active one
+    (``uow.builds.serving_versions()``)."""
+
+    def __init__(self, model_settings: ModelSettings) -> None:
+        self._model_settings = model_settings
+        self._models = ModelCache()
+
+    def apply(
+        self, uow: TrainerUnitOfWork, building_version: int, change_sets: Sequence[UserChangeSet]
+    ) -> list[UserStateUpdate]:
+        serving = self._models.serving(building_version, uow.models.get)
+        return apply_to_building_version(uow, serving, change_sets, self._model_settings)
+
+    def forget_items(self, item_ids: Iterable[str]) -> None:
+        """Drop cached vectors of items whose features changed."""
+        self._models.forget_items(item_ids)
+
+
+def refresh_shortlists(
+    uow: TrainerUnitOfWork,
+    version: int,
+    clusters: Iterable[int],
+    model_settings: ModelSettings,
+) -> None:
+    """Recompute the shortlists of ``clusters`` from the stored statistics."""
+    clusters = sorted(set(clusters))
+    if not clusters:
+        return
+    masses = uow.clusters.masses(version)
+    pool = shortlist_pool_size(model_settings)
+    uow.clusters.save_shortlists(
+        version,
+        {
+            cluster: shortlist_from_statistics(
+                uow.clusters.top_items(version, cluster, pool),
+                masses.get(cluster, 0.0),
+                model_settings,
+            )
+            for cluster in clusters
+        },
+    )
+
+
+def discard_derived_state(uow: TrainerUnitOfWork, version: int) -> None:
+    """Delete every user state, statistic, shortlist and the rebuild progress of
+    ``version`` (before rebuilding a version whose state went stale)."""
+    uow.users.delete_version(version)
+    uow.clusters.delete_version(version)
+    uow.builds.forget_rebuild(version)
+
+
+def _from_scratch(
+    user_id: str, rows: Sequence[Interaction], attributes: Mapping[str, str]
+) -> UserChangeSet:
+    return UserChangeSet(
+        user_id,
+        None,
+        {},
+        {row.item_id: row.weight for row in rows},
+        dict(attributes),
+        last_event_at=max((row.timestamp for row in rows), default=None),
+    )
+
+
+def _transition(update: UserStateUpdate) -> Transition:
+    """The user as the statistics saw them before and after; a user without a state before
+    never contributed under this version."""
+    before = () if update.before is None else update.before.top_clusters
+    return (
+        UserContribution(before, update.weights_before),
+        UserContribution(update.after.top_clusters, update.weights_after),
+    )
+
+
+def _add_contributions(
+    uow: TrainerUnitOfWork, version: int, transitions: Sequence[Transition]
+) -> set[int]:
+    """Add the deltas of ``transitions``; returns the clusters whose statistics changed."""
+    item_deltas, mass_deltas = batch_contribution_deltas(transitions)
+    if item_deltas or mass_deltas:
+        uow.clusters.add_deltas(version, item_deltas, mass_deltas)
+    return {delta.cluster for delta in item_deltas} | {delta.cluster for delta in mass_deltas}

@@ -1,0 +1,10 @@
+"""The trainer process: a thin loop over ``streamrec.services.training_run`` and the clock.
+
+- ``process``: ``TrainerProcess``, the schedule (APScheduler 3), control-topic commands with
+  the drift rate limit, metrics and health;
+- ``control`` and ``control_messages``: the control topic on Kafka and its JSON messages;
+- ``schedule``: settings.trainer.schedule as an APScheduler trigger;
+- ``metrics``: the process's own metrics beside the shared TrainerMetrics.
+
+Run it with ``streamrec trainer``; docs/training.md explains what a run does.
+"""
