@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-BENCHMARK_MODULES = ["prequential", "pipeline"]
+BENCHMARK_MODULES = ["prequential", "pipeline", "trainer"]
 
 
 class BenchmarkGroup(click.Group):

@@ -118,7 +118,7 @@ class IngestService:
         counters.records = len(records)
         counters.dead_letters_by_reason.update(letter.reason for letter in batch.dead_letters)
         with UnitOfWork(self._engine, clock=self._clock) as uow:
-            stored = self._stored_offsets(uow, {record.topic for record in records})
+            stored = self._claim_offsets(uow, records)
             fresh = _FreshRecords(stored)
             counters.records_already_applied = sum(not fresh(record) for record in records)
 
@@ -170,6 +170,20 @@ class IngestService:
             (topic, partition): offset
             for topic in sorted(set(topics))
             for partition, offset in uow.offsets.get(self._group, topic).items()
+        }
+
+    def _claim_offsets(
+        self, uow: UnitOfWork, records: Sequence[SourceRecord]
+    ) -> dict[TopicPartition, int]:
+        """The stored offsets of the batch's partitions, locked until commit (see
+        OffsetRepository.claim: this is what keeps a zombie consumer from double-counting)."""
+        partitions_by_topic: dict[str, set[int]] = {}
+        for record in records:
+            partitions_by_topic.setdefault(record.topic, set()).add(record.partition)
+        return {
+            (topic, partition): offset
+            for topic, partitions in sorted(partitions_by_topic.items())
+            for partition, offset in uow.offsets.claim(self._group, topic, partitions).items()
         }
 
     def _save_offsets(self, uow: UnitOfWork, fresh_records: Sequence[SourceRecord]) -> None:

@@ -78,10 +78,14 @@ class RebuildReport:
     chunks: int
     seconds: float
     resumed: bool
+    # Time in the chunks alone, without counting users, the barrier and the shortlists.
+    chunk_seconds: float = 0.0
+    finished: bool = True
 
     @property
     def users_per_second(self) -> float:
-        return self.users_done / self.seconds if self.seconds > 0 else 0.0
+        """Rebuild throughput: users through the chunks per second of chunk work."""
+        return self.users_done / self.chunk_seconds if self.chunk_seconds > 0 else 0.0
 
 
 class VersionRebuilder:
@@ -103,9 +107,16 @@ class VersionRebuilder:
         self._clock = clock
         self._barrier_timeout_seconds = barrier_timeout_seconds
 
-    def rebuild(self, version: int, on_chunk: ChunkObserver | None = None) -> RebuildReport:
+    def rebuild(
+        self,
+        version: int,
+        on_chunk: ChunkObserver | None = None,
+        max_users: int | None = None,
+    ) -> RebuildReport:
         """Build every user's state, the cluster statistics and the shortlists of ``version``
-        (which must be BUILDING). Users that already have a state are skipped."""
+        (which must be BUILDING). Users that already have a state are skipped. With
+        ``max_users``, stop after the chunk that reaches that many users (a benchmark, or a
+        rebuild in slices): the rebuild is left unfinished and resumes from there."""
         started = time.perf_counter()
         with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
             stored = uow.models.get(version)
@@ -132,8 +143,9 @@ class VersionRebuilder:
                 progress.users_total,
             )
         self._wait_for_barrier()
-        cursor, done, built, chunks = progress.cursor, 0, 0, 0
-        while not progress.finished:
+        cursor, done, built, chunks, chunk_seconds = progress.cursor, 0, 0, 0, 0.0
+        while not progress.finished and (max_users is None or done < max_users):
+            chunk_started = time.perf_counter()
             with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
                 user_ids = uow.interactions.user_ids(after=cursor, limit=self._chunk_users)
                 if not user_ids:
@@ -142,16 +154,27 @@ class VersionRebuilder:
                 uow.builds.advance_rebuild(version, user_ids[-1], len(user_ids), chunk_built)
                 uow.commit()
                 progress = uow.builds.rebuild_progress(version) or progress
+            chunk_seconds += time.perf_counter() - chunk_started
             cursor = user_ids[-1]
             done, built, chunks = done + len(user_ids), built + chunk_built, chunks + 1
             if on_chunk is not None:
                 on_chunk(chunks, progress)
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
-            refresh_shortlists(uow, version, range(serving.model.clusters), self._settings.model)
-            uow.builds.finish_rebuild(version)
-            uow.commit()
+        finished = max_users is None or done < max_users
+        if finished:
+            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+                clusters = range(serving.model.clusters)
+                refresh_shortlists(uow, version, clusters, self._settings.model)
+                uow.builds.finish_rebuild(version)
+                uow.commit()
         report = RebuildReport(
-            version, done, built, chunks, time.perf_counter() - started, resumed=resumed
+            version,
+            done,
+            built,
+            chunks,
+            time.perf_counter() - started,
+            resumed=resumed,
+            chunk_seconds=chunk_seconds,
+            finished=finished,
         )
         logger.info(
             "rebuilt version %d: %d users (%d built here) in %.1f s",

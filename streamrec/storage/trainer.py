@@ -244,8 +244,10 @@ class TrainingSampleRepository(Repository):
         limit = max(4 * count, 64)
         while len(found) < count:
             statement = (
+                # No tie-breaker: one bulk load writes millions of rows at the same time, and
+                # sorting a tie that large would read them all.
                 select(_INTERACTIONS.c.user_id)
-                .order_by(_INTERACTIONS.c.updated_at.desc(), _INTERACTIONS.c.user_id)
+                .order_by(_INTERACTIONS.c.updated_at.desc())
                 .offset(rows_read)
                 .limit(limit)
             )

@@ -410,6 +410,43 @@ def test_offsets_are_kept_per_group_topic_and_partition(
         assert uow.offsets.get("consumers", "unknown") == {}
 
 
+def test_claim_returns_the_stored_offsets_and_starts_missing_partitions_at_zero(
+    unit_of_work_factory: UnitOfWorkFactory,
+) -> None:
+    with unit_of_work_factory() as uow:
+        uow.offsets.save("consumers", "interactions", {1: 40})
+        assert uow.offsets.claim("consumers", "interactions", [2, 1]) == {1: 40, 2: 0}
+        uow.commit()
+
+
+@pytest.mark.postgres
+def test_a_second_claim_waits_for_the_first_and_sees_its_offsets(
+    unit_of_work_factory: UnitOfWorkFactory, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are a PostgreSQL matter; SQLite has a single writer")
+    seen_by_second: dict[int, int] = {}
+    second_started = threading.Event()
+
+    def second_claimant() -> None:
+        with unit_of_work_factory() as uow:
+            second_started.set()
+            seen_by_second.update(uow.offsets.claim("consumers", "interactions", [0]))
+            uow.commit()
+
+    with unit_of_work_factory() as first:
+        assert first.offsets.claim("consumers", "interactions", [0]) == {0: 0}
+        second = threading.Thread(target=second_claimant)
+        second.start()
+        second_started.wait(timeout=10)
+        second.join(timeout=1.0)
+        assert second.is_alive(), "the second claim did not wait for the first transaction"
+        first.offsets.save("consumers", "interactions", {0: 17})
+        first.commit()
+    second.join(timeout=10)
+    assert seen_by_second == {0: 17}
+
+
 def test_a_negative_offset_is_refused(unit_of_work_factory: UnitOfWorkFactory) -> None:
     with unit_of_work_factory() as uow, pytest.raises(InvalidRecordError, match="partition 0"):
         uow.offsets.save("consumers", "interactions", {0: -1})

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 
@@ -26,6 +26,47 @@ class OffsetRepository(Repository):
         """partition -> the next offset to read, for the partitions with a stored offset."""
         statement = select(_OFFSETS.c.partition, _OFFSETS.c.next_offset).where(
             _OFFSETS.c.consumer_group == consumer_group, _OFFSETS.c.topic == topic
+        )
+        return {partition: offset for partition, offset in self._connection.execute(statement)}
+
+    def claim(self, consumer_group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """Lock the offsets of ``partitions`` until the transaction ends, and return them.
+
+        A consumer that lost its partitions without noticing (a "zombie", stalled past the
+        poll interval) may apply a batch at the same time as the partitions' new owner. Both
+        claim the partitions first, so one waits for the other, then sees the offsets the
+        other stored and skips what was already applied. Missing rows are inserted at offset 0
+        (= read from the beginning) so that there is always a row to lock; partitions are
+        locked in sorted order, so two claimants never deadlock.
+        """
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return {}
+        now = self._clock()
+        upsert(
+            self._connection,
+            _OFFSETS,
+            [
+                {
+                    "consumer_group": consumer_group,
+                    "topic": topic,
+                    "partition": partition,
+                    "next_offset": 0,
+                    "updated_at": now,
+                }
+                for partition in wanted
+            ],
+            key=("consumer_group", "topic", "partition"),
+        )
+        statement = (
+            select(_OFFSETS.c.partition, _OFFSETS.c.next_offset)
+            .where(
+                _OFFSETS.c.consumer_group == consumer_group,
+                _OFFSETS.c.topic == topic,
+                _OFFSETS.c.partition.in_(wanted),
+            )
+            .order_by(_OFFSETS.c.partition)
+            .with_for_update()
         )
         return {partition: offset for partition, offset in self._connection.execute(statement)}
 

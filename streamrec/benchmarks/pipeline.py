@@ -1,0 +1,365 @@
+"""``streamrec bench pipeline``: speed and scale of Kafka -> consumer -> PostgreSQL ->
+recommendations topic, beside this machine's raw limits, in one run.
+
+Phases, each on fresh topics and a fresh PostgreSQL schema (dropped afterwards):
+
+1. raw limits: kafka-python produce and consume rates through the same broker, and the
+   database's batched upsert rate with the pipeline's own statement;
+2. sustained throughput: ``--events`` synthetic events are produced first, then
+   ``--consumers`` ``streamrec consume`` processes drain the backlog; the rate is the slope of
+   the offsets they store between 10% and 90% of the backlog;
+3. the same with ``--populations`` users already stored (users, states, interactions,
+   cluster statistics), half of the events from stored users and half from new ones: the
+   per-event cost must not grow with the population;
+4. latency: events offered at ``--rate`` per second for ``--latency-seconds``, each
+   measured from its Kafka timestamp to that of the first recommendation message that
+   answered it (read back from the topics).
+
+The model is an untrained one of the configured size: the cost of an event does not depend
+on what the weights learned. Results: bench/results/pipeline.{json,md,png}, and the
+"Pipeline" section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from streamrec.config import Settings
+from streamrec.errors import UserFacingError
+from streamrec.events import InteractionEvent
+
+TARGET_EVENTS_PER_SECOND = 5_000
+GOAL_EVENTS_PER_SECOND = 20_000
+TARGET_P99_SECONDS = 1.0
+# Per-event cost counts as flat when the largest population costs at most this much more.
+FLAT_COST_RATIO = 1.25
+SYNTHETIC_ITEMS = 1_000
+STORED_USER_SHARE = 0.5
+WARM_UP_EVENTS = 200
+Announce = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Sustained:
+    stored_users: int
+    events: int
+    events_per_second: float | None
+    load_seconds: float = 0.0
+
+    @property
+    def milliseconds_per_event(self) -> float | None:
+        return None if not self.events_per_second else 1000.0 / self.events_per_second
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    offered_per_second: float
+    produced_per_second: float
+    events: int
+    answered: int
+    seconds: dict[str, float]
+
+
+@dataclass
+class PipelineResults:
+    consumers: int
+    raw: list[dict[str, Any]] = field(default_factory=list)
+    sustained: list[Sustained] = field(default_factory=list)
+    latency: Latency | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from streamrec.benchmarks.results import machine_description
+
+        return {
+            "benchmark": "pipeline",
+            "consumers": self.consumers,
+            "raw_limits": self.raw,
+            "sustained": [
+                {**asdict(point), "milliseconds_per_event": point.milliseconds_per_event}
+                for point in self.sustained
+            ],
+            "latency": None if self.latency is None else asdict(self.latency),
+            "targets": targets(self),
+            "settings": self.settings,
+            "machine": machine_description(),
+        }
+
+
+def benchmark_events(count: int, stored_users: int, seed: int = 0) -> list[InteractionEvent]:
+    """``count`` synthetic events in time order; with ``stored_users``, about half of the
+    users are replaced by stored population users (chosen by a hash of the id, so all of a
+    user's events go to the same stored user)."""
+    from dataclasses import replace
+
+    from streamrec.benchmarks.population import population_user
+    from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
+
+    stream = SyntheticStream(
+        SyntheticConfig(users=max(1, count // 20), items=SYNTHETIC_ITEMS, seed=seed)
+    )
+    events = list(islice(stream.events(), count))
+    if not stored_users:
+        return events
+    renamed = []
+    for event in events:
+        digest = zlib.crc32(event.user_id.encode())
+        if digest % 1000 < STORED_USER_SHARE * 1000:
+            user_id = population_user(1 + digest % stored_users)
+        else:
+            user_id = f"new-{event.user_id}"
+        renamed.append(replace(event, user_id=user_id))
+    return renamed
+
+
+def run_pipeline_benchmark(
+    settings: Settings,
+    *,
+    events: int,
+    rate: float,
+    latency_seconds: float,
+    populations: Sequence[int],
+    interactions_per_user: int,
+    consumers: int,
+    announce: Announce = print,
+) -> PipelineResults:
+    from streamrec.benchmarks.stack import running_broker
+
+    url = settings.database_url
+    if url is None or make_url(url.get_secret_value()).get_backend_name() != "postgresql":
+        raise UserFacingError(
+            "bench pipeline measures PostgreSQL: set STREAMREC_DATABASE_URL to a "
+            "postgresql+psycopg:// URL (a scratch schema is created and dropped)"
+        )
+    results = PipelineResults(
+        consumers=consumers,
+        settings={
+            "events": events,
+            "offered_rate": rate,
+            "latency_seconds": latency_seconds,
+            "interactions_per_stored_user": interactions_per_user,
+            "partitions": settings.kafka.partitions,
+            "max_poll_records": settings.kafka.max_poll_records,
+            "model": settings.model.model_dump(),
+        },
+    )
+    with running_broker(settings, announce) as broker:
+        base = broker.settings
+        announce("raw limits: kafka-python and the database")
+        with _phase(base) as (phase, engine):
+            sample = benchmark_events(events, 0, seed=1)
+            results.raw = [
+                asdict(rate) | {"per_second": rate.per_second}
+                for rate in _raw(phase, engine, sample)
+            ]
+        for stored_users in [0, *populations]:
+            announce(f"sustained throughput, {stored_users:,} users stored before")
+            with _phase(base) as (phase, engine):
+                results.sustained.append(
+                    _sustained(
+                        phase, engine, events, stored_users, interactions_per_user, consumers
+                    )
+                )
+            announce(f"  {_rate_text(results.sustained[-1].events_per_second)}")
+        announce(f"latency at {rate:,.0f} events/s offered for {latency_seconds:g} s")
+        with _phase(base) as (phase, engine):
+            results.latency = _latency(phase, engine, rate, latency_seconds, consumers)
+    return results
+
+
+@contextlib.contextmanager
+def _phase(base: Settings) -> Iterator[tuple[Settings, Engine]]:
+    """Fresh topics and a fresh schema, with the engine on it."""
+    from streamrec.benchmarks.stack import isolated_topics, new_run_id, scratch_database
+    from streamrec.kafka import ensure_topics, streamrec_topic_names
+    from streamrec.storage import create_database_engine
+
+    run_id = new_run_id()
+    with scratch_database(isolated_topics(base, run_id), run_id) as phase:
+        ensure_topics(phase, streamrec_topic_names(phase))
+        engine = create_database_engine(phase.effective_database_url)
+        try:
+            yield phase, engine
+        finally:
+            engine.dispose()
+
+
+def _raw(settings: Settings, engine: Engine, events: Sequence[InteractionEvent]) -> list[Any]:
+    from streamrec.benchmarks.raw_limits import database_insert_rate, kafka_rates
+
+    return [
+        *kafka_rates(settings, events),
+        database_insert_rate(engine, events, settings.kafka.max_poll_records),
+    ]
+
+
+def _register_model(settings: Settings, engine: Engine) -> int:
+    from streamrec.model.efficientrec import EfficientRec
+    from streamrec.model.features import FeatureSchema
+    from streamrec.state import ModelStatus, ModelVersion
+    from streamrec.storage import UnitOfWork
+
+    config, weights = EfficientRec.new(settings.model, FeatureSchema()).to_version()
+    with UnitOfWork(engine) as uow:
+        version = uow.models.add(
+            ModelVersion(None, ModelStatus.ACTIVE, config, weights, reason="benchmark")
+        )
+        uow.commit()
+    return version
+
+
+def _produce(settings: Settings, events: Sequence[InteractionEvent], rate: float | None) -> float:
+    """Produce ``events`` (at ``rate`` per second if given); returns the seconds it took."""
+    from streamrec.benchmarks.replay_thread import ReplayThread
+
+    started = time.perf_counter()
+    ReplayThread(settings, {}, events, rate=rate).start().join()
+    return time.perf_counter() - started
+
+
+def _sustained(
+    settings: Settings,
+    engine: Engine,
+    count: int,
+    stored_users: int,
+    interactions_per_user: int,
+    consumers: int,
+) -> Sustained:
+    from streamrec.benchmarks.consumer_processes import ConsumerProcesses
+    from streamrec.benchmarks.population import load_population
+    from streamrec.benchmarks.throughput import sustained_rate, watch_stored_offsets
+
+    version = _register_model(settings, engine)
+    load_seconds = 0.0
+    if stored_users:
+        load = load_population(
+            engine,
+            version,
+            settings.model,
+            users=stored_users,
+            interactions_per_user=interactions_per_user,
+            items=SYNTHETIC_ITEMS,
+            now=time.time(),
+        )
+        load_seconds = load.seconds
+    events = benchmark_events(count, stored_users)
+    _produce(settings, events, rate=None)
+    with ConsumerProcesses(settings, consumers) as running:
+        samples = watch_stored_offsets(
+            engine,
+            settings.kafka.consumer_group,
+            settings.topics.interactions,
+            len(events),
+            timeout_seconds=120 + len(events) / 50,
+            check=lambda: _raise_if_failed(running),
+        )
+    return Sustained(stored_users, len(events), sustained_rate(samples, len(events)), load_seconds)
+
+
+def _latency(
+    settings: Settings, engine: Engine, rate: float, seconds: float, consumers: int
+) -> Latency:
+    from streamrec.benchmarks.consumer_processes import ConsumerProcesses
+    from streamrec.benchmarks.throughput import percentiles, watch_stored_offsets
+    from streamrec.benchmarks.topic_tap import PrequentialTap
+
+    _register_model(settings, engine)
+    events = benchmark_events(WARM_UP_EVENTS + int(rate * seconds), 0, seed=2)
+    warm_up, measured = events[:WARM_UP_EVENTS], events[WARM_UP_EVENTS:]
+    group, topic = settings.kafka.consumer_group, settings.topics.interactions
+    with ConsumerProcesses(settings, consumers) as running:
+        # The group is formed and the model loaded before the clock starts.
+        _produce(settings, warm_up, rate=None)
+        watch_stored_offsets(
+            engine,
+            group,
+            topic,
+            len(warm_up),
+            timeout_seconds=120,
+            check=lambda: _raise_if_failed(running),
+        )
+        produce_seconds = _produce(settings, measured, rate=rate)
+        watch_stored_offsets(
+            engine,
+            group,
+            topic,
+            len(events),
+            timeout_seconds=120 + len(measured) / 50,
+            check=lambda: _raise_if_failed(running),
+        )
+    tap = PrequentialTap(
+        settings, {event.event_id: n for n, event in enumerate(measured)}, measure_latency=True
+    )
+    tap.finish()
+    latencies = tap.latencies()
+    return Latency(
+        offered_per_second=rate,
+        produced_per_second=len(measured) / produce_seconds,
+        events=len(measured),
+        answered=len(latencies),
+        seconds=percentiles(latencies),
+    )
+
+
+def _raise_if_failed(running: Any) -> None:
+    problem = running.failed()
+    if problem is not None:
+        raise UserFacingError(problem)
+
+
+def _rate_text(per_second: float | None) -> str:
+    return "did not reach a steady state" if per_second is None else f"{per_second:,.0f} events/s"
+
+
+def targets(results: PipelineResults) -> list[dict[str, Any]]:
+    """Each target of issue 4 with the measured value and whether it is met."""
+    found: list[dict[str, Any]] = []
+    empty = next((point for point in results.sustained if point.stored_users == 0), None)
+    if empty is not None:
+        rate = empty.events_per_second or 0.0
+        found.append(
+            {
+                "target": f"at least {TARGET_EVENTS_PER_SECOND:,} events/s end to end "
+                f"(goal {GOAL_EVENTS_PER_SECOND:,})",
+                "measured": _rate_text(empty.events_per_second),
+                "met": rate >= TARGET_EVENTS_PER_SECOND,
+            }
+        )
+    if results.latency is not None:
+        p99 = results.latency.seconds.get("p99")
+        found.append(
+            {
+                "target": f"p99 event-to-recommendation latency at most {TARGET_P99_SECONDS:g} s "
+                f"at {results.latency.offered_per_second:,.0f} events/s",
+                "measured": "-" if p99 is None else f"{p99:.3f} s",
+                "met": p99 is not None
+                and p99 <= TARGET_P99_SECONDS
+                and results.latency.answered == results.latency.events,
+            }
+        )
+    stored = [
+        point for point in results.sustained if point.stored_users and point.events_per_second
+    ]
+    if len(stored) >= 2:
+        smallest, largest = stored[0], stored[-1]
+        ratio = (largest.milliseconds_per_event or 0.0) / (smallest.milliseconds_per_event or 1.0)
+        found.append(
+            {
+                "target": f"per-event cost flat from {smallest.stored_users:,} to "
+                f"{largest.stored_users:,} stored users (within {FLAT_COST_RATIO - 1:.0%})",
+                "measured": f"x{ratio:.2f}",
+                "met": ratio <= FLAT_COST_RATIO,
+            }
+        )
+    return found
