@@ -75,13 +75,18 @@ class ConsumerHooks:
     """Callbacks for observers (metrics, progress, tests); each is optional.
 
     ``on_stage(stage, batch_number)`` runs at every stage of every batch; ``on_batch`` after a
-    batch is committed; ``on_retry`` before each backoff sleep; ``on_idle`` after an empty poll.
+    batch is committed, with the batch's records; ``on_retry`` before each backoff sleep;
+    ``on_idle`` after an empty poll; ``on_assignment`` with the partitions owned after every
+    rebalance (empty while one is in progress); ``on_lag`` after each batch, with the records
+    still behind the broker's end of each partition of the batch.
     """
 
     on_stage: Callable[[Stage, int], None] | None = None
-    on_batch: Callable[[BatchResult, BatchTiming], None] | None = None
+    on_batch: Callable[[BatchResult, BatchTiming, Sequence[SourceRecord]], None] | None = None
     on_retry: Callable[[BaseException, float], None] | None = None
     on_idle: Callable[[], None] | None = None
+    on_assignment: Callable[[frozenset[tuple[str, int]]], None] | None = None
+    on_lag: Callable[[dict[tuple[str, int], int]], None] | None = None
 
 
 @dataclass(slots=True)
@@ -223,9 +228,24 @@ class InteractionConsumer:
         self._report(Stage.COMMITTED, batch_number)
         if self._hooks.on_batch is not None:
             self._hooks.on_batch(
-                result, BatchTiming(polled_at, stored_at, published_at, committed_at)
+                result, BatchTiming(polled_at, stored_at, published_at, committed_at), records
             )
+        if self._hooks.on_lag is not None:
+            self._hooks.on_lag(self._lags(result.next_offsets))
         return result
+
+    def _lags(self, next_offsets: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        # The high watermark comes with every fetch response: no request to the broker.
+        lags = {}
+        for (topic, partition), offset in next_offsets.items():
+            end = self._consumer.highwater(TopicPartition(topic, partition))
+            if end is not None:
+                lags[(topic, partition)] = max(0, end - offset)
+        return lags
+
+    def report_assignment(self, partitions: Iterable[TopicPartition]) -> None:
+        if self._hooks.on_assignment is not None:
+            self._hooks.on_assignment(frozenset((p.topic, p.partition) for p in partitions))
 
     def _publish(self, result: BatchResult) -> None:
         topics = self._settings.topics
@@ -304,9 +324,11 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Nothing to save: each batch is stored and committed before the next poll.
         logger.info("partitions revoked: %s", _describe(revoked))
+        self._owner.report_assignment(())
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", _describe(assigned))
+        self._owner.report_assignment(assigned)
         self._owner.seek_to_stored_offsets(assigned)
 
 

@@ -137,6 +137,11 @@ class ModelSettings(Section):
         description="How a weight w scales h_j in the pooled sum: w itself (the method), "
         "(1 + w) / 2, or 1 for any interaction; see docs/model.md.",
     )
+    rerank: bool = Field(
+        False,
+        description="Order the clusters' candidates by the retrieval score (P z_u) . t_j "
+        "instead of their votes; see docs/model.md.",
+    )
     feature_buckets: int = Field(
         4096, ge=16, le=2**20, description="Rows of the hashed feature/demographic token tables."
     )

@@ -6,7 +6,7 @@ model, and the cost of a step does not depend on the data (users are sampled per
 
 >>> from streamrec.config import Settings
 >>> from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
->>> dataset = SyntheticStream(SyntheticConfig(users=5, items=20)).to_dataset()
+>>> dataset = SyntheticStream(SyntheticConfig(users=5, items=50, items_per_group=10)).to_dataset()
 >>> settings_for_dataset(Settings(), dataset).events.rating_min
 1.0
 """

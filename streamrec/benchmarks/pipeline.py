@@ -363,3 +363,161 @@ def targets(results: PipelineResults) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def markdown_report(results: PipelineResults) -> str:
+    from streamrec.benchmarks.results import markdown_table, shown
+
+    rows = [
+        [raw["what"], f"{raw['per_second']:,.0f} /s", f"{raw['count']:,}"] for raw in results.raw
+    ]
+    for point in results.sustained:
+        rows.append(
+            [
+                f"end to end, {results.consumers} consumer(s), "
+                f"{point.stored_users:,} users stored before",
+                _rate_text(point.events_per_second).replace(" events/s", " events/s")
+                + f" ({shown(point.milliseconds_per_event, 2)} ms/event)",
+                f"{point.events:,}",
+            ]
+        )
+    text = markdown_table(["measurement", "rate", "records"], rows)
+    latency = results.latency
+    if latency is not None:
+        text += (
+            f"\nEvent-to-recommendation latency at {latency.offered_per_second:,.0f} events/s "
+            f"offered ({latency.produced_per_second:,.0f}/s achieved by the producer, "
+            f"{latency.events:,} events, {latency.answered:,} answered): "
+            + ", ".join(f"{name} {value * 1000:,.0f} ms" for name, value in latency.seconds.items())
+            + ".\n"
+        )
+    verdicts = [
+        [target["target"], target["measured"], "met" if target["met"] else "**not yet**"]
+        for target in targets(results)
+    ]
+    text += "\n" + markdown_table(["target (issue 4)", "measured", ""], verdicts)
+    return text
+
+
+def plot(results: PipelineResults, path: Path) -> Path:
+    """Rates beside the raw limits (log scale), and per-event cost against stored users."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (rates, cost) = pyplot.subplots(1, 2, figsize=(13, 4.5))
+    labels = [raw["what"].replace(", ", "\n") for raw in results.raw]
+    values = [raw["per_second"] for raw in results.raw]
+    for point in results.sustained:
+        labels.append(f"pipeline\n{point.stored_users:,} stored")
+        values.append(point.events_per_second or 0.0)
+    colours = ["tab:grey"] * len(results.raw) + ["tab:blue"] * len(results.sustained)
+    rates.barh(labels, values, color=colours)
+    rates.set(xlabel="records per second", title="pipeline vs raw limits")
+    rates.axvline(TARGET_EVENTS_PER_SECOND, color="tab:red", linestyle="--", linewidth=0.8)
+    rates.tick_params(axis="y", labelsize="x-small")
+    measured = [point for point in results.sustained if point.milliseconds_per_event]
+    cost.plot(
+        [max(point.stored_users, 1) for point in measured],
+        [point.milliseconds_per_event for point in measured],
+        marker="o",
+    )
+    cost.set(
+        xscale="log",
+        xlabel="users stored before (0 drawn at 1)",
+        ylabel="ms per event (wall clock)",
+        title="per-event cost as the population grows",
+        ylim=(0, None),
+    )
+    for axis in (rates, cost):
+        axis.grid(alpha=0.3)
+    if results.latency is not None and results.latency.seconds:
+        summary = ", ".join(
+            f"{name} {value * 1000:,.0f} ms" for name, value in results.latency.seconds.items()
+        )
+        figure.suptitle(f"latency at {results.latency.offered_per_second:,.0f} events/s: {summary}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path
+
+
+def _integers(_: click.Context, __: click.Parameter, value: str) -> list[int]:
+    try:
+        numbers = [int(float(part)) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from None
+    if any(number < 1 for number in numbers):
+        raise click.BadParameter("populations must be positive, e.g. 10000,1000000")
+    return sorted(numbers)
+
+
+@click.command(name="pipeline")
+@click.option("--events", type=click.IntRange(min=1000), default=20_000, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=1.0), default=1_000.0, show_default=True)
+@click.option("--latency-seconds", type=click.FloatRange(min=1.0), default=20.0, show_default=True)
+@click.option(
+    "--populations",
+    callback=_integers,
+    default="10000,1000000",
+    show_default=True,
+    help="Stored users before the events, comma-separated (1e6 takes about a minute to load).",
+)
+@click.option("--interactions-per-user", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--consumers", type=click.IntRange(min=1, max=16), default=1, show_default=True)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.option(
+    "--doc",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/performance.md"),
+    show_default=True,
+    help="The document whose 'Pipeline' section is replaced by this run's table.",
+)
+@click.pass_obj
+def command(
+    settings: Settings,
+    events: int,
+    rate: float,
+    latency_seconds: float,
+    populations: list[int],
+    interactions_per_user: int,
+    consumers: int,
+    output_dir: Path,
+    doc: Path,
+) -> None:
+    """Throughput, latency and per-event cost of the pipeline on PostgreSQL."""
+    from rich.console import Console
+
+    from streamrec.benchmarks.results import replace_section, write_results
+
+    console = Console()
+    results = run_pipeline_benchmark(
+        settings,
+        events=events,
+        rate=rate,
+        latency_seconds=latency_seconds,
+        populations=populations,
+        interactions_per_user=interactions_per_user,
+        consumers=consumers,
+        announce=console.print,
+    )
+    report = markdown_report(results)
+    console.print(report)
+    paths = write_results(output_dir, "pipeline", results.to_dict(), report)
+    paths.append(plot(results, output_dir / "pipeline.png"))
+    replace_section(
+        doc,
+        "Pipeline",
+        "Measured by `streamrec bench pipeline` (PostgreSQL, the local broker unless Kafka is "
+        f"configured); raw numbers in bench/results/pipeline.json.\n\n{report}\n"
+        f"![pipeline](../{output_dir.as_posix()}/pipeline.png)\n",
+    )
+    paths.append(doc)
+    console.print("written: " + ", ".join(str(path) for path in paths))

@@ -10,7 +10,8 @@ streaming baselines, on the same replay of a dataset in time order.
 4. The baselines replay the same events in the same order, test-then-train.
 
 Only events after the training prefix are scored, for every method; all methods learn from
-the prefix. Results go to bench/results/prequential-<dataset>[-<limit>].{json,md,png}.
+the prefix. Results go to
+bench/results/prequential-<dataset>[-<limit>]-batch<size>.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -239,7 +240,9 @@ def markdown_report(run: PrequentialRun) -> str:
     intro = (
         f"# Prequential hit rate on {run.dataset}\n\n"
         f"{run.events:,} events replayed in time order; the first {run.scored_from:,} trained "
-        f"the first model and are not scored. HR@{run.recommendations}: share of events whose "
+        f"the first model and are not scored; the consumer took up to "
+        f"{run.settings['max_poll_records']:,} records per batch. HR@{run.recommendations}: "
+        "share of events whose "
         "item was in the user's latest top-N published before the event was applied "
         "(streamrec: read from the recommendations topic; baselines: asked before learning "
         "the event). Columns 'after k' score only events that had k earlier events of the "
@@ -301,6 +304,13 @@ def plot(run: PrequentialRun, path: Path) -> Path:
 )
 @click.option("--training-steps", type=click.IntRange(min=1), default=150, show_default=True)
 @click.option("--window", type=click.IntRange(min=1), default=None, help="Events per plot point.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Records per consumer batch (default: kafka.max_poll_records). Recommendations are "
+    "refreshed once per batch, so smaller batches answer a user's next event sooner.",
+)
 @click.option("--no-baselines", is_flag=True, help="Measure the pipeline only.")
 @click.option(
     "--candidates",
@@ -315,6 +325,13 @@ def plot(run: PrequentialRun, path: Path) -> Path:
     default=Path("bench/results"),
     show_default=True,
 )
+@click.option(
+    "--doc",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/performance.md"),
+    show_default=True,
+    help="The document whose section for this dataset and batch size gets this run's table.",
+)
 @click.pass_obj
 def command(
     settings: Settings,
@@ -323,18 +340,24 @@ def command(
     train_share: float,
     training_steps: int,
     window: int | None,
+    batch_size: int | None,
     no_baselines: bool,
     candidates: int,
     output_dir: Path,
+    doc: Path,
 ) -> None:
     """Prequential hit rate of the real pipeline beside streaming baselines."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from streamrec.benchmarks.results import safe_stem, write_results
+    from streamrec.benchmarks.results import replace_section, safe_stem, write_results
     from streamrec.datasets.registry import load_dataset
 
     console = Console()
+    if batch_size is not None:
+        settings = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"max_poll_records": batch_size})}
+        )
     dataset = load_dataset(dataset_name, settings)
     total = len(dataset.table) if limit is None else min(limit, len(dataset.table))
     with Progress(
@@ -364,6 +387,16 @@ def command(
     report = markdown_report(run)
     console.print(report)
     stem = f"prequential-{safe_stem(dataset.name)}" + (f"-{limit}" if limit else "")
+    stem += f"-batch{settings.kafka.max_poll_records}"
     paths = write_results(output_dir, stem, run.to_dict(), report)
     paths.append(plot(run, output_dir / f"{stem}.png"))
+    title, _, body = report.partition("\n")
+    replace_section(
+        doc,
+        f"{title.removeprefix('# ')}, batches of {settings.kafka.max_poll_records}"
+        + (f", first {limit:,} events" if limit else ""),
+        f"Measured by `streamrec bench prequential`; raw numbers in {stem}.json.\n{body}\n"
+        f"![{stem}](../{output_dir.as_posix()}/{stem}.png)\n",
+    )
+    paths.append(doc)
     console.print("written: " + ", ".join(str(path) for path in paths))

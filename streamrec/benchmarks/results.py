@@ -59,3 +59,39 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def shown(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def replace_section(path: Path, title: str, body: str) -> None:
+    """Replace the section ``## <title>`` of a Markdown document with ``body`` (appended when
+    missing), keeping every other section: several benchmarks share docs/performance.md.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     doc = Path(directory) / "performance.md"
+    ...     replace_section(doc, "Pipeline", "old\\n")
+    ...     replace_section(doc, "Trainer", "kept\\n")
+    ...     replace_section(doc, "Pipeline", "new\\n")
+    ...     print(doc.read_text())
+    # Performance
+    <BLANKLINE>
+    ## Pipeline
+    <BLANKLINE>
+    new
+    <BLANKLINE>
+    ## Trainer
+    <BLANKLINE>
+    kept
+    <BLANKLINE>
+    """
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
+    heading = f"## {title}\n"
+    section = f"{heading}\n{body.rstrip()}\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        following = text.find("\n## ", start + len(heading))
+        end = len(text) if following < 0 else following + 1
+        text = text[:start] + section + ("\n" + text[end:] if following >= 0 else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -29,6 +29,9 @@ from streamrec.config import Settings
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 EVALUATION_USERS = 500
+# Events per transaction when the drift stream is stored.
+STORE_BATCH = 1_000
+DRIFT_SEEDS = (5, 6, 7)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ScalePoint:
 
 @dataclass(frozen=True)
 class DriftGain:
+    seed: int
     users: int
     held_out_users: int
     metric: str
@@ -132,7 +136,9 @@ def measure_scale(
     )
 
 
-def measure_drift_gain(settings: Settings, users: int, pretraining_steps: int) -> DriftGain:
+def measure_drift_gain(
+    settings: Settings, users: int, pretraining_steps: int, seed: int
+) -> DriftGain:
     """One real trainer run after a planted drift; the candidate's and the active version's
     precision on the same held-out users."""
     from streamrec.benchmarks.stack import new_run_id, scratch_database
@@ -157,7 +163,7 @@ def measure_drift_gain(settings: Settings, users: int, pretraining_steps: int) -
             users_per_block=max(1, users // 10),
             drift_at=0.5,
             drift_share=0.8,
-            seed=5,
+            seed=seed,
         )
     )
     table = stream.to_dataset().table
@@ -185,18 +191,25 @@ def measure_drift_gain(settings: Settings, users: int, pretraining_steps: int) -
                 uow.models.add(
                     ModelVersion(None, ModelStatus.ACTIVE, config, weights, created_at=0.0)
                 )
-                uow.interactions.save_many(
-                    Interaction(
-                        table.user_vocabulary[table.users[row]],
-                        table.item_vocabulary[table.items[row]],
-                        float(table.weights[row]),
-                        f"e{row}",
-                        "rating",
-                        float(table.timestamps[row]),
-                    )
-                    for row in range(len(table))
-                )
                 uow.commit()
+            # Written as consumers would have: in time order, each batch stamped with the
+            # time of its last event, so the most recently active users are the latest ones.
+            for start in range(0, len(table), STORE_BATCH):
+                rows = range(start, min(start + STORE_BATCH, len(table)))
+                written_at = float(table.timestamps[rows[-1]])
+                with TrainerUnitOfWork(engine, clock=lambda at=written_at: at) as uow:
+                    uow.interactions.save_many(
+                        Interaction(
+                            table.user_vocabulary[table.users[row]],
+                            table.item_vocabulary[table.items[row]],
+                            float(table.weights[row]),
+                            f"e{row}",
+                            "rating",
+                            float(table.timestamps[row]),
+                        )
+                        for row in rows
+                    )
+                    uow.commit()
             result = TrainingRunService(scratch, engine).run(
                 RunRequest(TrainingTrigger.OPERATOR, "bench trainer: after a planted drift")
             )
@@ -204,6 +217,7 @@ def measure_drift_gain(settings: Settings, users: int, pretraining_steps: int) -
             engine.dispose()
     key = precision_key(settings)
     return DriftGain(
+        seed=seed,
         users=users,
         held_out_users=int(result.metrics["candidate"]["held_out_users"]),
         metric=key,
@@ -213,7 +227,7 @@ def measure_drift_gain(settings: Settings, users: int, pretraining_steps: int) -
     )
 
 
-def markdown(points: Sequence[ScalePoint], drift: DriftGain | None, steps: int) -> str:
+def markdown(points: Sequence[ScalePoint], drifts: Sequence[DriftGain], steps: int) -> str:
     from streamrec.benchmarks.results import markdown_table, shown
 
     smallest = points[0] if points else None
@@ -244,20 +258,34 @@ def markdown(points: Sequence[ScalePoint], drift: DriftGain | None, steps: int) 
             rows,
         )
     )
-    if drift is not None:
+    if drifts:
+        first = drifts[0]
+        rows = [
+            [
+                str(drift.seed),
+                str(drift.held_out_users),
+                shown(drift.active),
+                shown(drift.candidate),
+                f"{drift.gain:+.3f}",
+                drift.outcome,
+            ]
+            for drift in drifts
+        ]
+        mean_gain = sum(drift.gain for drift in drifts) / len(drifts)
+        rows.append(["mean", "", "", "", f"{mean_gain:+.3f}", ""])
         text += (
-            f"\n## Trainer: a fine-tune after a planted drift ({drift.users:,} users)\n\n"
+            f"\n## Trainer: a fine-tune after a planted drift ({first.users:,} users, "
+            "held-out users are the most recent ones)\n\n"
             + markdown_table(
-                ["held-out users", drift.metric + " active", "candidate", "gain", "outcome"],
                 [
-                    [
-                        str(drift.held_out_users),
-                        shown(drift.active),
-                        shown(drift.candidate),
-                        f"{drift.gain:+.3f}",
-                        drift.outcome,
-                    ]
+                    "stream seed",
+                    "held-out users",
+                    first.metric + " active",
+                    "candidate",
+                    "gain",
+                    "outcome",
                 ],
+                rows,
             )
         )
     return text
@@ -372,12 +400,13 @@ def command(
             f"users/s (load {point.load_seconds:.0f} s)"
         )
         points.append(point)
-    drift = None
-    if drift_users:
-        click.echo(f"a fine-tune after a planted drift ({drift_users:,} users) ...")
-        drift = measure_drift_gain(measured, drift_users, pretraining_steps)
+    drifts: list[DriftGain] = []
+    for seed in DRIFT_SEEDS if drift_users else ():
+        click.echo(f"a fine-tune after a planted drift ({drift_users:,} users, seed {seed}) ...")
+        drift = measure_drift_gain(measured, drift_users, pretraining_steps, seed)
         click.echo(f"  {drift.metric}: active {drift.active:.3f}, candidate {drift.candidate:.3f}")
-    table = markdown(points, drift, steps)
+        drifts.append(drift)
+    table = markdown(points, drifts, steps)
     data: dict[str, Any] = {
         "benchmark": "trainer",
         "fine_tune_steps": steps,
@@ -385,7 +414,7 @@ def command(
         "interactions_per_user": interactions_per_user,
         "items": items,
         "scale": [asdict(point) for point in points],
-        "drift": None if drift is None else {**asdict(drift), "gain": drift.gain},
+        "drift": [{**asdict(drift), "gain": drift.gain} for drift in drifts],
         "model": measured.model.model_dump(),
         "machine": machine_description(),
     }

@@ -8,7 +8,6 @@ finish the current batch, commit and leave the group.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -55,24 +54,35 @@ def command(
 
     from consumers import ConsumerHooks, run_consumer
     from streamrec.kafka import ensure_topics, streamrec_topic_names
+    from streamrec.observability import ConsumerMetrics, Heartbeat, configure_logging
+    from streamrec.observability.wiring import (
+        AssignedPartitions,
+        consumer_readiness,
+        observed_hooks,
+        serve_if_configured,
+    )
     from streamrec.services.ingest import IngestService
     from streamrec.storage import check_connection, create_database_engine
 
     # Batches are small matrix products: one thread per consumer avoids oversubscribing the
     # cores that several consumers (and the database) share.
     torch.set_num_threads(1)
-    logging.basicConfig(
-        level=settings.observability.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # kafka-python's INFO narration is silenced there; its warnings and errors still show.
+    configure_logging(settings.observability)
+    metrics, heartbeat, assigned = ConsumerMetrics(), Heartbeat(), AssignedPartitions()
+    hooks = observed_hooks(
+        metrics, heartbeat, ConsumerHooks(on_stage=_exit_at(exit_at) if exit_at else None), assigned
     )
-    # kafka-python narrates every connection at INFO; its warnings and errors still show.
-    logging.getLogger("kafka").setLevel(
-        max(logging.WARNING, logging.getLevelName(settings.observability.log_level))
-    )
-    hooks = ConsumerHooks(on_stage=_exit_at(exit_at) if exit_at else None)
     engine = create_database_engine(settings.effective_database_url)
+    server = None
     try:
         check_connection(engine)
+        server = serve_if_configured(
+            metrics,
+            heartbeat,
+            consumer_readiness(assigned, engine),
+            settings.observability.metrics_port,
+        )
         ensure_topics(settings, streamrec_topic_names(settings))
         summary = run_consumer(
             settings,
@@ -82,6 +92,8 @@ def command(
             hooks=hooks,
         )
     finally:
+        if server is not None:
+            server.stop()
         engine.dispose()
     counters = summary.counters
     click.echo(

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "train_now",
     "bench",
     "demo",
+    "train",
 ]
 
 

@@ -29,6 +29,9 @@ class ClusterHead(nn.Module):
         """A loss that shapes the clusters themselves; zero when the head has none."""
         return profiles.new_zeros(())
 
+    def initialise(self, profiles: torch.Tensor, generator: torch.Generator) -> None:
+        """Start the clusters from real profiles (training from scratch); default: nothing."""
+
 
 class SigmoidClusterHead(ClusterHead):
     def __init__(self, profile_dim: int, clusters: int) -> None:
@@ -60,6 +63,21 @@ class CentroidClusterHead(ClusterHead):
         gram = centres @ centres.T
         push = (gram.sum() - gram.diagonal().sum()) / (clusters * (clusters - 1))
         return pull + push
+
+    @torch.no_grad()
+    def initialise(self, profiles: torch.Tensor, generator: torch.Generator) -> None:
+        # Random initial centres sit far from where LayerNorm puts the profiles, so one
+        # centre wins every user and its softmax saturates: the clusters collapse at once.
+        # Starting from distinct users' profiles (as k-means does) avoids that.
+        chosen = torch.randperm(profiles.shape[0], generator=generator)[: self.centres.shape[0]]
+        starts = profiles[chosen]
+        if starts.shape[0] < self.centres.shape[0]:
+            extra = self.centres.shape[0] - starts.shape[0]
+            starts = torch.cat(
+                [starts, starts[torch.randint(len(starts), (extra,), generator=generator)]]
+            )
+            starts = starts + 0.01 * torch.randn(starts.shape, generator=generator)
+        self.centres.copy_(starts)
 
     def _similarity(self, profiles: torch.Tensor) -> torch.Tensor:
         return functional.normalize(profiles, dim=1) @ functional.normalize(self.centres, dim=1).T

@@ -55,10 +55,14 @@ def contribution_deltas(
             if old.weights.get(item_id) != new.weights.get(item_id)
             or old.timestamps.get(item_id) != new.timestamps.get(item_id)
         )
-    clusters = sorted({cluster for cluster, _ in old.top_clusters} | {c for c, _ in new.top_clusters})
+    clusters = sorted(
+        {cluster for cluster, _ in old.top_clusters} | {c for c, _ in new.top_clusters}
+    )
     old_terms = _terms(old, clusters, item_ids, decay)
     new_terms = _terms(new, clusters, item_ids, decay)
-    liked, rated, weighted = (after - before for after, before in zip(new_terms, old_terms, strict=True))
+    liked, rated, weighted = (
+        after - before for after, before in zip(new_terms, old_terms, strict=True)
+    )
     item_deltas = [
         ClusterItemDelta(
             cluster=cluster,
@@ -123,8 +127,10 @@ def aggregate_deltas(
     >>> items, masses = aggregate_deltas(
     ...     [ClusterItemDelta(0, "a", 1.0, 1.0, 1.0), ClusterItemDelta(0, "a", 0.5, 1.0, -1.0)],
     ...     [ClusterMassDelta(3, 0.25), ClusterMassDelta(3, 0.25)])
-    >>> items, masses
-    ([ClusterItemDelta(cluster=0, item_id='a', liked_mass=1.5, rated_mass=2.0, weighted_sum=0.0)], [ClusterMassDelta(cluster=3, mass=0.5)])
+    >>> items
+    [ClusterItemDelta(cluster=0, item_id='a', liked_mass=1.5, rated_mass=2.0, weighted_sum=0.0)]
+    >>> masses
+    [ClusterMassDelta(cluster=3, mass=0.5)]
     """
     item_totals: dict[tuple[int, str], list[float]] = {}
     for delta in item_deltas:

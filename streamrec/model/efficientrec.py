@@ -83,16 +83,45 @@ class EfficientRec:
         """Learned parameters; independent of the number of users and items by construction."""
         return self.encoder.parameter_count()
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Learned parameters per part of the encoder, for printing."""
+        return {
+            name: sum(parameter.numel() for parameter in module.parameters())
+            for name, module in self.encoder.named_children()
+        }
+
+    def describe(self) -> str:
+        """One line: the parameter count and where it sits (none of it per user)."""
+        parts = ", ".join(f"{name} {count:,}" for name, count in self.parameter_counts().items())
+        return f"{self.parameter_count():,} parameters ({parts}); none per user or per item"
+
     def copy(self) -> EfficientRec:
         return EfficientRec(self.architecture, copy.deepcopy(self.encoder))
 
-    @torch.no_grad()
     def item_vectors(self, item_ids: Sequence[str], items: Mapping[str, ItemEvent]) -> np.ndarray:
         """h_j for a batch of items, shape (n, d); an item never seen still gets a vector."""
+        return self.item_embeddings(item_ids, items)[0]
+
+    def item_targets(self, item_ids: Sequence[str], items: Mapping[str, ItemEvent]) -> np.ndarray:
+        """t_j, the items as retrieval targets (for the optional re-ranking), shape (n, d)."""
+        return self.item_embeddings(item_ids, items)[1]
+
+    @torch.no_grad()
+    def item_embeddings(
+        self, item_ids: Sequence[str], items: Mapping[str, ItemEvent]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(h_j, t_j) for a batch of items in one pass."""
         if not item_ids:
-            return np.zeros((0, self.architecture.item_dim), dtype=np.float32)
-        inputs = self.featurizer.featurize(item_ids, items)
-        return self.encoder.item_vectors(inputs).numpy()
+            empty = np.zeros((0, self.architecture.item_dim), dtype=np.float32)
+            return empty, empty.copy()
+        vectors, targets = self.encoder.item_embeddings(self.featurizer.featurize(item_ids, items))
+        return vectors.numpy(), targets.numpy()
+
+    def retrieval_queries(self, profiles: np.ndarray) -> np.ndarray:
+        """P z_u for each profile: query . t_j scores how likely the user picks item j.
+        A plain numpy product, cheap enough to call per user."""
+        projection = self.encoder.retrieval.weight.detach().numpy()
+        return np.asarray(profiles, dtype=np.float32) @ projection.T
 
     @torch.no_grad()
     def encode(

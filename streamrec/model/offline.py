@@ -3,8 +3,8 @@
 fit trains the encoder on the training users (sampled per step) and builds the cluster
 statistics from all of them; recommend_many encodes each history as a cold user (the model
 has never seen them), takes the top-M memberships and lets the clusters vote. K (clusters) is
-fixed at fit; L, M and the shortlist weight can be changed afterwards without retraining
-(``reconfigure``), which is what a sweep needs.
+fixed at fit; L, M, the shortlist weight and the re-ranking can be changed afterwards without
+retraining (``reconfigure``), which is what a sweep needs.
 
 >>> from streamrec.config import ModelSettings, TrainingSettings
 >>> from streamrec.datasets.base import InteractionTable
@@ -24,6 +24,9 @@ fixed at fit; L, M and the shortlist weight can be changed afterwards without re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from scipy import sparse
 
@@ -32,7 +35,7 @@ from streamrec.datasets.base import InteractionTable
 from streamrec.evaluation.protocol import UserHistory
 from streamrec.events import ItemEvent
 from streamrec.model.decay import ForwardDecay
-from streamrec.model.efficientrec import EfficientRec, EncodedUsers
+from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_sets import InteractionSets
 from streamrec.model.memberships import dense_top_memberships
@@ -43,8 +46,21 @@ from streamrec.model.training.sampler import InMemoryUserSampler
 from streamrec.model.training.trainer import TrainingReport, train
 from streamrec.model.voting import vote_many
 
-# Users encoded per batch when building statistics or recommending.
-ENCODE_BATCH = 4096
+# Users encoded and scored per batch: bounds the (users x items) score matrices.
+BATCH_USERS = 1024
+
+
+@dataclass
+class _Fitted:
+    """Everything fit produces; recommend_many reads only this."""
+
+    model: EfficientRec
+    training_users: InteractionSets
+    memberships: np.ndarray  # (training users x K), all clusters
+    item_vectors: dict[str, np.ndarray]
+    statistics: ClusterStatistics
+    shortlists: Shortlists
+    dense_shortlists: np.ndarray
 
 
 class EfficientRecRecommender:
@@ -57,17 +73,26 @@ class EfficientRecRecommender:
         progress: bool = True,
         model: EfficientRec | None = None,
     ) -> None:
-        """``model`` skips training in fit (a trained model, e.g. the active version)."""
+        """``model``: a trained model to use as it is (fit then skips training)."""
         self.model_settings = model_settings
         self.training_settings = training_settings
         self.progress = progress
-        self.model = model
+        self.given_model = model
         self.training_report: TrainingReport | None = None
-        self.statistics: ClusterStatistics | None = None
-        self.shortlists: Shortlists | None = None
-        self._dense_shortlists = np.zeros((0, 0))
-        self._item_vectors: dict[str, np.ndarray] = {}
         self._items: Mapping[str, ItemEvent] = {}
+        self._fitted: _Fitted | None = None
+
+    @property
+    def model(self) -> EfficientRec | None:
+        return self._fitted.model if self._fitted else self.given_model
+
+    @property
+    def statistics(self) -> ClusterStatistics | None:
+        return self._fitted.statistics if self._fitted else None
+
+    @property
+    def shortlists(self) -> Shortlists | None:
+        return self._fitted.shortlists if self._fitted else None
 
     def fit(
         self,
@@ -76,45 +101,10 @@ class EfficientRecRecommender:
         user_attributes: Mapping[str, Mapping[str, str]],
     ) -> None:
         self._items = items
-        if self.model is None:
-            self.model = EfficientRec.new(
-                self.model_settings, FeatureSchema.fit(items.values()), self.training_settings.seed
-            )
-            sampler = InMemoryUserSampler(
-                train_table, user_attributes, self.training_settings.max_interactions_per_user
-            )
-            self.training_report = train(
-                self.model,
-                sampler,
-                items,
-                self.training_settings,
-                top_memberships=self.model_settings.top_memberships,
-                progress=self.progress,
-            )
-        self._build_statistics(InteractionSets.from_table(train_table), user_attributes)
-        self.reconfigure()
-
-    def reconfigure(self, **model_settings: object) -> None:
-        """Change L (shortlist_length), M (top_memberships) or shortlist_weight after fit.
-        A new M rebuilds the statistics, since p_uc counts only each user's top M."""
-        previous = self.model_settings
-        self.model_settings = ModelSettings(**{**previous.model_dump(), **model_settings})
-        if self.statistics is None:
-            raise RuntimeError("fit the recommender first")
-        if self.model_settings.top_memberships != previous.top_memberships:
-            self._aggregate_statistics()
-        self.shortlists = Shortlists.from_statistics(
-            self.statistics, self.model_settings.shortlist_weight, self.model_settings.shortlist_length
-        )
-        self._dense_shortlists = self.shortlists.dense()
-
-    def _build_statistics(
-        self, sets: InteractionSets, user_attributes: Mapping[str, Mapping[str, str]]
-    ) -> None:
-        assert self.model is not None
-        vectors = self.model.item_vectors(sets.item_vocabulary, self._items)
-        self._item_vectors = dict(zip(sets.item_vocabulary, vectors, strict=True))
-        coefficients = self.model.pooling_coefficients(sets.weights)
+        model = self.given_model or self._trained_model(train_table, items, user_attributes)
+        sets = InteractionSets.from_table(train_table)
+        vectors = model.item_vectors(sets.item_vocabulary, items)
+        coefficients = model.pooling_coefficients(sets.weights)
         matrix = sparse.csr_matrix(
             (coefficients, sets.items, sets.offsets),
             shape=(len(sets.user_vocabulary), len(sets.item_vocabulary)),
@@ -122,78 +112,139 @@ class EfficientRecRecommender:
         nonzero = np.bincount(
             sets.user_of_row(), weights=coefficients != 0, minlength=len(sets.user_vocabulary)
         ).astype(np.int64)
+        pooled = pooled_vectors(np.asarray(matrix @ vectors), nonzero)
         attributes = [user_attributes.get(user_id) for user_id in sets.user_vocabulary]
-        self._training_sets = sets
-        self._training_memberships = self._encode_sums(
-            np.asarray(matrix @ vectors), nonzero, attributes
-        ).memberships
-        self._aggregate_statistics()
-
-    def _aggregate_statistics(self) -> None:
-        sets = self._training_sets
-        decay = ForwardDecay.from_days(
-            self.model_settings.decay_half_life_days,
-            float(sets.timestamps.min()) if len(sets.timestamps) else 0.0,
+        memberships = np.concatenate(
+            [
+                model.encode(
+                    pooled[start : start + BATCH_USERS], attributes[start : start + BATCH_USERS]
+                ).memberships
+                for start in range(0, len(attributes), BATCH_USERS)
+            ]
         )
-        statistics = ClusterStatistics(self.model.clusters, decay=decay)  # type: ignore[union-attr]
+        statistics = self._statistics(model, sets, memberships)
+        shortlists = self._shortlists(model, statistics, sets)
+        self._fitted = _Fitted(
+            model=model,
+            training_users=sets,
+            memberships=memberships,
+            item_vectors=dict(zip(sets.item_vocabulary, vectors, strict=True)),
+            statistics=statistics,
+            shortlists=shortlists,
+            dense_shortlists=shortlists.dense(),
+        )
+
+    def _trained_model(
+        self,
+        train_table: InteractionTable,
+        items: Mapping[str, ItemEvent],
+        user_attributes: Mapping[str, Mapping[str, str]],
+    ) -> EfficientRec:
+        model = EfficientRec.new(
+            self.model_settings, FeatureSchema.fit(items.values()), self.training_settings.seed
+        )
+        sampler = InMemoryUserSampler(
+            train_table, user_attributes, self.training_settings.max_interactions_per_user
+        )
+        self.training_report = train(
+            model,
+            sampler,
+            items,
+            self.training_settings,
+            top_memberships=self.model_settings.top_memberships,
+            progress=self.progress,
+        )
+        return model
+
+    def reconfigure(self, **changes: Any) -> None:
+        """Change L (shortlist_length), M (top_memberships), shortlist_weight or rerank after
+        fit. A new M rebuilds the statistics, since p_uc counts only each user's top M."""
+        fitted = self._fitted
+        if fitted is None:
+            raise RuntimeError("fit the recommender first")
+        previous = self.model_settings
+        self.model_settings = ModelSettings(**{**previous.model_dump(), **changes})
+        if self.model_settings.top_memberships != previous.top_memberships:
+            fitted.statistics = self._statistics(
+                fitted.model, fitted.training_users, fitted.memberships
+            )
+        fitted.shortlists = self._shortlists(fitted.model, fitted.statistics, fitted.training_users)
+        fitted.dense_shortlists = fitted.shortlists.dense()
+
+    def _statistics(
+        self, model: EfficientRec, sets: InteractionSets, memberships: np.ndarray
+    ) -> ClusterStatistics:
+        landmark = float(sets.timestamps.min()) if len(sets.timestamps) else 0.0
+        decay = ForwardDecay.from_days(self.model_settings.decay_half_life_days, landmark)
+        statistics = ClusterStatistics(model.clusters, decay=decay)
         statistics.add_users(
-            dense_top_memberships(self._training_memberships, self.model_settings.top_memberships),
+            dense_top_memberships(memberships, self.model_settings.top_memberships),
             sets.user_of_row(),
             sets.item_vocabulary,
             sets.items,
             sets.weights,
             sets.timestamps,
         )
-        self.statistics = statistics
+        return statistics
 
-    def _encode_sums(
-        self, sums: np.ndarray, counts: np.ndarray, attributes: Sequence[Mapping[str, str] | None]
-    ) -> EncodedUsers:
-        assert self.model is not None
-        parts = [
-            self.model.encode(
-                pooled_vectors(sums[start : start + ENCODE_BATCH], counts[start : start + ENCODE_BATCH]),
-                attributes[start : start + ENCODE_BATCH],
-            )
-            for start in range(0, len(attributes), ENCODE_BATCH)
-        ]
-        return EncodedUsers(
-            np.concatenate([part.pooled for part in parts]),
-            np.concatenate([part.profiles for part in parts]),
-            np.concatenate([part.memberships for part in parts]),
+    def _shortlists(
+        self, model: EfficientRec, statistics: ClusterStatistics, sets: InteractionSets
+    ) -> Shortlists:
+        # With decay, the statistics are read as of the last training event.
+        now = float(sets.timestamps.max()) if len(sets.timestamps) else None
+        shortlists = Shortlists.from_statistics(
+            statistics,
+            self.model_settings.shortlist_weight,
+            self.model_settings.shortlist_length,
+            now=now,
         )
-
-    def encode_histories(self, histories: Sequence[UserHistory]) -> EncodedUsers:
-        assert self.model is not None
-        known = [
-            [(item, weight) for item, weight in history.interactions] for history in histories
-        ]
-        return self.model.encode_histories(
-            [([item for item, _ in pairs], [weight for _, weight in pairs]) for pairs in known],
-            [history.attributes or None for history in histories],
-            self._items,
-            self._item_vectors,
-        )
+        return shortlists.with_targets(model.item_targets(shortlists.item_ids, self._items))
 
     def recommend_many(self, histories: Sequence[UserHistory], n: int) -> list[list[str]]:
-        assert self.shortlists is not None and self.statistics is not None
-        encoded = self.encode_histories(histories)
-        top = dense_top_memberships(encoded.memberships, self.model_settings.top_memberships)
-        # Nothing to go on at all: the global shortlist answers (votes of no cluster).
-        blind = np.array([not h.interactions and not h.attributes for h in histories], dtype=bool)
-        exclude = np.zeros((len(histories), len(self.statistics.item_ids)), dtype=bool)
+        if self._fitted is None:
+            raise RuntimeError("fit the recommender first")
+        results: list[list[str]] = []
+        for start in range(0, len(histories), BATCH_USERS):
+            results.extend(
+                self._recommend_batch(self._fitted, histories[start : start + BATCH_USERS], n)
+            )
+        return results
+
+    def _recommend_batch(
+        self, fitted: _Fitted, histories: Sequence[UserHistory], n: int
+    ) -> list[list[str]]:
+        encoded = fitted.model.encode_histories(
+            [
+                ([item for item, _ in history.interactions], [w for _, w in history.interactions])
+                for history in histories
+            ],
+            [history.attributes or None for history in histories],
+            self._items,
+            fitted.item_vectors,
+        )
+        shortlists = fitted.shortlists
+        exclude = np.zeros((len(histories), len(shortlists.item_ids)), dtype=bool)
         for row, history in enumerate(histories):
-            columns = [self.statistics.item_index.get(item) for item, _ in history.interactions]
-            exclude[row, [column for column in columns if column is not None]] = True
-        columns, _ = vote_many(self._dense_shortlists, top, exclude, n)
+            exclude[row, shortlists.columns_of(item for item, _ in history.interactions)] = True
+        rerank_scores = None
+        if self.model_settings.rerank and shortlists.targets is not None:
+            rerank_scores = fitted.model.retrieval_queries(encoded.profiles) @ shortlists.targets.T
+        columns, _ = vote_many(
+            fitted.dense_shortlists,
+            dense_top_memberships(encoded.memberships, self.model_settings.top_memberships),
+            exclude,
+            n,
+            rerank_scores,
+        )
+        global_items = [column for column in shortlists.global_items if column != NO_ITEM]
         results = []
         for row, history in enumerate(histories):
-            if blind[row]:
-                picked = [c for c in self.shortlists.global_items if c != NO_ITEM][:n]
-            else:
-                picked = [column for column in columns[row] if column != NO_ITEM]
-            results.append([self.statistics.item_ids[column] for column in picked])
+            # Nothing to go on at all: the global shortlist answers.
+            blind = not history.interactions and not history.attributes
+            picked = global_items[:n] if blind else [c for c in columns[row] if c != NO_ITEM]
+            results.append([shortlists.item_ids[column] for column in picked])
         return results
 
     def parameter_count(self) -> int:
-        return 0 if self.model is None else self.model.parameter_count()
+        model = self.model
+        return 0 if model is None else model.parameter_count()

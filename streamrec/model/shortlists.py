@@ -26,8 +26,9 @@ docs/model.md records which one measured best (the default in ModelSettings).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -73,10 +74,27 @@ class Shortlists:
     item_ids: Sequence[str]
     global_items: np.ndarray  # (L,) columns
     global_weights: np.ndarray  # (L,)
+    # Retrieval targets t_j of the columns, (items x d): only for the optional re-ranking.
+    targets: np.ndarray | None = None
 
     @property
     def length(self) -> int:
         return int(self.items.shape[1])
+
+    @cached_property
+    def item_index(self) -> dict[str, int]:
+        return {item_id: column for column, item_id in enumerate(self.item_ids)}
+
+    def columns_of(self, item_ids: Iterable[str]) -> np.ndarray:
+        """The columns of the given items; items no shortlist knows are left out."""
+        index = self.item_index
+        columns = [index.get(item_id) for item_id in item_ids]
+        return np.asarray([column for column in columns if column is not None], dtype=np.int64)
+
+    def with_targets(self, targets: np.ndarray) -> Shortlists:
+        if targets.shape[0] != len(self.item_ids):
+            raise ValueError(f"{targets.shape[0]} targets for {len(self.item_ids)} items")
+        return replace(self, targets=targets)
 
     @classmethod
     def from_weights(

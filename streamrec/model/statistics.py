@@ -120,9 +120,13 @@ class ClusterStatistics:
         last_event = np.full(users, -np.inf)
         np.maximum.at(last_event, user_rows, timestamps)
         last_event[~np.isfinite(last_event)] = 0.0 if self.decay is None else self.decay.landmark
-        self.mass += (np.asarray(memberships) * decay_factors(self.decay, last_event)[:, None]).sum(0)
+        self.mass += (np.asarray(memberships) * decay_factors(self.decay, last_event)[:, None]).sum(
+            0
+        )
 
-    def read(self, now: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def read(
+        self, now: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(A, C, weighted sum, M) as of ``now``: with decay, divided by g(now)."""
         if self.decay is None or now is None:
             return self.liked, self.rated, self.weighted, self.mass

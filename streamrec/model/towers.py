@@ -51,7 +51,9 @@ class ItemTower(nn.Module):
             nn.ReLU(),
         )
         # Bounded vectors keep the pooled mean inside the clip range [-1, 1] of the method.
-        self.vector = nn.Sequential(nn.Linear(architecture.hidden_dim, architecture.item_dim), nn.Tanh())
+        self.vector = nn.Sequential(
+            nn.Linear(architecture.hidden_dim, architecture.item_dim), nn.Tanh()
+        )
         # A second, untied output: the item as a target of retrieval (what a profile predicts),
         # as opposed to h_j, the item as evidence of taste (what pooling sums).
         self.target = nn.Linear(architecture.hidden_dim, architecture.item_dim)

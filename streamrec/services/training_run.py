@@ -190,10 +190,10 @@ class TrainingRunService:
         try:
             self._report(RunStage.LOCKED)
             run_id = self._start(request)
-            if self.hooks.on_started is not None:
-                self.hooks.on_started(run_id, request)
             metrics = _request_metrics(request)
             try:
+                if self.hooks.on_started is not None:
+                    self.hooks.on_started(run_id, request)
                 result = self._run_locked(run_id, request, metrics)
             except Exception as error:
                 logger.exception("training run %d failed", run_id)

@@ -33,7 +33,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from streamrec.state import ModelStatus, UserProfile
 from streamrec.storage.repositories.base import Repository
 from streamrec.storage.repositories.users import _state_row
-from streamrec.storage.statements import chunked, upsert
+from streamrec.storage.statements import (
+    _array_name,
+    _column_values,
+    _unnested,
+    chunked,
+    upsert,
+)
 from streamrec.storage.tables import (
     InteractionRow,
     ModelRebuildRow,
@@ -51,13 +57,9 @@ _USERS = table_of(UserRow)
 _INTERACTIONS = table_of(InteractionRow)
 _REBUILDS = table_of(ModelRebuildRow)
 _RUNS = table_of(TrainingRunRow)
-# A state row has nine columns: 500 rows stay far below both databases' parameter limits.
+# SQLite: a state row has nine columns, so 500 rows stay far below its parameter limit.
 STATE_INSERT_CHUNK = 500
-# Characters of a user id that the random seeks interpolate between the smallest and largest id.
-SEEK_KEY_LENGTH = 12
-_UNICODE_SIZE = 0x110000
 _SURROGATES = range(0xD800, 0xE000)
-_FRACTION_STEPS = 2**32
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +140,30 @@ class ModelBuildRepository(Repository):
         # The state's foreign key needs the user row; existing ones (and their demographics)
         # are left alone.
         upsert(self._connection, _USERS, users, key=("user_id",))
-        dialect = postgresql if self._connection.dialect.name == "postgresql" else sqlite
-        inserted: set[str] = set()
-        for chunk in chunked(rows, size=STATE_INSERT_CHUNK):
+        key = ["model_version", "user_id"]
+        if self._connection.dialect.name == "postgresql":
+            # One statement with one array per column, as the shared upsert sends rows: a
+            # multi-row VALUES of this size costs more to compile than to run.
+            columns = list(rows[0])
             statement = (
-                dialect.insert(_STATES)
-                .values(chunk)
-                .on_conflict_do_nothing(index_elements=["model_version", "user_id"])
+                postgresql.insert(_STATES)
+                .from_select(columns, _unnested(_STATES, columns))
+                .on_conflict_do_nothing(index_elements=key)
                 .returning(_STATES.c.user_id)
             )
-            inserted.update(self._connection.scalars(statement))
+            parameters = {
+                _array_name(column): _column_values(_STATES, column, rows) for column in columns
+            }
+            return set(self._connection.scalars(statement, parameters))
+        inserted: set[str] = set()
+        for chunk in chunked(rows, size=STATE_INSERT_CHUNK):
+            sqlite_statement = (
+                sqlite.insert(_STATES)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=key)
+                .returning(_STATES.c.user_id)
+            )
+            inserted.update(self._connection.scalars(sqlite_statement))
         return inserted
 
     def count_users_with_interactions(self) -> int:
@@ -268,10 +284,10 @@ class TrainingSampleRepository(Repository):
         exclude: Iterable[str] = (),
         users_per_seek: int = 16,
     ) -> list[str]:
-        """About ``count`` users at random: each seek jumps to a random point between the
-        smallest and the largest user id and takes the next ``users_per_seek`` ids. Uniform
-        for uniformly spread ids (hashes, UUIDs); for sequential ids, users after a gap in
-        the id space are a little likelier. Every seek is one index lookup."""
+        """About ``count`` users at random: each seek jumps to a random key between the
+        smallest and the largest user id (``random_key``) and takes the next
+        ``users_per_seek`` ids. Not exactly uniform (users after a gap in the id space are
+        likelier), but spread over the whole population; every seek is one index lookup."""
         excluded = set(exclude)
         low, high = self._connection.execute(
             select(func.min(_INTERACTIONS.c.user_id), func.max(_INTERACTIONS.c.user_id))
@@ -281,24 +297,27 @@ class TrainingSampleRepository(Repository):
         found: dict[str, None] = {}
         # Enough seeks for the count, and a bound when the table holds fewer users.
         for _ in range(4 * max(1, -(-count // users_per_seek)) + 4):
-            key = key_between(low, high, float(generator.random()))
-            statement = (
-                select(_INTERACTIONS.c.user_id)
-                .distinct()
-                .where(_INTERACTIONS.c.user_id >= key)
-                .order_by(_INTERACTIONS.c.user_id)
-                .limit(users_per_seek)
-            )
-            for user_id in self._connection.scalars(statement):
+            seeked = self._ids_from(random_key(low, high, generator), users_per_seek)
+            if len(seeked) < users_per_seek:
+                # The seek ran into the end of the index: go on from its start.
+                seeked += self._ids_from(low, users_per_seek - len(seeked))
+            for user_id in seeked:
                 if user_id not in excluded:
                     found.setdefault(user_id)
             if len(found) >= count:
                 break
         return list(found)[:count]
 
-    def latest_interaction_time(self) -> float | None:
-        """When the most recent interaction was written (its ``updated_at``)."""
-        return self._connection.scalar(select(func.max(_INTERACTIONS.c.updated_at)))
+    def _ids_from(self, key: str, limit: int) -> list[str]:
+        """Up to ``limit`` user ids from ``key`` on, in index order."""
+        statement = (
+            select(_INTERACTIONS.c.user_id)
+            .distinct()
+            .where(_INTERACTIONS.c.user_id >= key)
+            .order_by(_INTERACTIONS.c.user_id)
+            .limit(limit)
+        )
+        return list(self._connection.scalars(statement))
 
 
 class RunLogRepository(Repository):
@@ -327,33 +346,37 @@ class TrainerUnitOfWork(UnitOfWork):
         return self
 
 
-def key_between(low: str, high: str, fraction: float) -> str:
-    """A string about ``fraction`` of the way from ``low`` to ``high``, reading their first
-    characters as digits of one number.
+def random_key(low: str, high: str, generator: np.random.Generator) -> str:
+    """A random string between ``low`` and ``high`` (inclusive) to seek to: their common
+    prefix, then a random length of random characters from the range the two ids use after
+    it. Ids numbered in sequence ("u1" ... "u99999") get keys spread over their whole range,
+    not bunched where code points are plentiful.
 
-    >>> key_between("u100", "u900", 0.5)
-    'u500'
-    >>> key_between("a", "a", 0.3)
-    'a'
+    >>> random = np.random.default_rng(0)
+    >>> keys = [random_key("u1", "u99999", random) for _ in range(1_000)]
+    >>> all("u1" <= key <= "u99999" for key in keys), len({key[:3] for key in keys}) > 50
+    (True, True)
+    >>> random_key("same", "same", random)
+    'same'
     """
-    width = min(SEEK_KEY_LENGTH, max(len(low), len(high)))
-    first, last = _as_number(low, width), _as_number(high, width)
-    # Integer arithmetic: these numbers have far more digits than a float keeps.
-    steps = round(min(max(fraction, 0.0), 1.0) * _FRACTION_STEPS)
-    target = first + (last - first) * steps // _FRACTION_STEPS
-    digits = []
-    for _ in range(width):
-        target, digit = divmod(target, _UNICODE_SIZE)
-        digits.append(digit)
-    characters = [_printable(digit) for digit in reversed(digits)]
-    return "".join(characters).rstrip("\x00").replace("\x00", "\x01")
+    if low >= high:
+        return low
+    prefix = _common_prefix(low, high)
+    rest = low[len(prefix) :] + high[len(prefix) :]
+    first, last = ord(min(rest)), ord(max(rest))
+    length = int(generator.integers(len(prefix) + 1, max(len(low), len(high)) + 1))
+    codes = generator.integers(first, last + 1, size=length - len(prefix))
+    key = prefix + "".join(_printable(int(code)) for code in codes)
+    return min(max(key, low), high)
 
 
-def _as_number(text_value: str, width: int) -> int:
-    number = 0
-    for character in text_value[:width].ljust(width, "\x00"):
-        number = number * _UNICODE_SIZE + ord(character)
-    return number
+def _common_prefix(first: str, second: str) -> str:
+    length = 0
+    for left, right in zip(first, second, strict=False):
+        if left != right:
+            break
+        length += 1
+    return first[:length]
 
 
 def _printable(code_point: int) -> str:

@@ -190,29 +190,40 @@ def test_unknown_path_is_not_found(served: ObservabilityServer) -> None:
     assert _get(f"{served.url}/nothing")[0] == 404
 
 
-def test_observed_hooks_count_batches_beat_and_chain() -> None:
+def test_observed_hooks_count_batches_beat_track_partitions_and_chain() -> None:
     from consumers import ConsumerHooks, Stage
 
     clock = ManualClock()
     heartbeat = Heartbeat(timeout_seconds=1.0, clock=clock)
     consumer_metrics = ConsumerMetrics()
+    assigned = wiring.AssignedPartitions()
     seen: list[str] = []
     hooks = wiring.observed_hooks(
         consumer_metrics,
         heartbeat,
-        ConsumerHooks(on_batch=lambda result, timing: seen.append("batch")),
+        ConsumerHooks(on_batch=lambda result, timing, records: seen.append("batch")),
+        assigned,
     )
     clock.now = 5.0
     assert not heartbeat.alive()
     hooks.on_stage(Stage.POLLED, 1)
     assert heartbeat.alive()
-    result, _ = _batch()
-    hooks.on_batch(result, BatchTiming(1.0, 2.0, 3.0, 4.0))
+    result, records = _batch()
+    hooks.on_batch(result, BatchTiming(100.0, 100.5, 100.75, 100.8), records)
     hooks.on_retry(ConnectionError("reset"), 0.2)
+    hooks.on_assignment(frozenset({("interactions", 0), ("interactions", 1)}))
+    hooks.on_lag({("interactions", 0): 5, ("interactions", 1): 2})
+    hooks.on_assignment(frozenset({("interactions", 0)}))
 
     assert seen == ["batch"]
     assert consumer_metrics.sample("streamrec_batches_total") == 1
+    assert consumer_metrics.sample("streamrec_event_to_recommendation_seconds_count") == 3
     assert consumer_metrics.sample("streamrec_batch_retries_total", error="ConnectionError") == 1
+    assert assigned() == frozenset({("interactions", 0)})
+    lag = "streamrec_consumer_lag_records"
+    assert consumer_metrics.sample(lag, topic="interactions", partition="0") == 5
+    # The partition another consumer took over is no longer reported by this one.
+    assert consumer_metrics.sample(lag, topic="interactions", partition="1") is None
 
 
 def test_trainer_metrics() -> None:

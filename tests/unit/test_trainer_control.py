@@ -3,12 +3,13 @@ a reason and never raise, and the schedule and random-seek keys behave."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import key_between
+from streamrec.storage.trainer import random_key
 from streamrec.validation.rejection import Rejection, RejectionReason
 from trainer.control_messages import (
     ModelActivated,
@@ -103,10 +104,16 @@ def test_a_bad_schedule_is_refused_naming_the_setting(schedule: str) -> None:
         schedule_trigger(schedule)
 
 
-@pytest.mark.parametrize(("low", "high"), [("u1", "u999"), ("0001", "9999"), ("a", "zzzz")])
-def test_seek_keys_lie_between_the_smallest_and_largest_id(low: str, high: str) -> None:
-    keys = [key_between(low, high, fraction / 10) for fraction in range(11)]
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [("u1", "u999"), ("pop-1", "pop-999999"), ("0001", "9999"), ("a", "zzzz"), ("Ω100", "Ω999")],
+)
+def test_seek_keys_spread_between_the_smallest_and_largest_id(low: str, high: str) -> None:
+    random = np.random.default_rng(0)
 
-    assert keys[0] == low and keys[-1] == high
-    assert keys == sorted(keys)
+    keys = [random_key(low, high, random) for _ in range(500)]
+
+    assert all(low <= key <= high for key in keys)
     assert all("\x00" not in key for key in keys)
+    # Spread: many distinct places to land, not a few bunched ones.
+    assert len(set(keys)) > 100

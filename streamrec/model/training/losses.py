@@ -20,7 +20,9 @@ Distance = Literal["l2", "cosine"]
 EPSILON = 1e-8
 
 
-def pairwise_distances(first: torch.Tensor, second: torch.Tensor, distance: Distance) -> torch.Tensor:
+def pairwise_distances(
+    first: torch.Tensor, second: torch.Tensor, distance: Distance
+) -> torch.Tensor:
     if distance == "cosine":
         return 1.0 - functional.normalize(first, dim=1) @ functional.normalize(second, dim=1).T
     squared = (
@@ -33,12 +35,25 @@ def pairwise_distances(first: torch.Tensor, second: torch.Tensor, distance: Dist
 def triplet_loss(
     anchors: torch.Tensor, positives: torch.Tensor, margin: float, distance: Distance
 ) -> torch.Tensor:
-    """max(margin + d(a, p) - d(a, n), 0) with semi-hard negatives.
+    """The mean of ``triplet_terms``."""
+    return triplet_terms(anchors, positives, margin, distance).mean()
+
+
+def triplet_terms(
+    anchors: torch.Tensor, positives: torch.Tensor, margin: float, distance: Distance
+) -> torch.Tensor:
+    """max(margin + d(a, p) - d(a, n), 0) for each anchor, with semi-hard negatives.
 
     Row i of ``anchors`` and ``positives`` are two views of one user; the negatives of anchor i
     are every other user's views. The semi-hard negative is the closest one farther than the
     positive; when none is, the farthest negative is taken (as FaceNet and TF-Addons do), so
-    early training is not dominated by negatives it cannot yet separate.
+    early training is not dominated by negatives it cannot yet separate. A batch of one user
+    has no negatives and no loss.
+
+    >>> anchors = torch.tensor([[0.0], [1.5], [3.0], [0.5]])
+    >>> positives = torch.tensor([[1.0], [100.0], [200.0], [2.0]])
+    >>> float(triplet_terms(anchors, positives, 1.0, "l2")[0])  # semi-hard 1.5, not 0.5
+    0.5
     """
     users = anchors.shape[0]
     candidates = torch.cat([positives, anchors])
@@ -52,7 +67,8 @@ def triplet_loss(
     semi_hard = negative_distances.masked_fill(~beyond_positive, float("inf")).min(dim=1).values
     farthest = distances.masked_fill(own, float("-inf")).max(dim=1).values
     negative_distance = torch.where(torch.isfinite(semi_hard), semi_hard, farthest)
-    return functional.relu(margin + positive_distance - negative_distance).mean()
+    terms = functional.relu(margin + positive_distance - negative_distance)
+    return torch.where(torch.isfinite(negative_distance), terms, torch.zeros_like(terms))
 
 
 def normalised(memberships: torch.Tensor) -> torch.Tensor:

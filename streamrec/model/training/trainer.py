@@ -23,6 +23,7 @@ exist.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,12 +91,22 @@ def train(
     steps: int | None = None,
     top_memberships: int = 5,
     progress: bool = True,
+    initialise_clusters: bool = True,
 ) -> TrainingReport:
-    """Train ``model`` in place for ``steps`` (default: settings.steps) and report."""
+    """Train ``model`` in place for ``steps`` (default: settings.steps) and report.
+    ``initialise_clusters`` starts the cluster head from the first batch's profiles (from
+    scratch); a fine-tune keeps the clusters it has."""
     steps = settings.steps if steps is None else steps
     generator = np.random.default_rng(settings.seed)
     encoder = model.encoder
     optimisers = _optimisers(model, settings.learning_rate)
+    # Cosine decay to zero: large steps early, a settled model at the end.
+    schedules = [
+        torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        )
+        for optimiser in optimisers
+    ]
     history: list[StepLosses] = []
     started = time.perf_counter()
     encoder.train()
@@ -104,12 +115,15 @@ def train(
         bar = tqdm(range(steps), disable=not progress, desc="training", unit="step")
         for step in bar:
             batch = sampler(settings.users_per_step, generator)
+            if step == 0 and initialise_clusters:
+                _initialise_clusters(model, batch, items, settings.seed)
             losses, memberships = _step(model, batch, items, settings, generator)
             for optimiser in optimisers:
                 optimiser.zero_grad(set_to_none=True)
             losses["total"].backward()
-            for optimiser in optimisers:
+            for optimiser, schedule in zip(optimisers, schedules, strict=True):
                 optimiser.step()
+                schedule.step()
             history.append(StepLosses(**{name: value.item() for name, value in losses.items()}))
             if progress and (step % PROGRESS_EVERY == 0 or step == steps - 1):
                 health = cluster_report(memberships.detach().numpy(), top_memberships)
@@ -144,9 +158,35 @@ def fine_tune(
     so it keeps serving while the candidate is judged."""
     candidate = model.copy()
     report = train(
-        candidate, sampler, items, settings, settings.fine_tune_steps, top_memberships, progress
+        candidate,
+        sampler,
+        items,
+        settings,
+        settings.fine_tune_steps,
+        top_memberships,
+        progress,
+        initialise_clusters=False,
     )
     return candidate, report
+
+
+@torch.no_grad()
+def _initialise_clusters(
+    model: EfficientRec, batch: UserBatch, items: Mapping[str, ItemEvent], seed: int
+) -> None:
+    encoded = model.encode_histories(_histories(batch), batch.attributes, items)
+    generator = torch.Generator().manual_seed(seed)
+    model.encoder.cluster_head.initialise(torch.from_numpy(encoded.profiles), generator)
+
+
+def _histories(batch: UserBatch) -> list[tuple[list[str], list[float]]]:
+    return [
+        (
+            [batch.items[row] for row in batch.item_rows[start:end]],
+            batch.weights[start:end].tolist(),
+        )
+        for start, end in zip(batch.offsets[:-1], batch.offsets[1:], strict=True)
+    ]
 
 
 def _optimisers(model: EfficientRec, learning_rate: float) -> list[torch.optim.Optimizer]:
@@ -248,13 +288,6 @@ def _final_clusters(
     memberships = []
     for _ in range(REPORT_BATCHES):
         batch = sampler(settings.users_per_step, generator)
-        histories = [
-            (
-                [batch.items[row] for row in batch.item_rows[start:end]],
-                batch.weights[start:end].tolist(),
-            )
-            for start, end in zip(batch.offsets[:-1], batch.offsets[1:], strict=True)
-        ]
-        encoded = model.encode_histories(histories, batch.attributes, items)
+        encoded = model.encode_histories(_histories(batch), batch.attributes, items)
         memberships.append(encoded.memberships)
     return cluster_report(np.concatenate(memberships), top_memberships)

@@ -1,0 +1,130 @@
+"""The benchmarks, run small on the real broker (and PostgreSQL for the pipeline one): they
+finish, every event is accounted for, and they write what they promise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from streamrec.cli.bench import command as bench
+from streamrec.config import Settings
+from tests.integration.pipeline_support import on_postgresql
+
+SMALL_MODEL = {
+    "hash_buckets": 1024,
+    "item_dim": 16,
+    "profile_dim": 16,
+    "hidden_dim": 32,
+    "clusters": 8,
+    "top_memberships": 3,
+    "shortlist_length": 20,
+    "recommendations": 10,
+    "feature_buckets": 64,
+}
+
+
+def _small(settings: Settings, **kafka: object) -> Settings:
+    return settings.model_copy(
+        update={
+            "model": settings.model.model_copy(update=SMALL_MODEL),
+            "kafka": settings.kafka.model_copy(update={"max_poll_records": 200, **kafka}),
+        }
+    )
+
+
+def test_prequential_benchmark_scores_every_event_from_the_topics(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    events, train_share = 3_000, 0.2
+    outcome = CliRunner().invoke(
+        bench,
+        [
+            "prequential",
+            "--dataset",
+            "synthetic",
+            "--limit",
+            str(events),
+            "--train-share",
+            str(train_share),
+            "--training-steps",
+            "20",
+            "--output-dir",
+            str(tmp_path),
+            "--doc",
+            str(tmp_path / "performance.md"),
+        ],
+        obj=_small(kafka_settings),
+        catch_exceptions=False,
+    )
+    assert outcome.exit_code == 0, outcome.output
+    stem = tmp_path / f"prequential-synthetic-{events}-batch200"
+    result = json.loads(stem.with_suffix(".json").read_text())
+    methods = {method["method"]: method for method in result["methods"]}
+    assert set(methods) == {
+        "streamrec (pipeline)",
+        "popularity",
+        "popularity, decayed",
+        "river BiasedMF",
+        "river FunkMF",
+    }
+    scored = events - int(events * train_share)
+    assert all(method["events"] == scored for method in methods.values())
+    # The planted groups make the published lists hit: the join found the real outputs.
+    assert methods["streamrec (pipeline)"]["hit_rate"] > 0.0
+    first = methods["streamrec (pipeline)"]["by_events_before"]["0"]
+    assert first["hit_rate"] == 0.0  # nothing is published before a user's first event
+    assert "| streamrec (pipeline) |" in stem.with_suffix(".md").read_text()
+    assert stem.with_suffix(".png").stat().st_size > 0
+    assert "## Prequential hit rate on synthetic, batches of 200, first 3,000 events" in (
+        tmp_path / "performance.md"
+    ).read_text(encoding="utf-8")
+
+
+@on_postgresql
+def test_pipeline_benchmark_measures_every_phase(
+    kafka_settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    # The benchmark makes a schema of its own for each phase on this server, and drops it.
+    settings = _small(kafka_settings).model_copy(update={"database_url": SecretStr(database_url)})
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\n## Trainer\n\nkept\n", encoding="utf-8")
+    outcome = CliRunner().invoke(
+        bench,
+        [
+            "pipeline",
+            "--events",
+            "3000",
+            "--rate",
+            "300",
+            "--latency-seconds",
+            "3",
+            "--populations",
+            "500,2000",
+            "--output-dir",
+            str(tmp_path),
+            "--doc",
+            str(doc),
+        ],
+        obj=settings,
+        catch_exceptions=False,
+    )
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads((tmp_path / "pipeline.json").read_text())
+    assert [raw["what"].split(" ")[0] for raw in result["raw_limits"]] == [
+        "kafka-python",
+        "kafka-python",
+        "database",
+    ]
+    assert all(raw["count"] == 3000 for raw in result["raw_limits"])
+    assert [point["stored_users"] for point in result["sustained"]] == [0, 500, 2000]
+    assert all(point["events"] == 3000 for point in result["sustained"])
+    latency = result["latency"]
+    assert latency["events"] == latency["answered"] == 900
+    assert 0 < latency["seconds"]["p50"] <= latency["seconds"]["p99"]
+    assert len(result["targets"]) == 3 if result["sustained"][-1]["events_per_second"] else 2
+    text = doc.read_text(encoding="utf-8")
+    assert "## Pipeline" in text and "kept" in text and "pipeline.png" in text
+    assert (tmp_path / "pipeline.png").stat().st_size > 0

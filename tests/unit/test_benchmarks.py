@@ -1,0 +1,121 @@
+"""The benchmarks' own arithmetic and bookkeeping: rates, percentiles, latency matching,
+result files and the event mix. (The benchmarks themselves run in tests/integration.)"""
+
+from __future__ import annotations
+
+import doctest
+import itertools
+from pathlib import Path
+
+import pytest
+
+from streamrec.benchmarks import (
+    consumer_processes,
+    initial_model,
+    population,
+    raw_limits,
+    results,
+    stack,
+    throughput,
+    topic_tap,
+)
+from streamrec.benchmarks.pipeline import (
+    Latency,
+    PipelineResults,
+    Sustained,
+    benchmark_events,
+    markdown_report,
+    targets,
+)
+from streamrec.benchmarks.results import replace_section
+from streamrec.benchmarks.throughput import percentiles, sustained_rate
+from streamrec.benchmarks.topic_tap import answer_latencies
+from streamrec.config import Settings
+
+
+def test_sustained_rate_ignores_start_up_and_tail() -> None:
+    # 5 s to join the group, then 1,000 records/s, then a slow tail.
+    samples = [(0.0, 0), (5.0, 0)] + [(5.0 + s, 1000 * s) for s in range(1, 10)] + [(30.0, 10_000)]
+    assert sustained_rate(samples, total=10_000) == pytest.approx(1000.0)
+    assert sustained_rate(samples[:3], total=10_000) is None
+
+
+def test_percentiles() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentiles(values) == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
+    assert percentiles([]) == {}
+
+
+def test_each_input_is_answered_by_the_first_message_at_or_after_it() -> None:
+    inputs = [(("u1", 0), 1, 10.0), (("u1", 0), 2, 10.1), (("u2", 1), 1, 10.2)]
+    messages = [
+        (("u1", 0), 2, 10.6),  # answers both of u1's records
+        (("u1", 0), 2, 11.0),  # republished after a crash: not the first answer
+        (("u2", 0), 9, 10.3),  # another partition's u2: unrelated
+    ]
+    assert answer_latencies(inputs, messages) == pytest.approx([0.6, 0.5])
+
+
+def test_replace_section_keeps_the_other_sections(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\nIntro.\n\n## Trainer\n\ntrainer table\n", encoding="utf-8")
+    replace_section(doc, "Pipeline", "first\n")
+    replace_section(doc, "Pipeline", "second\n")
+    text = doc.read_text(encoding="utf-8")
+    assert text.count("## Pipeline") == 1
+    assert "second" in text and "first" not in text
+    assert "Intro." in text and "trainer table" in text
+
+
+def test_benchmark_events_mix_stored_and_new_users() -> None:
+    events = benchmark_events(2_000, stored_users=100)
+    stored = {e.user_id for e in events if e.user_id.startswith("pop-")}
+    new = {e.user_id for e in events if e.user_id.startswith("new-")}
+    assert len(events) == 2_000
+    assert stored and new and len(stored) + len(new) == len({e.user_id for e in events})
+    assert all(1 <= int(user.removeprefix("pop-")) <= 100 for user in stored)
+    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(events))
+    assert benchmark_events(100, stored_users=0)[0].user_id.startswith("u")
+
+
+def test_targets_report_what_is_met_and_what_is_not() -> None:
+    measured = PipelineResults(consumers=1)
+    measured.sustained = [
+        Sustained(0, 1000, 6_000.0),
+        Sustained(10_000, 1000, 5_000.0),
+        Sustained(1_000_000, 1000, 2_500.0),
+    ]
+    measured.latency = Latency(1000.0, 990.0, 100, 100, {"p50": 0.2, "p95": 0.5, "p99": 1.4})
+    verdicts = {target["target"].split(" ")[0]: target["met"] for target in targets(measured)}
+    assert verdicts == {"at": True, "p99": False, "per-event": False}
+    report = markdown_report(measured)
+    assert "**not yet**" in report and "| met |" in report
+    assert "p99 1,400 ms" in report
+
+
+def test_child_process_environment_reproduces_the_settings() -> None:
+    settings = Settings(kafka={"bootstrap_servers": "k:9092", "partitions": 2})
+    environment = consumer_processes.settings_environment(stack.isolated_topics(settings, "abc"))
+    assert environment["STREAMREC_KAFKA__BOOTSTRAP_SERVERS"] == "k:9092"
+    assert environment["STREAMREC_TOPICS__INTERACTIONS"] == "interactions-abc"
+    assert environment["STREAMREC_KAFKA__CONSUMER_GROUP"] == "streamrec-consumers-abc"
+    assert environment["STREAMREC_DATABASE_URL"].startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        consumer_processes,
+        initial_model,
+        population,
+        raw_limits,
+        results,
+        stack,
+        throughput,
+        topic_tap,
+    ],
+)
+def test_examples_in_docstrings_hold(module: object) -> None:
+    outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert outcome.attempted > 0
+    assert outcome.failed == 0

@@ -1,0 +1,112 @@
+"""The offline adapter: fit on training users, recommend for cold users by cluster voting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamrec.config import ModelSettings, TrainingSettings
+from streamrec.datasets.base import InteractionTable
+from streamrec.evaluation.protocol import UserHistory
+from streamrec.model.offline import EfficientRecRecommender
+
+GROUPS = 4
+ITEMS_PER_GROUP = 15
+
+
+def planted_table(users: int = 200) -> InteractionTable:
+    generator = np.random.default_rng(0)
+    rows = []
+    for user in range(users):
+        group = user % GROUPS
+        for step, item in enumerate(generator.choice(ITEMS_PER_GROUP, size=8, replace=False)):
+            rows.append((f"u{user}", f"g{group}-i{item}", 1.0, float(step), None))
+    return InteractionTable.from_rows(rows)
+
+
+@pytest.fixture(scope="module")
+def recommender() -> EfficientRecRecommender:
+    recommender = EfficientRecRecommender(
+        ModelSettings(
+            hash_buckets=512,
+            item_dim=16,
+            profile_dim=16,
+            hidden_dim=32,
+            clusters=4,
+            top_memberships=2,
+            shortlist_length=20,
+            feature_buckets=64,
+            cluster_head="centroid",
+        ),
+        TrainingSettings(users_per_step=64, steps=100, learning_rate=1e-2),
+        progress=False,
+    )
+    recommender.fit(planted_table(), {}, {"u1": {"age": "25"}})
+    return recommender
+
+
+def cold_histories() -> list[UserHistory]:
+    return [
+        UserHistory(f"cold{group}", [(f"g{group}-i{item}", 1.0) for item in range(3)])
+        for group in range(GROUPS)
+    ]
+
+
+def test_cold_users_get_items_of_their_own_group_and_never_their_history(
+    recommender: EfficientRecRecommender,
+) -> None:
+    histories = cold_histories()
+    recommendations = recommender.recommend_many(histories, n=5)
+    for group, (history, items) in enumerate(zip(histories, recommendations, strict=True)):
+        assert len(items) == 5
+        assert not set(items) & {item for item, _ in history.interactions}
+        own_group = sum(item.startswith(f"g{group}-") for item in items)
+        # Popularity or chance would give about a quarter.
+        assert own_group >= 4
+
+
+def test_a_user_with_nothing_gets_the_global_shortlist_and_demographics_get_votes(
+    recommender: EfficientRecRecommender,
+) -> None:
+    blind, described = recommender.recommend_many(
+        [UserHistory("nobody", []), UserHistory("someone", [], {"age": "25"})], n=3
+    )
+    assert recommender.shortlists is not None
+    global_items = [recommender.shortlists.item_ids[c] for c in recommender.shortlists.global_items]
+    assert blind == global_items[:3]
+    assert len(described) == 3
+
+
+def test_shortlist_length_and_memberships_change_without_retraining(
+    recommender: EfficientRecRecommender,
+) -> None:
+    model = recommender.model
+    recommender.reconfigure(shortlist_length=2, top_memberships=1)
+    try:
+        assert recommender.model is model
+        assert recommender.shortlists is not None and recommender.shortlists.length == 2
+        assert all(len(items) <= 2 for items in recommender.recommend_many(cold_histories(), n=5))
+    finally:
+        recommender.reconfigure(shortlist_length=20, top_memberships=2)
+
+
+def test_reranking_returns_candidates_of_the_users_clusters(
+    recommender: EfficientRecRecommender,
+) -> None:
+    voted = recommender.recommend_many(cold_histories(), n=60)
+    recommender.reconfigure(rerank=True)
+    try:
+        reranked = recommender.recommend_many(cold_histories(), n=60)
+    finally:
+        recommender.reconfigure(rerank=False)
+    assert [set(items) for items in reranked] == [set(items) for items in voted]
+
+
+def test_reconfigure_before_fit_is_an_error() -> None:
+    fresh = EfficientRecRecommender(ModelSettings(), TrainingSettings(), progress=False)
+    with pytest.raises(RuntimeError, match="fit"):
+        fresh.reconfigure(shortlist_length=3)
+
+
+def test_the_parameter_count_is_reported(recommender: EfficientRecRecommender) -> None:
+    assert recommender.parameter_count() == recommender.model.parameter_count() > 0  # type: ignore[union-attr]
