@@ -122,9 +122,7 @@ class TrainerProcess:
         self._scheduler.add_job(
             self._run_job,
             schedule_trigger(schedule),
-            args=[
-                RunRequest(TrainingTrigger.SCHEDULE, f"schedule {self._settings.trainer.schedule}")
-            ],
+            args=[RunRequest(TrainingTrigger.SCHEDULE, f"schedule {schedule}")],
             id=SCHEDULED_JOB_ID,
             executor=TRAINING_EXECUTOR,
             misfire_grace_time=MISFIRE_GRACE_SECONDS,
@@ -137,7 +135,7 @@ class TrainerProcess:
             self.submit(
                 RunRequest(TrainingTrigger.SCHEDULE, f"resume the rebuild of version {building}")
             )
-        logger.info("trainer started, schedule %s", self._settings.trainer.schedule)
+        logger.info("trainer started, schedule %s", schedule)
 
     def submit(self, request: RunRequest) -> None:
         """Queue a run to start as soon as the running one (if any) is over."""

@@ -53,29 +53,41 @@ def _variables(values: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, st
 
 class ConsumerProcesses:
     """``count`` consumers of one group; ``with`` stops them (SIGTERM: finish the batch,
-    commit, leave) on the way out, and kills those that do not stop in time."""
+    commit, leave) on the way out, and kills those that do not stop in time.
 
-    def __init__(self, settings: Settings, count: int, *arguments: str) -> None:
+    With ``metrics=True`` each serves /metrics on a free port of its own (``metrics_urls``).
+    """
+
+    def __init__(
+        self, settings: Settings, count: int, *arguments: str, metrics: bool = False
+    ) -> None:
+        from streamrec.broker import free_port
+
         self._command = [sys.executable, "-m", "streamrec.cli.main", "consume", *arguments]
         environment = settings_environment(settings)
         environment["STREAMREC_OBSERVABILITY__LOG_LEVEL"] = "WARNING"
-        environment["STREAMREC_OBSERVABILITY__METRICS_PORT"] = "0"
         self._environment = environment
+        self._ports = [free_port() if metrics else 0 for _ in range(count)]
         self._count = count
         self.processes: list[subprocess.Popen[bytes]] = []
         # Files, not pipes: a chatty child must never block on a full pipe.
         self._outputs: list[IO[bytes]] = []
 
     def start(self) -> ConsumerProcesses:
-        for _ in range(self._count):
+        for port in self._ports:
             output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
             self._outputs.append(output)
+            environment = self._environment | {"STREAMREC_OBSERVABILITY__METRICS_PORT": str(port)}
             self.processes.append(
                 subprocess.Popen(
-                    self._command, env=self._environment, stdout=output, stderr=subprocess.STDOUT
+                    self._command, env=environment, stdout=output, stderr=subprocess.STDOUT
                 )
             )
         return self
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}/metrics" for port in self._ports if port]
 
     def failed(self) -> str | None:
         """The end of the output of a consumer that exited with an error, if one did."""

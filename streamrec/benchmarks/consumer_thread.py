@@ -4,9 +4,6 @@ The demo and the prequential benchmark run it beside their own work in one proce
 Kafka clients are built and used inside the thread only. ``stop()`` asks the loop to finish
 its batch, commit and leave the group, then waits for it; an error in the loop is raised
 again by ``stop()``.
-
->>> ConsumerThread.__name__
-'ConsumerThread'
 """
 
 from __future__ import annotations

@@ -8,12 +8,13 @@ Phases, each on fresh topics and a fresh PostgreSQL schema (dropped afterwards):
 2. sustained throughput: ``--events`` synthetic events are produced first, then
    ``--consumers`` ``streamrec consume`` processes drain the backlog; the rate is the slope of
    the offsets they store between 10% and 90% of the backlog;
-3. the same with ``--populations`` users already stored (users, states, interactions,
-   cluster statistics), half of the events from stored users and half from new ones: the
-   per-event cost must not grow with the population;
-4. latency: events offered at ``--rate`` per second for ``--latency-seconds``, each
+3. latency: events offered at ``--rate`` per second for ``--latency-seconds``, each
    measured from its Kafka timestamp to that of the first recommendation message that
-   answered it (read back from the topics).
+   answered it (read back from the topics); then the same load through the broker to a bare
+   kafka-python consumer, the broker's and client's share of it;
+4. sustained throughput again with ``--populations`` users already stored (users, states,
+   interactions, cluster statistics), half of the events from stored users and half from
+   new ones: the per-event cost must not grow with the population.
 
 The model is an untrained one of the configured size: the cost of an event does not depend
 on what the weights learned. Results: bench/results/pipeline.{json,md,png}, and the
@@ -26,7 +27,7 @@ import contextlib
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ class Latency:
     events: int
     answered: int
     seconds: dict[str, float]
+    # The same offered load through the broker to a bare kafka-python consumer.
+    broker_seconds: dict[str, float] = field(default_factory=dict)
+    # From the consumers' own /metrics: mean seconds per batch stage, mean records per batch.
+    batch_stage_seconds: dict[str, float] = field(default_factory=dict)
+    mean_batch_records: float | None = None
 
 
 @dataclass
@@ -101,8 +107,6 @@ def benchmark_events(count: int, stored_users: int, seed: int = 0) -> list[Inter
     """``count`` synthetic events in time order; with ``stored_users``, about half of the
     users are replaced by stored population users (chosen by a hash of the id, so all of a
     user's events go to the same stored user)."""
-    from dataclasses import replace
-
     from streamrec.benchmarks.population import population_user
     from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
 
@@ -163,7 +167,24 @@ def run_pipeline_benchmark(
                 asdict(rate) | {"per_second": rate.per_second}
                 for rate in _raw(phase, engine, sample)
             ]
-        for stored_users in [0, *populations]:
+        announce("sustained throughput, empty database")
+        with _phase(base) as (phase, engine):
+            results.sustained.append(
+                _sustained(phase, engine, events, 0, interactions_per_user, consumers)
+            )
+        announce(f"  {_rate_text(results.sustained[-1].events_per_second)}")
+        announce(f"latency at {rate:,.0f} events/s offered for {latency_seconds:g} s")
+        with _phase(base) as (phase, engine):
+            results.latency = _latency(phase, engine, rate, latency_seconds, consumers)
+        announce(f"broker latency at {rate:,.0f} events/s to a bare kafka-python consumer")
+        with _phase(base) as (phase, _):
+            results.latency = replace(
+                results.latency,
+                broker_seconds=_broker_latency(phase, rate, latency_seconds),
+            )
+        # Last: loading and dropping a million users keeps the database busy for a while
+        # afterwards, which must not be the latency phase's load.
+        for stored_users in populations:
             announce(f"sustained throughput, {stored_users:,} users stored before")
             with _phase(base) as (phase, engine):
                 results.sustained.append(
@@ -172,9 +193,6 @@ def run_pipeline_benchmark(
                     )
                 )
             announce(f"  {_rate_text(results.sustained[-1].events_per_second)}")
-        announce(f"latency at {rate:,.0f} events/s offered for {latency_seconds:g} s")
-        with _phase(base) as (phase, engine):
-            results.latency = _latency(phase, engine, rate, latency_seconds, consumers)
     return results
 
 
@@ -278,7 +296,7 @@ def _latency(
     events = benchmark_events(WARM_UP_EVENTS + int(rate * seconds), 0, seed=2)
     warm_up, measured = events[:WARM_UP_EVENTS], events[WARM_UP_EVENTS:]
     group, topic = settings.kafka.consumer_group, settings.topics.interactions
-    with ConsumerProcesses(settings, consumers) as running:
+    with ConsumerProcesses(settings, consumers, metrics=True) as running:
         # The group is formed and the model loaded before the clock starts.
         _produce(settings, warm_up, rate=None)
         watch_stored_offsets(
@@ -298,6 +316,7 @@ def _latency(
             timeout_seconds=120 + len(measured) / 50,
             check=lambda: _raise_if_failed(running),
         )
+        stages, batch_records = batch_profile(running.metrics_urls)
     tap = PrequentialTap(
         settings, {event.event_id: n for n, event in enumerate(measured)}, measure_latency=True
     )
@@ -309,7 +328,43 @@ def _latency(
         events=len(measured),
         answered=len(latencies),
         seconds=percentiles(latencies),
+        batch_stage_seconds=stages,
+        mean_batch_records=batch_records,
     )
+
+
+def batch_profile(metrics_urls: Sequence[str]) -> tuple[dict[str, float], float | None]:
+    """Mean seconds of each batch stage and mean records per batch, summed over consumers'
+    /metrics pages (warm-up batches included)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[str, float] = {}
+    for url in metrics_urls:
+        with urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                stage = sample.labels.get("stage", "")
+                key = f"{sample.name}:{stage}"
+                sums[key] = sums.get(key, 0.0) + sample.value
+    stages = {}
+    for stage in ("apply", "publish", "commit", "total"):
+        count = sums.get(f"streamrec_batch_latency_seconds_count:{stage}", 0.0)
+        if count:
+            stages[stage] = sums[f"streamrec_batch_latency_seconds_sum:{stage}"] / count
+    batches = sums.get("streamrec_batch_size_records_count:", 0.0)
+    records = sums.get("streamrec_batch_size_records_sum:", 0.0)
+    return stages, (records / batches if batches else None)
+
+
+def _broker_latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
+    from streamrec.benchmarks.raw_limits import kafka_latencies
+    from streamrec.benchmarks.throughput import percentiles
+
+    events = benchmark_events(int(rate * seconds), 0, seed=3)
+    return percentiles(kafka_latencies(settings, events, rate))
 
 
 def _raise_if_failed(running: Any) -> None:
@@ -388,15 +443,31 @@ def markdown_report(results: PipelineResults) -> str:
             f"\nEvent-to-recommendation latency at {latency.offered_per_second:,.0f} events/s "
             f"offered ({latency.produced_per_second:,.0f}/s achieved by the producer, "
             f"{latency.events:,} events, {latency.answered:,} answered): "
-            + ", ".join(f"{name} {value * 1000:,.0f} ms" for name, value in latency.seconds.items())
-            + ".\n"
+            + _milliseconds(latency.seconds)
+            + ". The same load through the broker to a bare kafka-python consumer with the "
+            f"pipeline's fetch settings (the broker's share of it): "
+            f"{_milliseconds(latency.broker_seconds) or 'not measured'}.\n"
         )
+        if latency.batch_stage_seconds and latency.mean_batch_records is not None:
+            text += (
+                f"Meanwhile the consumers' batches held {latency.mean_batch_records:,.0f} records "
+                "on average and took "
+                + ", ".join(
+                    f"{stage} {seconds * 1000:,.0f} ms"
+                    for stage, seconds in latency.batch_stage_seconds.items()
+                )
+                + " (means, from their /metrics).\n"
+            )
     verdicts = [
         [target["target"], target["measured"], "met" if target["met"] else "**not yet**"]
         for target in targets(results)
     ]
     text += "\n" + markdown_table(["target (issue 4)", "measured", ""], verdicts)
     return text
+
+
+def _milliseconds(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value * 1000:,.0f} ms" for name, value in seconds.items())
 
 
 def plot(results: PipelineResults, path: Path) -> Path:
@@ -510,14 +581,15 @@ def command(
     )
     report = markdown_report(results)
     console.print(report)
-    paths = write_results(output_dir, "pipeline", results.to_dict(), report)
-    paths.append(plot(results, output_dir / "pipeline.png"))
+    stem = "pipeline" if consumers == 1 else f"pipeline-{consumers}-consumers"
+    paths = write_results(output_dir, stem, results.to_dict(), report)
+    paths.append(plot(results, output_dir / f"{stem}.png"))
     replace_section(
         doc,
-        "Pipeline",
+        "Pipeline" if consumers == 1 else f"Pipeline, {consumers} consumers",
         "Measured by `streamrec bench pipeline` (PostgreSQL, the local broker unless Kafka is "
-        f"configured); raw numbers in bench/results/pipeline.json.\n\n{report}\n"
-        f"![pipeline](../{output_dir.as_posix()}/pipeline.png)\n",
+        f"configured); raw numbers in bench/results/{stem}.json.\n\n{report}\n"
+        f"![{stem}](../{output_dir.as_posix()}/{stem}.png)\n",
     )
     paths.append(doc)
     console.print("written: " + ", ".join(str(path) for path in paths))

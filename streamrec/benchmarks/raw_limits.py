@@ -89,3 +89,55 @@ def database_insert_rate(
     return RawRate(
         f"database upsert, {batch_size} per transaction", len(rows), time.perf_counter() - started
     )
+
+
+def kafka_latencies(
+    settings: Settings, events: Sequence[InteractionEvent], rate: float
+) -> list[float]:
+    """Seconds from each message's Kafka timestamp to its arrival at a bare kafka-python
+    consumer built like the pipeline's (same fetch settings), with ``events`` offered at
+    ``rate`` per second: the part of the pipeline's latency that is the broker and client."""
+    import threading
+
+    from streamrec.kafka import create_consumer, create_producer, ensure_topics
+    from streamrec.validation import encode_interaction
+
+    topic = f"{settings.topics.interactions}-raw-latency"
+    ensure_topics(settings, [topic])
+    consumer = create_consumer(settings, group_id=None)
+    partitions = [
+        TopicPartition(topic, partition)
+        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    latencies: list[float] = []
+    finished = threading.Event()
+
+    def consume() -> None:
+        while not finished.is_set() or len(latencies) < len(events):
+            for records in consumer.poll(timeout_ms=100).values():
+                arrived = time.time()
+                latencies.extend(arrived - record.timestamp / 1000.0 for record in records)
+            if finished.is_set() and time.monotonic() > deadline:
+                return
+
+    deadline = float("inf")
+    reader = threading.Thread(target=consume, name="streamrec-raw-latency", daemon=True)
+    reader.start()
+    producer = create_producer(settings)
+    try:
+        started = time.monotonic()
+        for number, event in enumerate(events):
+            delay = started + number / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            producer.send(topic, key=event.user_id.encode(), value=encode_interaction(event))
+        producer.flush()
+    finally:
+        producer.close()
+        deadline = time.monotonic() + 30.0
+        finished.set()
+        reader.join()
+        consumer.close()
+    return latencies

@@ -3,9 +3,6 @@ so that the consumer and an observer can work while events arrive, as they would
 
 ``cancel()`` makes the thread stop at its next event (Ctrl-C in the demo); ``join()`` waits
 and raises the producer's error, if any.
-
->>> ReplayThread.__name__
-'ReplayThread'
 """
 
 from __future__ import annotations

@@ -5,17 +5,12 @@ topics it watches from their beginning; it never commits, so it cannot disturb t
 ``PrequentialTap`` feeds what it reads to a ``PublishedRecommendationJoin``: interaction
 events (with their partition and offset) and the recommendation messages the consumers
 published. What it measures is therefore the pipeline's real output, not a re-enactment.
-
->>> from streamrec.evaluation.prequential import PublishedRecommendationJoin
->>> PrequentialTap.__name__
-'PrequentialTap'
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -75,8 +70,6 @@ class TapCounts:
     messages: int = 0
     # Records that are not ours (another producer's) or not valid: not scored.
     skipped: int = 0
-    # Kafka timestamps (seconds): of the newest message read, for progress displays.
-    last_message_time: float | None = None
 
 
 class PrequentialTap:
@@ -113,14 +106,6 @@ class PrequentialTap:
                 outcomes += self._take_event(record)
             else:
                 outcomes += self._take_message(record)
-        return outcomes
-
-    def read_until(self, expected_decided: int, timeout_seconds: float) -> list[Outcome]:
-        """Read until ``expected_decided`` events are decided or ``timeout_seconds`` pass."""
-        outcomes: list[Outcome] = []
-        deadline = time.monotonic() + timeout_seconds
-        while self.join.decided < expected_decided and time.monotonic() < deadline:
-            outcomes += self.read()
         return outcomes
 
     def finish(self) -> list[Outcome]:
@@ -165,11 +150,9 @@ class PrequentialTap:
             self.counts.skipped += 1
             return []
         self.counts.messages += 1
-        published_at = record.timestamp / 1000.0
-        self.counts.last_message_time = published_at
         if self._measure_latency:
             key = (message.user_id, message.source.partition)
-            self._message_times.append((key, message.source.offset, published_at))
+            self._message_times.append((key, message.source.offset, record.timestamp / 1000.0))
         return self.join.add_recommendation(
             message.user_id,
             message.source.partition,

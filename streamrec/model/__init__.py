@@ -1,0 +1,19 @@
+"""The EfficientRec model: pure domain code (torch and numpy), no Kafka, no SQL.
+
+One idea per module:
+
+- ``hashing``, ``features``: stable hashed ids and "name=value" tokens; item feature schema.
+- ``architecture``, ``towers``, ``cluster_heads``, ``encoder``: the torch modules and the
+  plain-data config that rebuilds them.
+- ``efficientrec``: ``EfficientRec``, the trained encoder with numpy in and out, saved as
+  (config, weights bytes).
+- ``pooling``: the running sums s_u, n_u and their exact incremental update.
+- ``memberships``, ``cluster_report``: top-M memberships; cluster sizes and entropy.
+- ``contributions``, ``decay``, ``statistics``: additive cluster statistics and their deltas.
+- ``shortlists``, ``voting``: shortlist weights, top-L per cluster, cluster voting.
+- ``serving``: what the streaming consumer calls per batch.
+- ``offline``: ``EfficientRecRecommender`` for the offline evaluation.
+- ``training``: samplers, losses and the training loop.
+
+docs/model.md describes the design and the measurements behind the defaults.
+"""
