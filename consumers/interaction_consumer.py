@@ -1,11 +1,12 @@
 """The Kafka poll loop: batches in, one transaction per batch, recommendations out.
 
 Per batch: apply it through the ingest service (validation, state, offsets: one database
-transaction), then publish its recommendations and dead letters, flush, and only then commit
-the Kafka offsets. The offsets stored in the database are the truth: on start and on every
-partition assignment the consumer seeks to them, and the service skips records below them. A
-crash at any point therefore loses nothing and applies nothing twice; outputs of the batch in
-flight are published again (at-least-once, idempotent by key).
+transaction), then publish its recommendations and dead letters (and, when the prequential
+hit rate fell, a ``train`` command with trigger ``drift`` on the control topic), flush, and
+only then commit the Kafka offsets. The offsets stored in the database are the truth: on
+start and on every partition assignment the consumer seeks to them, and the service skips
+records below them. A crash at any point therefore loses nothing and applies nothing twice;
+outputs of the batch in flight are published again (at-least-once, idempotent by key).
 
 Transient broker and database failures retry the whole batch with exponential backoff; the
 loop never moves past a batch it could not apply. SIGTERM and SIGINT finish the current batch,
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import FrameType
 from typing import Any, Protocol
+from uuid import uuid4
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
@@ -33,9 +35,11 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.retrying import Backoff, StopRequested, is_transient_error, retry_transient
 from streamrec.config import Settings
+from streamrec.drift import DriftSignal
 from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
-from streamrec.storage.records import DeadLetter
+from streamrec.storage.records import DeadLetter, TrainingTrigger
 from streamrec.validation import encode_recommendation
+from trainer.control_messages import TrainCommand, encode_control
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +224,9 @@ class InteractionConsumer:
         result = self._retry(lambda: self._applier.apply(records))
         stored_at = self._clock()
         self._report(Stage.STORED, batch_number)
-        self._retry(lambda: self._publish(result))
+        # Made once, so that a retried publish repeats the same request ids.
+        commands = [drift_train_command(signal) for signal in result.drift_signals]
+        self._retry(lambda: self._publish(result, commands))
         published_at = self._clock()
         self._report(Stage.PUBLISHED, batch_number)
         self._commit_kafka_offsets(result.next_offsets)
@@ -247,7 +253,7 @@ class InteractionConsumer:
         if self._hooks.on_assignment is not None:
             self._hooks.on_assignment(frozenset((p.topic, p.partition) for p in partitions))
 
-    def _publish(self, result: BatchResult) -> None:
+    def _publish(self, result: BatchResult, commands: Sequence[TrainCommand]) -> None:
         topics = self._settings.topics
         pending = [
             self._producer.send(
@@ -266,6 +272,12 @@ class InteractionConsumer:
             )
             for letter in result.dead_letters
         ]
+        pending += [
+            self._producer.send(topics.control, key=b"train", value=encode_control(command))
+            for command in commands
+        ]
+        for command in commands:
+            logger.warning("asking the trainer for an early run: %s", command.reason)
         self._producer.flush(timeout=PUBLISH_TIMEOUT_SECONDS)
         for future in pending:
             # Raises the broker's error for any message that was not acknowledged.
@@ -330,6 +342,11 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         logger.info("partitions assigned: %s", _describe(assigned))
         self._owner.report_assignment(assigned)
         self._owner.seek_to_stored_offsets(assigned)
+
+
+def drift_train_command(signal: DriftSignal) -> TrainCommand:
+    """The control-topic request for an early run that a drift signal makes."""
+    return TrainCommand(uuid4().hex, TrainingTrigger.DRIFT, time.time(), signal.describe())
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:

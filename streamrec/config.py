@@ -121,12 +121,12 @@ class ModelSettings(Section):
     hidden_dim: int = Field(128, ge=2, le=4096, description="Hidden width of the MLPs.")
     clusters: int = Field(43, ge=1, le=4096, description="Number of soft clusters K.")
     top_memberships: int = Field(5, ge=1, le=64, description="Memberships used, M.")
-    shortlist_length: int = Field(50, ge=1, le=10_000, description="Items per cluster, L.")
+    shortlist_length: int = Field(200, ge=1, le=10_000, description="Items per cluster, L.")
     cluster_head: Literal["sigmoid", "centroid"] = Field(
-        "sigmoid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."
+        "centroid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."
     )
     shortlist_weight: Literal["share", "rated_share", "weighted_mean", "shrunk_mean"] = Field(
-        "share", description="How a cluster ranks its items; see docs/model.md."
+        "rated_share", description="How a cluster ranks its items; see docs/model.md."
     )
     decay_half_life_days: float | None = Field(
         None, gt=0, description="Forward time decay of cluster statistics; unset is no decay."
@@ -152,13 +152,17 @@ class ModelSettings(Section):
 
 
 class TrainingSettings(Section):
-    seed: int = 0
-    steps: int = Field(600, ge=1, description="Optimiser steps from scratch.")
+    seed: int = Field(0, description="Seed of initialisation, sampling and halves.")
+    steps: int = Field(1000, ge=1, description="Optimiser steps from scratch.")
     fine_tune_steps: int = Field(150, ge=1, description="Optimiser steps of a fine-tune.")
     users_per_step: int = Field(256, ge=4, description="Users sampled per step.")
-    learning_rate: float = Field(3e-3, gt=0)
-    margin: float = Field(1.0, gt=0)
-    distance: Literal["l2", "cosine"] = "l2"
+    learning_rate: float = Field(
+        3e-3, gt=0, description="Adam's initial step size; decays to 0 on a cosine schedule."
+    )
+    margin: float = Field(1.0, gt=0, description="Margin of the triplet loss on profiles.")
+    distance: Literal["l2", "cosine"] = Field(
+        "l2", description="Distance between profiles in the triplet loss."
+    )
     balance_weight: float = Field(0.1, ge=0, description="Weight of the cluster-health term.")
     consistency_weight: float = Field(
         1.0, ge=0, description="Within the health term: agreement of a user's two halves."

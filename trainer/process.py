@@ -40,7 +40,8 @@ from streamrec.services.training_run import (
     precision_key,
 )
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import RebuildProgress, TrainerUnitOfWork
+from streamrec.storage.trainer import RebuildProgress
+from streamrec.storage.unit_of_work import UnitOfWork
 from trainer.control import ControlListener, ControlPublisher
 from trainer.control_messages import ModelActivated, RunFinished, RunStarted, TrainCommand
 from trainer.metrics import RunMetrics
@@ -128,7 +129,7 @@ class TrainerProcess:
             misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
         self._scheduler.start()
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             building = uow.builds.building_version()
         if building is not None:
             logger.info("version %d was left building: resuming its rebuild now", building)
@@ -220,7 +221,7 @@ class TrainerProcess:
         minimum = self._settings.trainer.drift_min_interval_seconds
         now = self._clock()
         with self._drift_lock:
-            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            with UnitOfWork(self._engine, clock=self._clock) as uow:
                 last_run = uow.training_runs.latest(TrainingTrigger.DRIFT)
             starts = [
                 moment

@@ -28,7 +28,6 @@ COMMAND_MODULES = [
     "eval",
     "trainer",
     "models",
-    "train_now",
     "bench",
     "demo",
     "train",

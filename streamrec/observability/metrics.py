@@ -88,11 +88,8 @@ class ProcessMetrics:
 class ConsumerMetrics(ProcessMetrics):
     """The pipeline consumer's metrics; feed it from the consumer loop's hooks."""
 
-    def __init__(
-        self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
-        self._clock = clock
         common = {"namespace": NAMESPACE, "registry": self.registry}
         self.events_processed = Counter(
             "events_processed",

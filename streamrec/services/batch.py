@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from streamrec.drift import DriftSignal
 from streamrec.events import RecommendationMessage, SourceEvent
 from streamrec.storage.records import DeadLetter
 
@@ -80,11 +81,16 @@ class BatchResult:
 
     ``recommendations`` holds one message per touched user; ``dead_letters`` every rejected
     record of the batch (including those an earlier run stored already: outputs are
-    at-least-once); ``next_offsets`` the offset to commit per partition of the batch.
+    at-least-once); ``next_offsets`` the offset to commit per partition of the batch;
+    ``drift_signals`` the falls of the prequential hit rate the batch revealed (each asks the
+    trainer for an early run); ``prequential_hits`` the hit indicator of each applied event
+    of a user the model knew, in stream order.
     """
 
     recommendations: list[RecommendationMessage] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     model_version: int | None = None
+    drift_signals: list[DriftSignal] = field(default_factory=list)
+    prequential_hits: list[bool] = field(default_factory=list)
     counters: BatchCounters = field(default_factory=BatchCounters)

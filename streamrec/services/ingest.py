@@ -7,14 +7,20 @@
 2. upserts item features (the newest item event wins) and drops their cached vectors;
 3. stores interactions by the rule in ``streamrec.services.interactions`` (a repeated event
    changes nothing, an older event never overwrites a newer weight);
-4. under the ACTIVE model version: moves each touched user's pooled sums, profile and top-M
-   memberships, adds the exact cluster-statistic deltas, refreshes the shortlists of the
-   affected clusters, and votes the touched users' recommendations;
-5. stores the new dead letters and the next offsets, and commits.
+4. reads the active and the building version in one statement;
+5. under the ACTIVE version: records the prequential hit of each applied event (was its item
+   among the user's recommendations as they stood before the batch), moves each touched
+   user's pooled sums, profile and top-M memberships, adds the exact cluster-statistic
+   deltas, refreshes the shortlists of the affected clusters, and votes the touched users'
+   recommendations; the hits feed the consumer's drift detector;
+6. while a version is BUILDING (a rebuild is under way): applies the same user changes to it
+   (``streamrec.services.rebuild.BuildingVersionUpdater``), so the new version misses no event;
+7. stores the new dead letters and the next offsets, and commits.
 
 It returns what is to be published (a recommendation per touched user, every dead letter of
-the batch) and the offsets to commit to Kafka. Users touched only by already-applied records
-get their CURRENT recommendations again: state is exactly-once, outputs at-least-once.
+the batch, a drift signal when the hit rate fell) and the offsets to commit to Kafka. Users
+touched only by already-applied records get their CURRENT recommendations again: state is
+exactly-once, outputs at-least-once.
 
 Without an active model version, interactions, items, attributes, dead letters and offsets are
 still stored, but no user state exists and nothing is recommended; once a model is active a
@@ -46,13 +52,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from streamrec.config import Settings
+from streamrec.config import ModelSettings, Settings
+from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import RecommendationMessage, SourceEvent
 from streamrec.model.contributions import UserContribution
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.batch_deltas import batch_contribution_deltas
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
 from streamrec.services.model_cache import ModelCache, ServingModel
+from streamrec.services.rebuild import BuildingVersionUpdater
 from streamrec.services.recommending import (
     global_top_clusters,
     shortlist_from_statistics,
@@ -97,6 +105,11 @@ class IngestService:
         self._group = consumer_group or settings.kafka.consumer_group
         self._clock = clock
         self._models = model_cache or ModelCache()
+        self._building = BuildingVersionUpdater(settings.model)
+        # One detector per consumer: each sees the users of its own partitions.
+        self._drift = HitRateDriftDetector(
+            min_interval_seconds=settings.trainer.drift_min_interval_seconds, clock=clock
+        )
         if settings.model.decay_half_life_days is not None:
             logger.warning(
                 "model.decay_half_life_days is set, but the consumer keeps undecayed "
@@ -126,6 +139,7 @@ class IngestService:
             if items:
                 counters.items_upserted = uow.items.save_many(items)
                 self._models.forget_items(item.item_id for item in items)
+                self._building.forget_items(item.item_id for item in items)
 
             touched = _touched_users(batch)
             stored_interactions = uow.interactions.for_users(touched)
@@ -142,20 +156,22 @@ class IngestService:
             counters.interactions_ignored = resolution.ignored
             attributes = self._save_attributes(uow, batch, fresh, touched)
 
-            version = uow.models.active_version()
-            result.model_version = version
-            if version is not None:
-                serving = self._models.serving(version, uow.models.get)
-                result.recommendations = self._update_and_recommend(
-                    uow,
-                    serving,
-                    touched,
-                    stored_interactions,
-                    resolution,
-                    attributes,
-                    now,
+            # One statement: a flip between two reads would apply this batch to the new
+            # version twice or not at all.
+            versions = uow.builds.serving_versions()
+            result.model_version = versions.active
+            weights = _UserWeights.of(touched, stored_interactions, resolution)
+            states = {} if versions.active is None else uow.users.get_many(touched, versions.active)
+            change_sets = _change_sets(resolution, states, weights, attributes)
+            if versions.active is not None:
+                serving = self._models.serving(versions.active, uow.models.get)
+                result.recommendations, result.prequential_hits = self._update_and_recommend(
+                    uow, serving, touched, states, weights, change_sets, resolution, now
                 )
-                counters.users_updated = len({change.user_id for change in resolution.changes})
+                counters.users_updated = len(change_sets)
+                result.drift_signals = self._detect_drift(result.prequential_hits)
+            if versions.building is not None:
+                self._building.apply(uow, versions.building, change_sets)
             uow.dead_letters.add_many(
                 rejected.letter for rejected in batch.rejected if fresh(rejected.record)
             )
@@ -221,44 +237,29 @@ class IngestService:
         uow: UnitOfWork,
         serving: ServingModel,
         touched: dict[str, _TouchedUser],
-        stored_interactions: Mapping[str, list[Interaction]],
+        states: Mapping[str, UserProfile],
+        weights: _UserWeights,
+        change_sets: Sequence[UserChangeSet],
         resolution: InteractionResolution,
-        attributes: Mapping[str, Mapping[str, str]],
         now: float,
-    ) -> list[RecommendationMessage]:
+    ) -> tuple[list[RecommendationMessage], list[bool]]:
+        """Update the changed users under the active version and vote the touched users'
+        recommendations; also return the prequential hit indicators of the batch."""
         model_settings = self._settings.model
         version = serving.version
-        states = uow.users.get_many(touched, version)
-        weights_before = {
-            user_id: {row.item_id: row.weight for row in stored_interactions.get(user_id, ())}
-            for user_id in touched
-        }
-        weights_after = {user_id: dict(weights) for user_id, weights in weights_before.items()}
-        for row in resolution.rows_to_store:
-            weights_after[row.user_id][row.item_id] = row.weight
-        changed_users = sorted({change.user_id for change in resolution.changes})
-        last_event_at = _last_event_times(resolution.rows_to_store)
+        # The shortlists as the users' latest recommendations saw them, read before this
+        # batch's statistics move them; the votes below reuse the ones the batch leaves alone.
+        known_shortlists = uow.clusters.shortlists(
+            version, {cluster for state in states.values() for cluster, _ in state.top_clusters}
+        )
+        hits = _prequential_hits(
+            resolution.applied_pairs, states, known_shortlists, weights, model_settings
+        )
         updates = update_user_states(
-            serving,
-            [
-                UserChangeSet(
-                    user_id,
-                    states.get(user_id),
-                    weights_before[user_id],
-                    weights_after[user_id],
-                    attributes.get(user_id, {}),
-                    _latest(
-                        None if user_id not in states else states[user_id].last_event_at,
-                        last_event_at.get(user_id),
-                    ),
-                )
-                for user_id in changed_users
-            ],
-            model_settings.top_memberships,
-            uow.items.get_many,
+            serving, change_sets, model_settings.top_memberships, uow.items.get_many
         )
         uow.users.save_many(update.after for update in updates)
-        shortlists = self._apply_statistics(uow, version, updates)
+        shortlists = {**known_shortlists, **self._apply_statistics(uow, version, updates)}
 
         current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
         wanted_clusters = {
@@ -277,7 +278,7 @@ class IngestService:
         votes = vote_for_users(
             top_clusters,
             shortlists,
-            [weights_after[user_id] for user_id in touched],
+            [weights.after[user_id] for user_id in touched],
             model_settings.recommendations,
         )
         messages = [
@@ -291,7 +292,10 @@ class IngestService:
             )
             for user, clusters, items in zip(touched.values(), top_clusters, votes, strict=True)
         ]
-        return messages
+        return messages, hits
+
+    def _detect_drift(self, hits: Iterable[bool]) -> list[DriftSignal]:
+        return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
 
     def _apply_statistics(
         self, uow: UnitOfWork, version: int, updates: Sequence[UserStateUpdate]
@@ -316,6 +320,86 @@ class IngestService:
         }
         uow.clusters.save_shortlists(version, shortlists)
         return shortlists
+
+
+@dataclass(frozen=True, slots=True)
+class _UserWeights:
+    """Each touched user's interaction weights by item, before the batch and after it."""
+
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+
+    @classmethod
+    def of(
+        cls,
+        touched: Iterable[str],
+        stored_interactions: Mapping[str, list[Interaction]],
+        resolution: InteractionResolution,
+    ) -> _UserWeights:
+        before = {
+            user_id: {row.item_id: row.weight for row in stored_interactions.get(user_id, ())}
+            for user_id in touched
+        }
+        after = {user_id: dict(weights) for user_id, weights in before.items()}
+        for row in resolution.rows_to_store:
+            after[row.user_id][row.item_id] = row.weight
+        return cls(before, after)
+
+
+def _change_sets(
+    resolution: InteractionResolution,
+    states: Mapping[str, UserProfile],
+    weights: _UserWeights,
+    attributes: Mapping[str, Mapping[str, str]],
+) -> list[UserChangeSet]:
+    """The users whose weights the batch changed, with their state under the active version
+    (none without an active version: the building version reads its own)."""
+    last_event_at = _last_event_times(resolution.rows_to_store)
+    return [
+        UserChangeSet(
+            user_id,
+            states.get(user_id),
+            weights.before[user_id],
+            weights.after[user_id],
+            attributes.get(user_id, {}),
+            _latest(
+                None if user_id not in states else states[user_id].last_event_at,
+                last_event_at.get(user_id),
+            ),
+        )
+        for user_id in sorted({change.user_id for change in resolution.changes})
+    ]
+
+
+def _prequential_hits(
+    applied_pairs: Sequence[tuple[str, str]],
+    states: Mapping[str, UserProfile],
+    shortlists: Shortlists,
+    weights: _UserWeights,
+    model_settings: ModelSettings,
+) -> list[bool]:
+    """For each applied event of a user with a state before the batch: was its item among the
+    user's recommendations as they stood before the batch? Users new to the model had no
+    recommendations of their own; counting their events as misses would make a change in the
+    share of new users look like drift."""
+    known = sorted({user_id for user_id, _ in applied_pairs if user_id in states})
+    if not known:
+        return []
+    votes = vote_for_users(
+        [states[user_id].top_clusters for user_id in known],
+        shortlists,
+        [weights.before[user_id] for user_id in known],
+        model_settings.recommendations,
+    )
+    recommended = {
+        user_id: {item.item_id for item in items}
+        for user_id, items in zip(known, votes, strict=True)
+    }
+    return [
+        item_id in recommended[user_id]
+        for user_id, item_id in applied_pairs
+        if user_id in recommended
+    ]
 
 
 class _FreshRecords:

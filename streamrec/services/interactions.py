@@ -64,6 +64,9 @@ class InteractionResolution:
 
     rows_to_store: list[Interaction] = field(default_factory=list)
     changes: list[InteractionChange] = field(default_factory=list)
+    # The (user, item) of every applied event, in stream order: what the prequential hit
+    # indicator is asked about.
+    applied_pairs: list[tuple[str, str]] = field(default_factory=list)
     applied: int = 0
     ignored: int = 0
 
@@ -93,6 +96,7 @@ def resolve_interactions(
             resolution.ignored += 1
             continue
         resolution.applied += 1
+        resolution.applied_pairs.append((event.user_id, event.item_id))
         latest[pair] = _interaction_from(event, candidate.weight)
     for pair, row in latest.items():
         resolution.rows_to_store.append(row)

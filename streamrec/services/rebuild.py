@@ -25,7 +25,7 @@ argument in full.
 ...                            "hidden_dim": 8, "clusters": 3, "top_memberships": 2})
 >>> engine = create_memory_database()
 >>> config, weights = EfficientRec.new(settings.model, FeatureSchema()).to_version()
->>> with TrainerUnitOfWork(engine) as uow:
+>>> with UnitOfWork(engine) as uow:
 ...     _ = uow.interactions.save_many(
 ...         [Interaction(f"u{n}", f"i{n % 4}", 1.0, f"e{n}", "like", float(n)) for n in range(5)])
 ...     version = uow.models.add(ModelVersion(None, ModelStatus.BUILDING, config, weights))
@@ -53,7 +53,8 @@ from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.recommending import shortlist_from_statistics, shortlist_pool_size
 from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.state import Interaction, ModelStatus
-from streamrec.storage.trainer import RebuildProgress, TrainerUnitOfWork
+from streamrec.storage.trainer import RebuildProgress
+from streamrec.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class VersionRebuilder:
         ``max_users``, stop after the chunk that reaches that many users (a benchmark, or a
         rebuild in slices): the rebuild is left unfinished and resumes from there."""
         started = time.perf_counter()
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             stored = uow.models.get(version)
             if stored is None:
                 raise RebuildError(f"model version {version} is not registered")
@@ -146,7 +147,7 @@ class VersionRebuilder:
         cursor, done, built, chunks, chunk_seconds = progress.cursor, 0, 0, 0, 0.0
         while not progress.finished and (max_users is None or done < max_users):
             chunk_started = time.perf_counter()
-            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            with UnitOfWork(self._engine, clock=self._clock) as uow:
                 user_ids = uow.interactions.user_ids(after=cursor, limit=self._chunk_users)
                 if not user_ids:
                     break
@@ -161,7 +162,7 @@ class VersionRebuilder:
                 on_chunk(chunks, progress)
         finished = max_users is None or done < max_users
         if finished:
-            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            with UnitOfWork(self._engine, clock=self._clock) as uow:
                 clusters = range(serving.model.clusters)
                 refresh_shortlists(uow, version, clusters, self._settings.model)
                 uow.builds.finish_rebuild(version)
@@ -193,7 +194,7 @@ class VersionRebuilder:
         committed yet when a chunk reads them; once such transactions are over, every batch
         is either visible to the chunks or applied here by its consumer.
         """
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             moment = uow.builds.database_time()
         if moment is None:
             return
@@ -211,12 +212,12 @@ class VersionRebuilder:
             time.sleep(BARRIER_POLL_SECONDS)
 
     def _older_transactions(self, moment: datetime) -> int:
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             return uow.builds.transactions_older_than(moment)
 
 
 def build_missing_states(
-    uow: TrainerUnitOfWork,
+    uow: UnitOfWork,
     serving: ServingModel,
     user_ids: Sequence[str],
     model_settings: ModelSettings,
@@ -246,7 +247,7 @@ def build_missing_states(
 
 
 def apply_to_building_version(
-    uow: TrainerUnitOfWork,
+    uow: UnitOfWork,
     building: ServingModel,
     change_sets: Sequence[UserChangeSet],
     model_settings: ModelSettings,
@@ -307,7 +308,7 @@ class BuildingVersionUpdater:
         self._models = ModelCache()
 
     def apply(
-        self, uow: TrainerUnitOfWork, building_version: int, change_sets: Sequence[UserChangeSet]
+        self, uow: UnitOfWork, building_version: int, change_sets: Sequence[UserChangeSet]
     ) -> list[UserStateUpdate]:
         serving = self._models.serving(building_version, uow.models.get)
         return apply_to_building_version(uow, serving, change_sets, self._model_settings)
@@ -318,7 +319,7 @@ class BuildingVersionUpdater:
 
 
 def refresh_shortlists(
-    uow: TrainerUnitOfWork,
+    uow: UnitOfWork,
     version: int,
     clusters: Iterable[int],
     model_settings: ModelSettings,
@@ -342,7 +343,7 @@ def refresh_shortlists(
     )
 
 
-def discard_derived_state(uow: TrainerUnitOfWork, version: int) -> None:
+def discard_derived_state(uow: UnitOfWork, version: int) -> None:
     """Delete every user state, statistic, shortlist and the rebuild progress of
     ``version`` (before rebuilding a version whose state went stale)."""
     uow.users.delete_version(version)
@@ -374,7 +375,7 @@ def _transition(update: UserStateUpdate) -> Transition:
 
 
 def _add_contributions(
-    uow: TrainerUnitOfWork, version: int, transitions: Sequence[Transition]
+    uow: UnitOfWork, version: int, transitions: Sequence[Transition]
 ) -> set[int]:
     """Add the deltas of ``transitions``; returns the clusters whose statistics changed."""
     item_deltas, mass_deltas = batch_contribution_deltas(transitions)

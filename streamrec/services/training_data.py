@@ -43,7 +43,7 @@ from streamrec.evaluation.protocol import UserHistory
 from streamrec.evaluation.splits import EvaluationCase
 from streamrec.events import ItemEvent
 from streamrec.state import Interaction
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 
 # Users read per read-only transaction: short transactions, so SQLite writers barely wait.
 READ_CHUNK_USERS = 500
@@ -89,7 +89,7 @@ class TrainingSampler:
     def sample(self, generator: np.random.Generator) -> TrainingSample:
         sampled_at = self._clock()
         recent_count = self._evaluation_users + self._training_users // 2
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             uow.samples.make_read_only()
             recent = uow.samples.recently_active_users(recent_count)
             shuffled = [recent[index] for index in generator.permutation(len(recent))]
@@ -148,7 +148,7 @@ class TrainingSampler:
         attributes: dict[str, dict[str, str]] = {}
         for start in range(0, len(user_ids), READ_CHUNK_USERS):
             chunk = user_ids[start : start + READ_CHUNK_USERS]
-            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            with UnitOfWork(self._engine, clock=self._clock) as uow:
                 uow.samples.make_read_only()
                 interactions.update(uow.interactions.for_users(chunk))
                 attributes.update(uow.users.attributes_many(chunk))
@@ -158,7 +158,7 @@ class TrainingSampler:
         ordered = sorted(item_ids)
         items: dict[str, ItemEvent] = {}
         for start in range(0, len(ordered), READ_CHUNK_USERS * 10):
-            with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+            with UnitOfWork(self._engine, clock=self._clock) as uow:
                 uow.samples.make_read_only()
                 items.update(uow.items.get_many(ordered[start : start + READ_CHUNK_USERS * 10]))
         return items

@@ -49,7 +49,8 @@ from streamrec.services.run_lock import RunLock, create_run_lock
 from streamrec.services.training_data import TrainingSample, TrainingSampler
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import RebuildProgress, TrainerUnitOfWork
+from streamrec.storage.trainer import RebuildProgress
+from streamrec.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ class TrainingRunService:
     # The run, under the lock --------------------------------------------------------------
 
     def _run_locked(self, run_id: int, request: RunRequest, metrics: dict[str, Any]) -> RunResult:
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             active = uow.models.active()
             building = uow.builds.building_version()
             versions = uow.models.list()
@@ -241,7 +242,7 @@ class TrainingRunService:
                 metrics=metrics,
             )
         since = last_training_watermark(versions, active)
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             new_interactions = uow.interactions.count(updated_after=since)
         metrics["new_interactions"] = new_interactions
         minimum = self._settings.trainer.min_new_events
@@ -298,7 +299,7 @@ class TrainingRunService:
             f"{active_scores[key]:.4f} on {len(sample.held_out)} held-out users "
             f"(tolerance {tolerance})"
         )
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             version = uow.models.add(
                 ModelVersion(
                     None,
@@ -336,7 +337,7 @@ class TrainingRunService:
             raise SwitchRefusedError(
                 f"lost the run lock while rebuilding version {version}; it stays building"
             )
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             previous = uow.models.activate(version, reason)
             uow.commit()
         logger.info("activated model version %d (was %s): %s", version, previous, reason)
@@ -346,7 +347,7 @@ class TrainingRunService:
         return report
 
     def _switch_locked(self, version: int, reason: str) -> RebuildReport | None:
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             target = uow.models.get(version)
             if target is None:
                 raise SwitchRefusedError(f"model version {version} is not registered")
@@ -372,7 +373,7 @@ class TrainingRunService:
                 uow.commit()
         return self._rebuild_and_activate(version, reason)
 
-    def _still_current(self, uow: TrainerUnitOfWork, target: ModelVersion) -> bool:
+    def _still_current(self, uow: UnitOfWork, target: ModelVersion) -> bool:
         """Whether a retired version's state is what it would be now: no interaction was
         written since it was retired (the next activation after its last one)."""
         if target.promoted_at is None:
@@ -390,7 +391,7 @@ class TrainingRunService:
     # Recording ----------------------------------------------------------------------------
 
     def _start(self, request: RunRequest) -> int:
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             _close_interrupted_runs(uow)
             run_id = uow.training_runs.start(
                 request.trigger, parent_version=uow.models.active_version()
@@ -400,7 +401,7 @@ class TrainingRunService:
         return run_id
 
     def _finish(self, result: RunResult) -> None:
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             uow.training_runs.finish(
                 result.run_id,
                 result.outcome.value,
@@ -413,7 +414,7 @@ class TrainingRunService:
 
     def _record_at_once(self, request: RunRequest, outcome: RunOutcome, reason: str) -> RunResult:
         metrics = _request_metrics(request)
-        with TrainerUnitOfWork(self._engine, clock=self._clock) as uow:
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
             run_id = uow.training_runs.start(request.trigger)
             uow.training_runs.finish(run_id, outcome.value, reason=reason, metrics=metrics)
             uow.commit()
@@ -464,7 +465,7 @@ def last_training_watermark(versions: list[ModelVersion], active: ModelVersion) 
     return active.created_at or 0.0
 
 
-def _close_interrupted_runs(uow: TrainerUnitOfWork) -> None:
+def _close_interrupted_runs(uow: UnitOfWork) -> None:
     """Runs left unfinished died with their process: the lock is ours now, so they are over."""
     building = uow.builds.building_version()
     for run_id in uow.run_log.unfinished():

@@ -100,9 +100,10 @@ def upsert(
     dialect = connection.dialect.name
     statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
-        statement = postgresql.insert(table).from_select(columns, _unnested(table, columns))
+        statement = postgresql.insert(table).from_select(columns, unnest_select(table, columns))
         parameters: Any = {
-            _array_name(column): _column_values(table, column, merged) for column in columns
+            array_parameter_name(column): column_array_values(table, column, merged)
+            for column in columns
         }
     elif dialect == "sqlite":
         statement = sqlite.insert(table)
@@ -126,7 +127,8 @@ def upsert(
     return len(merged)
 
 
-def _array_name(column: str) -> str:
+def array_parameter_name(column: str) -> str:
+    """The bound parameter that carries ``column``'s values in an ``unnest_select``."""
     return f"{column}_values"
 
 
@@ -134,7 +136,8 @@ def _is_json(table: Table, column: str) -> bool:
     return isinstance(table.c[column].type, JSON)
 
 
-def _column_values(table: Table, column: str, rows: list[Row]) -> list[Any]:
+def column_array_values(table: Table, column: str, rows: list[Row]) -> list[Any]:
+    """``column``'s value of every row, as the array bound to ``array_parameter_name``."""
     values = [row[column] for row in rows]
     if _is_json(table, column):
         # An array of JSON lists would be read as a multi-dimensional array: send text.
@@ -142,11 +145,11 @@ def _column_values(table: Table, column: str, rows: list[Row]) -> list[Any]:
     return values
 
 
-def _unnested(table: Table, columns: Sequence[str]) -> Select[Any]:
+def unnest_select(table: Table, columns: Sequence[str]) -> Select[Any]:
     """SELECT * FROM unnest(:a::type[], :b::type[], ...): one row per array position."""
     arrays = [
         bindparam(
-            _array_name(column),
+            array_parameter_name(column),
             type_=postgresql.ARRAY(Text() if _is_json(table, column) else table.c[column].type),
         )
         for column in columns

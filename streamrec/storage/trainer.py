@@ -1,14 +1,12 @@
-"""What the trainer needs from storage beyond the shared repositories: the version being
-rebuilt, insert-if-absent user states, rebuild progress, and cheap samples of users.
-
-``TrainerUnitOfWork`` is a UnitOfWork with three more repositories: ``builds``, ``samples``
-and ``run_log``.
-(Once UnitOfWork registers them itself, it is a plain alias.)
+"""The repositories of rebuilds and training runs: the version being rebuilt, insert-if-absent
+user states, rebuild progress, and cheap samples of users. Every UnitOfWork holds them as
+``builds``, ``samples`` and ``run_log``.
 
 >>> from streamrec.storage.memory import create_memory_database
+>>> from streamrec.storage.unit_of_work import UnitOfWork
 >>> from streamrec.state import ModelStatus, ModelVersion, UserProfile
 >>> engine = create_memory_database()
->>> with TrainerUnitOfWork(engine) as uow:
+>>> with UnitOfWork(engine) as uow:
 ...     active = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, {}, b""))
 ...     building = uow.models.add(ModelVersion(None, ModelStatus.BUILDING, {}, b""))
 ...     versions = uow.builds.serving_versions()
@@ -32,12 +30,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from streamrec.state import ModelStatus, UserProfile
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.repositories.users import _state_row
+from streamrec.storage.repositories.users import user_state_row
 from streamrec.storage.statements import (
-    _array_name,
-    _column_values,
-    _unnested,
+    array_parameter_name,
     chunked,
+    column_array_values,
+    unnest_select,
     upsert,
 )
 from streamrec.storage.tables import (
@@ -49,7 +47,6 @@ from streamrec.storage.tables import (
     UserStateRow,
     table_of,
 )
-from streamrec.storage.unit_of_work import UnitOfWork
 
 _MODELS = table_of(ModelVersionRow)
 _STATES = table_of(UserStateRow)
@@ -128,7 +125,7 @@ class ModelBuildRepository(Repository):
         transaction and then loses, so exactly one writer adds a user's contributions."""
         now = self._clock()
         rows = sorted(
-            (_state_row(profile, now) for profile in profiles),
+            (user_state_row(profile, now) for profile in profiles),
             key=lambda row: (row["model_version"], row["user_id"]),
         )
         if not rows:
@@ -147,12 +144,13 @@ class ModelBuildRepository(Repository):
             columns = list(rows[0])
             statement = (
                 postgresql.insert(_STATES)
-                .from_select(columns, _unnested(_STATES, columns))
+                .from_select(columns, unnest_select(_STATES, columns))
                 .on_conflict_do_nothing(index_elements=key)
                 .returning(_STATES.c.user_id)
             )
             parameters = {
-                _array_name(column): _column_values(_STATES, column, rows) for column in columns
+                array_parameter_name(column): column_array_values(_STATES, column, rows)
+                for column in columns
             }
             return set(self._connection.scalars(statement, parameters))
         inserted: set[str] = set()
@@ -330,22 +328,6 @@ class RunLogRepository(Repository):
         return list(self._connection.scalars(statement))
 
 
-class TrainerUnitOfWork(UnitOfWork):
-    """A unit of work that also holds the trainer's repositories."""
-
-    builds: ModelBuildRepository
-    samples: TrainingSampleRepository
-    run_log: RunLogRepository
-
-    def __enter__(self) -> TrainerUnitOfWork:
-        super().__enter__()
-        connection = self._require_connection()
-        self.builds = ModelBuildRepository(connection, self._clock)
-        self.samples = TrainingSampleRepository(connection, self._clock)
-        self.run_log = RunLogRepository(connection, self._clock)
-        return self
-
-
 def random_key(low: str, high: str, generator: np.random.Generator) -> str:
     """A random string between ``low`` and ``high`` (inclusive) to seek to: their common
     prefix, then a random length of random characters from the range the two ids use after
@@ -386,3 +368,13 @@ def _printable(code_point: int) -> str:
 
 def _progress_from(row: SqlRow[Any]) -> RebuildProgress:
     return RebuildProgress(**row._asdict())
+
+
+def __getattr__(name: str) -> Any:
+    # The old name of UnitOfWork, kept until cli/models.py and benchmarks/trainer.py use the
+    # new one; resolved lazily because unit_of_work imports this module.
+    if name == "TrainerUnitOfWork":
+        from streamrec.storage.unit_of_work import UnitOfWork
+
+        return UnitOfWork
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

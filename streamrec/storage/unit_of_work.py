@@ -34,6 +34,11 @@ from streamrec.storage.repositories import (
     UserRepository,
 )
 from streamrec.storage.repositories.base import Clock
+from streamrec.storage.trainer import (
+    ModelBuildRepository,
+    RunLogRepository,
+    TrainingSampleRepository,
+)
 
 
 class UnitOfWork:
@@ -48,6 +53,9 @@ class UnitOfWork:
     offsets: OffsetRepository
     dead_letters: DeadLetterRepository
     training_runs: TrainingRunRepository
+    builds: ModelBuildRepository
+    samples: TrainingSampleRepository
+    run_log: RunLogRepository
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
         self._engine = engine
@@ -70,6 +78,9 @@ class UnitOfWork:
         self.offsets = OffsetRepository(connection, self._clock)
         self.dead_letters = DeadLetterRepository(connection, self._clock)
         self.training_runs = TrainingRunRepository(connection, self._clock)
+        self.builds = ModelBuildRepository(connection, self._clock)
+        self.samples = TrainingSampleRepository(connection, self._clock)
+        self.run_log = RunLogRepository(connection, self._clock)
         return self
 
     def __exit__(

@@ -13,7 +13,7 @@ from streamrec.cli.main import main
 from streamrec.config import Settings
 from streamrec.kafka import create_producer
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.pipeline_support import on_postgresql, read_topic, settings_environment
 from tests.integration.trainer_support import (
     activate_with_state,
@@ -51,7 +51,7 @@ def test_train_now_waits_for_the_run_it_started_and_reports_its_outcome(
         producer.close()
 
     with running_trainer(settings, engine) as process:
-        main(["train-now", "--wait", "--force", "--reason", "a test asked", "--timeout", "120"])
+        main(["train", "now", "--wait", "--force", "--reason", "a test asked", "--timeout", "120"])
 
     output = capsys.readouterr().out
     request_id = re.search(r"train request (\w+) sent", output)
@@ -59,7 +59,7 @@ def test_train_now_waits_for_the_run_it_started_and_reports_its_outcome(
     assert request_id is not None and finished is not None, output
     run_id = int(finished.group(1))
     assert f"run {run_id} started" in output
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         run = uow.training_runs.get(run_id)
         active = uow.models.active_version()
     assert run is not None and run.trigger is TrainingTrigger.OPERATOR

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from streamrec.config import Settings
 from streamrec.services.snapshot import differences
 from streamrec.state import ModelStatus
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.pipeline_support import on_postgresql
 from tests.integration.trainer_support import (
     activate_with_state,
@@ -42,7 +42,7 @@ def test_a_trainer_killed_mid_rebuild_leaves_the_active_version_and_the_next_run
     killed.wait_for_line("paused at rebuilding:2")
     killed.kill()  # SIGKILL: no cleanup of any kind
 
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.models.active_version() == active
         building = uow.builds.building_version()
         assert building is not None
@@ -57,7 +57,7 @@ def test_a_trainer_killed_mid_rebuild_leaves_the_active_version_and_the_next_run
 
     assert status == 0, output
     assert f"resumed the interrupted rebuild of version {building}" in output
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.models.active_version() == building
         old = uow.models.get(active)
         closed = uow.training_runs.get(killed_run.id)

@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
+from consumers import ConsumerHooks
 from streamrec.config import Settings
 from streamrec.datasets.base import RatingScale
 from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.evaluation.protocol import UserHistory
+from streamrec.events import InteractionEvent
 from streamrec.model.offline import EfficientRecRecommender
+from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.records import TrainingRun, TrainingTrigger
-from streamrec.storage.trainer import TrainerUnitOfWork
-from tests.integration.pipeline_support import on_postgresql
+from streamrec.storage.unit_of_work import UnitOfWork
+from streamrec.validation import parse_interaction
+from tests.integration.pipeline_support import (
+    consume_in_process,
+    on_postgresql,
+    pipeline_settings,
+    produce,
+    read_topic,
+)
 from tests.integration.trainer_support import (
     register,
     running_trainer,
@@ -28,7 +39,7 @@ from tests.integration.trainer_support import (
     wait_until,
 )
 from trainer.control import ControlPublisher
-from trainer.control_messages import TrainCommand
+from trainer.control_messages import TrainCommand, parse_control
 from trainer.process import TrainerProcess
 
 # Every group swaps all its items halfway through the stream.
@@ -125,13 +136,13 @@ def test_drift_in_the_synthetic_stream_triggers_one_rate_limited_retrain(
     assert run.metrics["trigger_detail"] == reason
     assert reason.startswith("ADWIN: the prequential hit rate fell from ")
     assert run.outcome in ("promoted", "rejected"), run.reason
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         latest = uow.training_runs.latest()
     assert latest is not None and latest.id == run.id  # no second run
 
 
 def _finished_drift_run(engine: Engine) -> TrainingRun | None:
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         run = uow.training_runs.latest(TrainingTrigger.DRIFT)
     return run if run is not None and run.outcome is not None else None
 
@@ -140,3 +151,63 @@ def _suppressed(process: TrainerProcess) -> float | None:
     return process.metrics.trainer.sample(
         "streamrec_trainer_commands_total", trigger="drift", decision="suppressed"
     )
+
+
+@on_postgresql
+def test_a_consumer_seeing_drift_asks_the_trainer_for_a_drift_run(
+    kafka_settings: Settings, database_url: str, engine: Engine
+) -> None:
+    """End to end: the consumer applies the drifting stream under a model trained before the
+    drift, its detector signals a fall of the prequential hit rate after the drift point, it
+    publishes a drift command on the control topic, and the trainer records a drift run."""
+    settings = trainer_settings(
+        # Small batches: hits are judged against the state before each batch, so a batch must
+        # span a small part of each user's history.
+        pipeline_settings(kafka_settings, database_url, max_poll_records=50),
+        database_url,
+        drift_min_interval_seconds=3_600,
+    )
+    stream = SyntheticStream(DRIFTING)
+    table = stream.to_dataset().table
+    drift_time = stream.drift_time
+    assert drift_time is not None
+    recommender = EfficientRecRecommender(settings.model, settings.training, False)
+    recommender.fit(table.subset(table.timestamps < drift_time), {}, {})
+    assert recommender.model is not None
+    register(engine, recommender.model, ModelStatus.ACTIVE, created_at=0.0)
+    events = list(stream.events())
+    produce(settings, events)
+
+    signalled_at: list[float] = []
+
+    def on_batch(result: BatchResult, timing: object, records: Sequence[SourceRecord]) -> None:
+        if result.drift_signals:
+            signalled_at.append(max(_event_time(record, settings) for record in records))
+
+    with running_trainer(settings, engine):
+        summary = consume_in_process(
+            settings, engine, idle_exit_seconds=2.0, hooks=ConsumerHooks(on_batch=on_batch)
+        )
+        assert summary.counters.interactions_applied == len(events)
+        assert signalled_at, "the consumer's detector saw no drift"
+        assert all(moment >= drift_time for moment in signalled_at), "a false alarm before it"
+        run = wait_until(lambda: _finished_drift_run(engine), "the drift run")
+
+    commands = [
+        parse_control(record.value) for record in read_topic(settings, settings.topics.control)
+    ]
+    drift_commands = [
+        command
+        for command in commands
+        if isinstance(command, TrainCommand) and command.trigger is TrainingTrigger.DRIFT
+    ]
+    assert len(drift_commands) == len(signalled_at)
+    assert run.metrics["trigger_detail"] == drift_commands[0].reason
+    assert run.metrics["trigger_detail"].startswith("ADWIN: the prequential hit rate fell from ")
+    assert run.outcome in ("promoted", "rejected", "skipped"), run.reason
+
+
+def _event_time(record: SourceRecord, settings: Settings) -> float:
+    event = parse_interaction(record.value, settings.events)
+    assert isinstance(event, InteractionEvent)
+    return event.timestamp

@@ -10,7 +10,7 @@ from streamrec.config import Settings
 from streamrec.services.run_lock import LeaseRunLock, create_run_lock
 from streamrec.services.training_run import RunOutcome, RunRequest, TrainingRunService
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.pipeline_support import on_postgresql
 from tests.integration.trainer_support import (
     activate_with_state,
@@ -72,7 +72,7 @@ def test_a_second_trainer_cannot_start_a_run_while_one_is_running(
     assert in_process.outcome is RunOutcome.SKIPPED
     assert in_process.reason.startswith("another run is in progress (lock held by ")
     assert status == 0 and "skipped: another run is in progress" in output, output
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         paused = uow.training_runs.get(in_process.run_id - 1)
         versions = uow.models.list()
     # The paused run is still open, and nobody registered a candidate beside it.
@@ -84,6 +84,6 @@ def test_a_second_trainer_cannot_start_a_run_while_one_is_running(
         request
     )
     assert after.outcome in (RunOutcome.PROMOTED, RunOutcome.REJECTED), after.reason
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         closed = uow.training_runs.get(paused.id)
     assert closed is not None and closed.outcome == "interrupted"

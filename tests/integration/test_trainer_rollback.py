@@ -19,7 +19,7 @@ from streamrec.services.training_data import TrainingSample
 from streamrec.services.training_run import RunOutcome, RunRequest, TrainingRunService
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.pipeline_support import settings_environment
 from tests.integration.trainer_support import (
     activate_with_state,
@@ -37,7 +37,7 @@ Recommendations = dict[str, list[tuple[str, float]]]
 
 
 def _recommendations(engine: Engine, settings: Settings) -> Recommendations:
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         messages = {
             user: current_recommendations(uow, user, settings.model, time.time())
             for user in SHOWN_USERS
@@ -84,7 +84,7 @@ def test_a_rollback_restores_the_previous_recommendations_at_once(
     report = TrainingRunService(settings, engine).switch_to(first, "rollback")
 
     assert report is None  # nothing was written since the switch: no rebuild needed
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.models.active_version() == first
         assert uow.models.get(second).status is ModelStatus.RETIRED  # type: ignore[union-attr]
     assert _recommendations(engine, settings) == before
@@ -119,7 +119,7 @@ def test_a_rollback_after_new_interactions_rebuilds_the_old_version_first(
     output = capsys.readouterr().out
     assert f"version {first} is active: rebuilt 400 users" in output
     assert "the test rolls back" in output
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.models.active_version() == first
     assert differences(reference_snapshot(engine, settings, first), snapshot(engine, first)) == []
 

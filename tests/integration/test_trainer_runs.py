@@ -21,7 +21,7 @@ from streamrec.services.training_run import (
 )
 from streamrec.state import ModelStatus
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.trainer_support import (
     activate_with_state,
     reference_snapshot,
@@ -73,7 +73,7 @@ def test_a_promoted_candidate_serves_with_the_state_a_rebuild_from_scratch_gives
     assert result.outcome is RunOutcome.PROMOTED, result.reason
     candidate = result.candidate_version
     assert candidate is not None
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.models.active_version() == candidate
         old, new = uow.models.get(active), uow.models.get(candidate)
         run = uow.training_runs.get(result.run_id)
@@ -110,7 +110,7 @@ def test_the_promotion_guard_rejects_a_deliberately_worse_candidate(
     assert candidate_score < active_score - settings.trainer.promotion_tolerance
     assert result.reason.startswith("worse than active")
     assert result.candidate_version is not None
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.models.active_version() == active
         rejected = uow.models.get(result.candidate_version)
         assert uow.users.count(result.candidate_version) == 0
@@ -157,7 +157,7 @@ def test_runs_without_an_active_version_or_enough_new_data_are_skipped_with_the_
     assert f"only {len(interactions)} new interactions" in too_little.reason
     assert "minimum 1000000" in too_little.reason
     assert forced.outcome is not RunOutcome.SKIPPED, forced.reason
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         recorded = [uow.training_runs.get(result.run_id) for result in (without_model, too_little)]
     assert [(run.outcome, run.reason) for run in recorded if run] == [
         ("skipped", without_model.reason),

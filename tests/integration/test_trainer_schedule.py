@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from streamrec.config import Settings
 from streamrec.state import ModelStatus
 from streamrec.storage.records import TrainingTrigger
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.trainer_support import (
     register,
     store,
@@ -62,14 +62,14 @@ def test_a_version_left_building_is_resumed_when_the_process_starts(
     finally:
         process.stop()
 
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         assert uow.users.count(building) == len({row.user_id for row in interactions})
         assert uow.models.get(active).status is ModelStatus.RETIRED  # type: ignore[union-attr]
     assert process.metrics.trainer.sample("streamrec_active_model_version") == building
 
 
 def _finished_runs(engine: Engine, at_least: int) -> list:
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         latest = uow.training_runs.latest()
         if latest is None:
             return []
@@ -79,5 +79,5 @@ def _finished_runs(engine: Engine, at_least: int) -> list:
 
 
 def _active_version(engine: Engine) -> int | None:
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         return uow.models.active_version()

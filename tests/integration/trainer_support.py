@@ -32,7 +32,7 @@ from streamrec.services.snapshot import StateSnapshot, take_snapshot
 from streamrec.services.training_run import TrainingRunService
 from streamrec.state import Interaction, ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
-from streamrec.storage.trainer import TrainerUnitOfWork
+from streamrec.storage.unit_of_work import UnitOfWork
 from trainer.process import TrainerProcess
 
 torch.set_num_threads(1)
@@ -102,7 +102,7 @@ def store(
 ) -> None:
     """Store ``interactions`` as written now, or at ``written_at`` (seconds since the epoch)."""
     clock = time.time if written_at is None else lambda: written_at
-    with TrainerUnitOfWork(engine, clock=clock) as uow:
+    with UnitOfWork(engine, clock=clock) as uow:
         uow.interactions.save_many(interactions)
         uow.commit()
 
@@ -123,7 +123,7 @@ def trained_model(
 
 def register(engine: Engine, model: EfficientRec, status: ModelStatus, **fields: Any) -> int:
     config, weights = model.to_version()
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         version = uow.models.add(ModelVersion(None, status, config, weights, **fields))
         uow.commit()
     return version
@@ -135,21 +135,21 @@ def activate_with_state(
     """Register ``model``, build every user's state under it, and make it the active one."""
     version = register(engine, model, ModelStatus.BUILDING, **fields)
     VersionRebuilder(settings, engine).rebuild(version)
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         uow.models.activate(version)
         uow.commit()
     return version
 
 
 def snapshot(engine: Engine, version: int | None = None) -> StateSnapshot:
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         return take_snapshot(uow, version)
 
 
 def reference_snapshot(engine: Engine, settings: Settings, version: int) -> StateSnapshot:
     """The state ``version`` has when rebuilt from scratch over the stored interactions, in a
     separate in-memory database."""
-    with TrainerUnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         stored = uow.models.get(version)
         assert stored is not None
         user_ids = _all_user_ids(uow)
@@ -159,7 +159,7 @@ def reference_snapshot(engine: Engine, settings: Settings, version: int) -> Stat
         attributes = uow.users.attributes_many(user_ids)
         items = uow.items.get_many({row.item_id for row in interactions})
     reference = create_memory_database()
-    with TrainerUnitOfWork(reference) as uow:
+    with UnitOfWork(reference) as uow:
         uow.interactions.save_many(interactions)
         uow.users.save_attributes(attributes)
         uow.items.save_many(items.values())
@@ -171,7 +171,7 @@ def reference_snapshot(engine: Engine, settings: Settings, version: int) -> Stat
     return snapshot(reference, copy)
 
 
-def _all_user_ids(uow: TrainerUnitOfWork) -> list[str]:
+def _all_user_ids(uow: UnitOfWork) -> list[str]:
     found: list[str] = []
     while page := uow.interactions.user_ids(after=found[-1] if found else None, limit=1_000):
         found += page

@@ -74,9 +74,9 @@ def test_unknown_keys_in_the_file_are_errors(tmp_path: Path) -> None:
 def test_a_broken_or_missing_file_is_one_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[model\n")
-    with pytest.raises(ConfigurationError, match="broken.toml"):
+    with pytest.raises(ConfigurationError, match=r"broken\.toml"):
         load_settings(broken)
-    with pytest.raises(ConfigurationError, match="missing.toml"):
+    with pytest.raises(ConfigurationError, match=r"missing\.toml"):
         load_settings(tmp_path / "missing.toml")
 
 

@@ -38,7 +38,7 @@ def recommender() -> EfficientRecRecommender:
             feature_buckets=64,
             cluster_head="centroid",
         ),
-        TrainingSettings(users_per_step=64, steps=100, learning_rate=1e-2),
+        TrainingSettings(users_per_step=64, steps=150, learning_rate=1e-2),
         progress=False,
     )
     recommender.fit(planted_table(), {}, {"u1": {"age": "25"}})

@@ -73,7 +73,7 @@ class UserRepository(Repository):
                     "updated_at": now,
                 }
             )
-            states.append(_state_row(profile, now))
+            states.append(user_state_row(profile, now))
         upsert(self._connection, _USERS, users, key=("user_id",))
         return upsert(
             self._connection,
@@ -124,7 +124,8 @@ class UserRepository(Repository):
         return self._connection.execute(statement).rowcount
 
 
-def _state_row(profile: UserProfile, now: float) -> Row:
+def user_state_row(profile: UserProfile, now: float) -> Row:
+    """The ``user_states`` row of ``profile`` (which must carry its model version)."""
     if profile.model_version is None:
         raise InvalidRecordError(f"user {profile.user_id}: model_version is unset")
     what = f"user {profile.user_id}"

@@ -1,0 +1,91 @@
+"""The batch transaction's two hooks beside serving: the prequential hit indicator that feeds
+the drift detector, and the version being rebuilt, which gets every batch too."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from streamrec.config import Settings
+from streamrec.events import InteractionEvent
+from streamrec.model.efficientrec import EfficientRec
+from streamrec.model.features import FeatureSchema
+from streamrec.services.batch import BatchResult, SourceRecord
+from streamrec.services.ingest import IngestService
+from streamrec.services.snapshot import differences
+from streamrec.state import ModelStatus
+from streamrec.validation import encode_interaction
+from tests.integration.trainer_support import (
+    reference_snapshot,
+    register,
+    snapshot,
+    trainer_settings,
+)
+
+START = 1_700_000_000.0
+
+
+class _Replay:
+    """Applies events through one IngestService, as one partition's consecutive batches."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.service = IngestService(settings, engine)
+        self._offset = 0
+
+    def apply(self, events: Sequence[tuple[str, str]]) -> BatchResult:
+        records = []
+        for user_id, item_id in events:
+            event = InteractionEvent(
+                f"e{self._offset}", user_id, item_id, "like", timestamp=START + self._offset
+            )
+            records.append(
+                SourceRecord("interactions", 0, self._offset, None, encode_interaction(event))
+            )
+            self._offset += 1
+        return self.service.apply(records)
+
+
+def test_the_hit_indicator_asks_whether_the_item_was_recommended_before_the_batch(
+    database_url: str, engine: Engine
+) -> None:
+    settings = trainer_settings(Settings(), database_url)
+    register(engine, EfficientRec.new(settings.model, FeatureSchema(), seed=0), ModelStatus.ACTIVE)
+    replay = _Replay(settings, engine)
+    first = replay.apply(
+        [(f"u{user}", f"i{(user + step) % 30}") for user in range(6) for step in range(4)]
+    )
+    assert first.prequential_hits == []  # nobody had recommendations of their own yet
+    published = {message.user_id: message.items for message in first.recommendations}
+    recommended = published["u1"][0].item_id
+    seen = {f"i{(2 + step) % 30}" for step in range(4)}
+    missed = next(
+        f"i{item}"
+        for item in range(30)
+        if f"i{item}" not in seen and f"i{item}" not in {i.item_id for i in published["u2"]}
+    )
+
+    second = replay.apply([("u1", recommended), ("new-user", "i0"), ("u2", missed)])
+
+    assert second.prequential_hits == [True, False]
+    assert second.counters.interactions_applied == 3
+
+
+def test_a_building_version_gets_every_batch_even_without_an_active_one(
+    database_url: str, engine: Engine
+) -> None:
+    settings = trainer_settings(Settings(), database_url)
+    model = EfficientRec.new(settings.model, FeatureSchema(), seed=0)
+    building = register(engine, model, ModelStatus.BUILDING)
+    replay = _Replay(settings, engine)
+
+    first = replay.apply(
+        [(f"u{user}", f"i{(user * 3 + step) % 20}") for user in range(8) for step in range(3)]
+    )
+    second = replay.apply([("u1", "i19"), ("u9", "i2"), ("u1", "i2")])
+
+    assert first.recommendations == second.recommendations == []
+    assert first.model_version is None
+    stored = snapshot(engine, building)
+    assert len(stored.user_states) == 9
+    assert differences(reference_snapshot(engine, settings, building), stored) == []
