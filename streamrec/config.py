@@ -133,9 +133,10 @@ class ModelSettings(Section):
     )
     recommendations: int = Field(20, ge=1, le=1000, description="Items published per user, N.")
     pooling_weight: Literal["preference", "shifted", "presence"] = Field(
-        "preference",
+        "shifted",
         description="How a weight w scales h_j in the pooled sum: w itself (the method), "
-        "(1 + w) / 2, or 1 for any interaction; see docs/model.md.",
+        "(1 + w) / 2 (default, measured best with votes), or 1 for any interaction; "
+        "see docs/model.md.",
     )
     rerank: bool = Field(
         False,
