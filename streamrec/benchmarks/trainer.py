@@ -348,6 +348,13 @@ def plot(points: Sequence[ScalePoint], path: Path) -> Path:
     default=Path("bench/results"),
     show_default=True,
 )
+@click.option(
+    "--doc",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/performance.md"),
+    show_default=True,
+    help="The document whose 'Trainer' section is replaced by this run's tables.",
+)
 @click.pass_obj
 def command(
     settings: Settings,
@@ -359,12 +366,13 @@ def command(
     drift_users: int,
     pretraining_steps: int,
     output_dir: Path,
+    doc: Path,
 ) -> None:
     """Fine-tune cost and rebuild throughput at growing populations; gain after a drift."""
     import torch
     from sqlalchemy.engine import make_url
 
-    from streamrec.benchmarks.results import machine_description, write_results
+    from streamrec.benchmarks.results import machine_description, replace_section, write_results
     from streamrec.errors import UserFacingError
 
     torch.set_num_threads(1)
@@ -420,5 +428,19 @@ def command(
     }
     paths = write_results(output_dir, "trainer", data, table)
     paths.append(plot(points, output_dir / "trainer.png"))
+    replace_section(doc, "Trainer", trainer_section(table, output_dir))
+    paths.append(doc)
     click.echo(table)
     click.echo("written: " + ", ".join(str(path) for path in paths))
+
+
+def trainer_section(table: str, output_dir: Path) -> str:
+    """The 'Trainer' section of docs/performance.md for one run's tables."""
+    # The tables carry their own '## ' headings; inside the section they become '### '.
+    body = table.replace("\n## ", "\n### ").removeprefix("## ")
+    return (
+        "Measured by `streamrec bench trainer` (PostgreSQL, synthetic users); raw numbers in "
+        f"{output_dir.as_posix()}/trainer.json. Targets (issue 5): fine-tune time flat as users "
+        "grow (it samples), rebuild throughput reported, quality gained after a planted drift."
+        f"\n\n### {body}\n![trainer](../{output_dir.as_posix()}/trainer.png)\n"
+    )
