@@ -154,7 +154,7 @@ class IngestService:
             uow.interactions.save_many(resolution.rows_to_store)
             counters.interactions_applied = resolution.applied
             counters.interactions_ignored = resolution.ignored
-            attributes = self._save_attributes(uow, batch, fresh, touched)
+            attributes, attributes_changed = self._save_attributes(uow, batch, fresh, touched)
 
             # One statement: a flip between two reads would apply this batch to the new
             # version twice or not at all.
@@ -162,7 +162,7 @@ class IngestService:
             result.model_version = versions.active
             weights = _UserWeights.of(touched, stored_interactions, resolution)
             states = {} if versions.active is None else uow.users.get_many(touched, versions.active)
-            change_sets = _change_sets(resolution, states, weights, attributes)
+            change_sets = _change_sets(resolution, attributes_changed, states, weights, attributes)
             if versions.active is not None:
                 serving = self._models.serving(versions.active, uow.models.get)
                 result.recommendations, result.prequential_hits = self._update_and_recommend(
@@ -215,9 +215,9 @@ class IngestService:
         batch: TriagedBatch,
         fresh: Callable[[SourceRecord], bool],
         touched: dict[str, _TouchedUser],
-    ) -> dict[str, dict[str, str]]:
+    ) -> tuple[dict[str, dict[str, str]], set[str]]:
         """Merge the demographics the batch's events carry over the stored ones; return every
-        touched user's attributes."""
+        touched user's attributes, and the users whose attributes changed."""
         attributes = uow.users.attributes_many(touched)
         changed: dict[str, dict[str, str]] = {}
         for accepted in batch.interactions:
@@ -230,7 +230,7 @@ class IngestService:
                 changed[event.user_id] = merged
         if changed:
             uow.users.save_attributes(changed)
-        return {user_id: attributes.get(user_id, {}) for user_id in touched}
+        return {user_id: attributes.get(user_id, {}) for user_id in touched}, set(changed)
 
     def _update_and_recommend(
         self,
@@ -348,12 +348,14 @@ class _UserWeights:
 
 def _change_sets(
     resolution: InteractionResolution,
+    attributes_changed: Iterable[str],
     states: Mapping[str, UserProfile],
     weights: _UserWeights,
     attributes: Mapping[str, Mapping[str, str]],
 ) -> list[UserChangeSet]:
-    """The users whose weights the batch changed, with their state under the active version
-    (none without an active version: the building version reads its own)."""
+    """The users whose weights or demographics the batch changed (the encoder reads both),
+    with their state under the active version (none without an active version: the building
+    version reads its own)."""
     last_event_at = _last_event_times(resolution.rows_to_store)
     return [
         UserChangeSet(
@@ -367,7 +369,9 @@ def _change_sets(
                 last_event_at.get(user_id),
             ),
         )
-        for user_id in sorted({change.user_id for change in resolution.changes})
+        for user_id in sorted(
+            {change.user_id for change in resolution.changes} | set(attributes_changed)
+        )
     ]
 
 

@@ -242,6 +242,12 @@ def test_consumers_switch_versions_mid_replay_and_match_a_rebuild_from_scratch(
     loop.start()
     try:
         wait_until(lambda: _applied(engine, settings) == len(first), "the first part")
+        # Item features change item vectors, and users pooled before an item's features
+        # arrived keep the old vectors: the reference can only match once the items are in.
+        wait_until(
+            lambda: _applied(engine, settings, settings.topics.items) == len(catalogue()),
+            "the catalogue",
+        )
         with UnitOfWork(engine) as uow:
             uow.models.set_status(new, ModelStatus.BUILDING)
             uow.commit()
@@ -290,8 +296,10 @@ def _untrained(settings: Settings, seed: int) -> EfficientRec:
     return EfficientRec.new(settings.model, FeatureSchema(), seed=seed)
 
 
-def _applied(engine: Engine, settings: Settings) -> int:
-    """Interaction records the consumer group has stored offsets for."""
+def _applied(engine: Engine, settings: Settings, topic: str | None = None) -> int:
+    """Records of ``topic`` (default: interactions) the consumer group has stored offsets for."""
     with UnitOfWork(engine) as uow:
-        stored = uow.offsets.get(settings.kafka.consumer_group, settings.topics.interactions)
+        stored = uow.offsets.get(
+            settings.kafka.consumer_group, topic or settings.topics.interactions
+        )
     return sum(stored.values())

@@ -1,9 +1,10 @@
-"""The batch transaction's two hooks beside serving: the prequential hit indicator that feeds
-the drift detector, and the version being rebuilt, which gets every batch too."""
+"""What the batch transaction does beside serving: the prequential hit indicator that feeds
+the drift detector, the version being rebuilt, which gets every batch too, and users whose
+demographics alone changed, who are encoded again."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Engine
 
@@ -33,11 +34,18 @@ class _Replay:
         self.service = IngestService(settings, engine)
         self._offset = 0
 
-    def apply(self, events: Sequence[tuple[str, str]]) -> BatchResult:
+    def apply(
+        self, events: Sequence[tuple[str, str]], attributes: Mapping[str, str] | None = None
+    ) -> BatchResult:
         records = []
         for user_id, item_id in events:
             event = InteractionEvent(
-                f"e{self._offset}", user_id, item_id, "like", timestamp=START + self._offset
+                f"e{self._offset}",
+                user_id,
+                item_id,
+                "like",
+                timestamp=START + self._offset,
+                user_attributes=dict(attributes or {}),
             )
             records.append(
                 SourceRecord("interactions", 0, self._offset, None, encode_interaction(event))
@@ -89,3 +97,23 @@ def test_a_building_version_gets_every_batch_even_without_an_active_one(
     stored = snapshot(engine, building)
     assert len(stored.user_states) == 9
     assert differences(reference_snapshot(engine, settings, building), stored) == []
+
+
+def test_a_user_whose_demographics_alone_changed_is_encoded_again(
+    database_url: str, engine: Engine
+) -> None:
+    settings = trainer_settings(Settings(), database_url)
+    model = EfficientRec.new(settings.model, FeatureSchema(), seed=0)
+    active = register(engine, model, ModelStatus.ACTIVE)
+    replay = _Replay(settings, engine)
+    replay.apply([(f"u{user}", f"i{user + step}") for user in range(4) for step in range(3)])
+    before = snapshot(engine, active)
+
+    # A later "like" of an item already liked: no weight changes, only the demographics.
+    result = replay.apply([("u1", "i1")], attributes={"age": "65+", "gender": "f"})
+
+    assert result.counters.users_updated == 1
+    after = snapshot(engine, active)
+    assert differences(reference_snapshot(engine, settings, active), after) == []
+    # The encoder reads demographics: the memberships moved.
+    assert after.user_states["u1"][3] != before.user_states["u1"][3]
