@@ -77,14 +77,14 @@ def measure_scale(
     from streamrec.services.training_run import evaluate, fine_tune_candidate
     from streamrec.state import ModelStatus, ModelVersion
     from streamrec.storage import create_database_engine
-    from streamrec.storage.trainer import TrainerUnitOfWork
+    from streamrec.storage.unit_of_work import UnitOfWork
 
     with scratch_database(settings, f"trainer_{new_run_id()}") as scratch:
         engine = create_database_engine(scratch.effective_database_url)
         try:
             active = EfficientRec.new(scratch.model, FeatureSchema(), seed=0)
             config, weights = active.to_version()
-            with TrainerUnitOfWork(engine) as uow:
+            with UnitOfWork(engine) as uow:
                 version = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
                 uow.commit()
             load = load_population(
@@ -117,7 +117,7 @@ def measure_scale(
             evaluate(active, sample, scratch)
             evaluate_seconds = time.perf_counter() - started
             config, weights = candidate.to_version()
-            with TrainerUnitOfWork(engine) as uow:
+            with UnitOfWork(engine) as uow:
                 building = uow.models.add(ModelVersion(None, ModelStatus.BUILDING, config, weights))
                 uow.commit()
             report = VersionRebuilder(scratch, engine).rebuild(building, max_users=rebuild_users)
@@ -152,7 +152,7 @@ def measure_drift_gain(
     from streamrec.state import Interaction, ModelStatus, ModelVersion
     from streamrec.storage import create_database_engine
     from streamrec.storage.records import TrainingTrigger
-    from streamrec.storage.trainer import TrainerUnitOfWork
+    from streamrec.storage.unit_of_work import UnitOfWork
 
     stream = SyntheticStream(
         SyntheticConfig(
@@ -187,7 +187,7 @@ def measure_drift_gain(
         engine = create_database_engine(scratch.effective_database_url)
         try:
             config, weights = model.to_version()
-            with TrainerUnitOfWork(engine) as uow:
+            with UnitOfWork(engine) as uow:
                 uow.models.add(
                     ModelVersion(None, ModelStatus.ACTIVE, config, weights, created_at=0.0)
                 )
@@ -197,7 +197,7 @@ def measure_drift_gain(
             for start in range(0, len(table), STORE_BATCH):
                 rows = range(start, min(start + STORE_BATCH, len(table)))
                 written_at = float(table.timestamps[rows[-1]])
-                with TrainerUnitOfWork(engine, clock=lambda at=written_at: at) as uow:
+                with UnitOfWork(engine, clock=lambda at=written_at: at) as uow:
                     uow.interactions.save_many(
                         Interaction(
                             table.user_vocabulary[table.users[row]],

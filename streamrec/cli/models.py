@@ -42,10 +42,10 @@ def list_command(settings: Settings) -> None:
     from rich.table import Table
 
     from streamrec.services.training_run import precision_key
-    from streamrec.storage.trainer import TrainerUnitOfWork
+    from streamrec.storage.unit_of_work import UnitOfWork
 
     key = precision_key(settings)
-    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+    with _database(settings) as engine, UnitOfWork(engine) as uow:
         versions = uow.models.list()
     table = Table(title="model versions")
     for column in ("version", "status", "parent", "created", "promoted", key, "reason"):
@@ -70,9 +70,9 @@ def list_command(settings: Settings) -> None:
 def show_command(settings: Settings, version: int) -> None:
     """Everything the registry knows of VERSION, with its rebuild progress."""
     from streamrec.errors import UserFacingError
-    from streamrec.storage.trainer import TrainerUnitOfWork
+    from streamrec.storage.unit_of_work import UnitOfWork
 
-    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+    with _database(settings) as engine, UnitOfWork(engine) as uow:
         model = uow.models.get(version)
         if model is None:
             raise UserFacingError(f"model version {version} is not registered")
@@ -109,12 +109,12 @@ def runs_command(settings: Settings, limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from streamrec.storage.trainer import TrainerUnitOfWork
+    from streamrec.storage.unit_of_work import UnitOfWork
 
     table = Table(title="training runs")
     for column in ("run", "trigger", "started", "seconds", "outcome", "candidate", "reason"):
         table.add_column(column)
-    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+    with _database(settings) as engine, UnitOfWork(engine) as uow:
         latest = uow.training_runs.latest()
         # Run ids are consecutive: walking down from the latest lists them newest first.
         run_ids = [] if latest is None else range(latest.id, max(0, latest.id - limit), -1)
@@ -148,9 +148,9 @@ def promote_command(settings: Settings, version: int, reason: str | None) -> Non
 def rollback_command(settings: Settings, reason: str | None) -> None:
     """Go back to the version that was active before the current one."""
     from streamrec.errors import UserFacingError
-    from streamrec.storage.trainer import TrainerUnitOfWork
+    from streamrec.storage.unit_of_work import UnitOfWork
 
-    with _database(settings) as engine, TrainerUnitOfWork(engine) as uow:
+    with _database(settings) as engine, UnitOfWork(engine) as uow:
         target = previous_version(uow.models.list())
     if target is None or target.version is None:
         raise UserFacingError("no earlier active version to roll back to")

@@ -16,8 +16,9 @@ one batch: profile and top-M memberships.
 >>> change = UserChangeSet("u1", None, {}, {"i1": 1.0, "i2": 0.0}, {}, last_event_at=5.0)
 >>> [update] = update_user_states(serving, [change], top_memberships=2,
 ...                               load_features=lambda ids: {})
+>>> # Under the default "shifted" pooling a weight of 0 still counts: (1 + 0) / 2 = 0.5.
 >>> update.after.nonzero_count, update.after.interaction_count, len(update.after.top_clusters)
-(1, 2, 2)
+(2, 2, 2)
 """
 
 from __future__ import annotations

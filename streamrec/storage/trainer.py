@@ -368,13 +368,3 @@ def _printable(code_point: int) -> str:
 
 def _progress_from(row: SqlRow[Any]) -> RebuildProgress:
     return RebuildProgress(**row._asdict())
-
-
-def __getattr__(name: str) -> Any:
-    # The old name of UnitOfWork, kept until cli/models.py and benchmarks/trainer.py use the
-    # new one; resolved lazily because unit_of_work imports this module.
-    if name == "TrainerUnitOfWork":
-        from streamrec.storage.unit_of_work import UnitOfWork
-
-        return UnitOfWork
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
