@@ -36,6 +36,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from streamrec.benchmarks.results import output_options
 from streamrec.config import Settings
 from streamrec.errors import UserFacingError
 from streamrec.events import InteractionEvent
@@ -538,19 +539,7 @@ def _integers(_: click.Context, __: click.Parameter, value: str) -> list[int]:
 )
 @click.option("--interactions-per-user", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--consumers", type=click.IntRange(min=1, max=16), default=1, show_default=True)
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--doc",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("docs/performance.md"),
-    show_default=True,
-    help="The document whose 'Pipeline' section is replaced by this run's table.",
-)
+@output_options(section="the 'Pipeline' section")
 @click.pass_obj
 def command(
     settings: Settings,

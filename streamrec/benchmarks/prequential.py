@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from streamrec.benchmarks.results import output_options
 from streamrec.config import Settings
 from streamrec.datasets.base import Dataset
 from streamrec.evaluation.prequential import DEFAULT_EVENT_COUNTS, HitRateBoard, Outcome
@@ -319,19 +320,7 @@ def plot(run: PrequentialRun, path: Path) -> Path:
     show_default=True,
     help="Popular unseen items that river's models rank.",
 )
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--doc",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("docs/performance.md"),
-    show_default=True,
-    help="The document whose section for this dataset and batch size gets this run's table.",
-)
+@output_options(section="the section for this dataset and batch size")
 @click.pass_obj
 def command(
     settings: Settings,

@@ -17,9 +17,11 @@ import json
 import platform
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import click
 
 DEFAULT_RESULTS_DIRECTORY = Path("bench/results")
 
@@ -95,3 +97,26 @@ def replace_section(path: Path, title: str, body: str) -> None:
         text = text[:start] + section + ("\n" + text[end:] if following >= 0 else "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def output_options(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--output-dir`` and ``--doc`` options every benchmark command takes; ``section``
+    says which part of the document the run rewrites."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        function = click.option(
+            "--doc",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=Path("docs/performance.md"),
+            show_default=True,
+            help=f"The document in which this run replaces {section}.",
+        )(function)
+        return click.option(
+            "--output-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("bench/results"),
+            show_default=True,
+            help="Where the JSON, Markdown and PNG results go.",
+        )(function)
+
+    return decorate

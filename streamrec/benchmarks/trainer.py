@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from streamrec.benchmarks.results import output_options
 from streamrec.config import Settings
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -342,19 +343,7 @@ def plot(points: Sequence[ScalePoint], path: Path) -> Path:
     help="Users of the drift stream; 0 skips the drift part.",
 )
 @click.option("--pretraining-steps", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--doc",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("docs/performance.md"),
-    show_default=True,
-    help="The document whose 'Trainer' section is replaced by this run's tables.",
-)
+@output_options(section="the 'Trainer' section")
 @click.pass_obj
 def command(
     settings: Settings,
