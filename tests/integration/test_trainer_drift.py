@@ -44,7 +44,9 @@ from trainer.process import TrainerProcess
 
 # Every group swaps all its items halfway through the stream.
 DRIFTING = SyntheticConfig(
-    users=600,
+    # Enough events on each side of the drift that ADWIN's evidence does not hinge on how the
+    # broker happens to cut the stream into batches.
+    users=1_000,
     items=300,
     groups=20,
     items_per_group=10,
@@ -163,7 +165,7 @@ def test_a_consumer_seeing_drift_asks_the_trainer_for_a_drift_run(
     settings = trainer_settings(
         # Small batches: hits are judged against the state before each batch, so a batch must
         # span a small part of each user's history.
-        pipeline_settings(kafka_settings, database_url, max_poll_records=50),
+        pipeline_settings(kafka_settings, database_url, max_poll_records=25),
         database_url,
         drift_min_interval_seconds=3_600,
     )
