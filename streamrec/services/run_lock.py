@@ -195,15 +195,21 @@ class LeaseRunLock:
         return True
 
     def release(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is None:
+        if self._renewer is None:
             return
-        self._stop_renewing.set()
-        renewer.join()
+        self.abandon()
         with self._engine.begin() as connection:
             connection.execute(
                 delete(_LOCKS).where(_LOCKS.c.name == self.name, _LOCKS.c.owner == self.owner)
             )
+
+    def abandon(self) -> None:
+        """Stop renewing without giving the lease back, as a crashed holder would: the lock
+        stays taken until the lease expires."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            self._stop_renewing.set()
+            renewer.join()
 
     def holder(self) -> str | None:
         with self._engine.begin() as connection:

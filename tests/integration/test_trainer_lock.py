@@ -42,7 +42,8 @@ def test_a_lease_left_by_a_dead_holder_expires(engine: Engine) -> None:
     dead = LeaseRunLock(engine, "trainer", "dead", lease_seconds=60, clock=lambda: now[0])
     alive = LeaseRunLock(engine, "trainer", "alive", lease_seconds=60, clock=lambda: now[0])
     assert dead.acquire()
-    # The dead holder never releases: only time frees the lock.
+    # The holder dies: it stops renewing and never releases; only time frees the lock.
+    dead.abandon()
     now[0] += 59
     assert not alive.acquire()
     now[0] += 2
