@@ -5,6 +5,7 @@ reason, and a repeat within the rate limit is suppressed."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from sqlalchemy import Engine
 from consumers import ConsumerHooks
 from streamrec.config import Settings
 from streamrec.datasets.base import RatingScale
-from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
+from streamrec.datasets.synthetic import SyntheticStream
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.evaluation.protocol import UserHistory
 from streamrec.events import InteractionEvent
@@ -32,6 +33,7 @@ from tests.integration.pipeline_support import (
     read_topic,
 )
 from tests.integration.trainer_support import (
+    PLANTED_GROUPS,
     register,
     running_trainer,
     store,
@@ -42,22 +44,9 @@ from trainer.control import ControlPublisher
 from trainer.control_messages import TrainCommand, parse_control
 from trainer.process import TrainerProcess
 
-# Every group swaps all its items halfway through the stream.
-DRIFTING = SyntheticConfig(
-    # Enough events on each side of the drift that ADWIN's evidence does not hinge on how the
-    # broker happens to cut the stream into batches.
-    users=1_000,
-    items=300,
-    groups=20,
-    items_per_group=10,
-    max_groups_per_user=1,
-    min_events_per_user=8,
-    max_events_per_user=16,
-    users_per_block=100,
-    drift_at=0.5,
-    drift_share=1.0,
-    seed=3,
-)
+# Every group swaps all its items halfway through the stream. Enough events on each side of
+# the drift that ADWIN's evidence does not hinge on how the broker cuts the stream into batches.
+DRIFTING = dataclasses.replace(PLANTED_GROUPS, users=1_000, drift_at=0.5, drift_share=1.0, seed=3)
 
 
 def prequential_hits(
