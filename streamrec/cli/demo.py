@@ -166,6 +166,7 @@ def _run(
         ensure_topics(settings, streamrec_topic_names(settings))
         with ConsumerThread(settings, engine) as consumer:
             _replay_and_watch(settings, dataset, events, consumer, console)
+            _wait_for_catalogue(engine, len(dataset.items), consumer)
         _show_recommendations(settings, engine, events, shown_users, console)
     finally:
         engine.dispose()
@@ -232,6 +233,27 @@ def _replay_and_watch(
         window=board.window,
     )["popularity"]
     _print_hit_rates([board, baseline], count, total, seconds, console)
+
+
+def _wait_for_catalogue(engine: Any, expected_items: int, consumer: Any) -> None:
+    """Wait until the consumer has stored every item of the replay: the items topic is read
+    beside the interactions topic and may trail it, and the recommendations shown next
+    need the items' titles."""
+    from streamrec.storage import UnitOfWork
+
+    deadline = time.monotonic() + STALL_TIMEOUT_SECONDS
+    while True:
+        with UnitOfWork(engine) as uow:
+            if uow.items.count() >= expected_items:
+                return
+        if not consumer.alive():
+            consumer.stop()  # raises the loop's error
+            raise UserFacingError("the consumer stopped before the catalogue was stored")
+        if time.monotonic() > deadline:
+            raise UserFacingError(
+                f"the catalogue was not stored within {STALL_TIMEOUT_SECONDS:.0f} s"
+            )
+        time.sleep(0.2)
 
 
 def _print_hit_rates(
