@@ -141,7 +141,13 @@ class ModelSettings(Section):
     rerank: bool = Field(
         False,
         description="Order the clusters' candidates by the retrieval score (P z_u) . t_j "
-        "instead of their votes; see docs/model.md.",
+        "plus rerank_vote_weight * log(vote) instead of their votes; see docs/model.md.",
+    )
+    rerank_vote_weight: float = Field(
+        0.5,
+        ge=0,
+        description="Weight of the log of the clusters' vote in the re-ranking score "
+        "(0: the retrieval score alone).",
     )
     feature_buckets: int = Field(
         4096, ge=16, le=2**20, description="Rows of the hashed feature/demographic token tables."

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from streamrec.benchmarks.results import replace_section
 from streamrec.config import Settings
 from streamrec.datasets.base import Dataset
 from streamrec.datasets.registry import load_dataset
@@ -28,7 +29,7 @@ from streamrec.evaluation.methods import (
 )
 from streamrec.evaluation.plots import plot_sweep
 from streamrec.evaluation.protocol import OfflineRecommender
-from streamrec.evaluation.report import result_stem, rich_table, write_results
+from streamrec.evaluation.report import document_section, result_stem, rich_table, write_results
 from streamrec.evaluation.splits import PROTOCOLS, EvaluationSplit, split_for
 from streamrec.evaluation.sweep import DEFAULT_CLUSTERS, DEFAULT_SHORTLIST_LENGTHS, sweep
 
@@ -108,6 +109,12 @@ def _integers(_: click.Context, __: click.Parameter, value: str) -> list[int]:
     default=Path("bench/results"),
     show_default=True,
 )
+@click.option(
+    "--doc",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the run as a section of this Markdown document (e.g. docs/quality.md).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_obj
 def command(
@@ -123,6 +130,7 @@ def command(
     latency_users: int,
     threads: int,
     output_dir: Path,
+    doc: Path | None,
     progress: bool,
 ) -> None:
     """Run the selected methods on ONE split of a dataset and report them side by side."""
@@ -168,7 +176,12 @@ def command(
         output = Console(width=160)  # a log file is not 80 columns wide; keep the table whole
     output.print(rich_table(run))
     paths = write_results(run, output_dir)
-    for path in (*paths.values(), *([plot_path] if plot_path else [])):
+    if plot_path:
+        paths["plot"] = plot_path
+    if doc is not None:
+        replace_section(doc, *document_section(run, paths))
+        paths["doc"] = doc
+    for path in paths.values():
         console.print(f"wrote {path}")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +162,25 @@ def sweep_markdown(run: EvaluationRun) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def document_section(run: EvaluationRun, files: Mapping[str, Path]) -> tuple[str, str]:
+    """(title, body) of the run's section in a results document such as docs/quality.md:
+    the report without its title, headings one level down, and where the files are.
+
+    >>> from streamrec.evaluation.harness import EvaluationRun
+    >>> title, body = document_section(
+    ...     EvaluationRun("ml-1m", "cold-users", 0, {}), {"json": Path("r/x.json")})
+    >>> title, body.splitlines()[0]
+    ('ml-1m, cold-users, seed 0', 'Measured by `streamrec eval`; raw numbers in r/x.json.')
+    """
+    report = markdown_report(run).split("\n", 1)[1].strip()
+    report = re.sub(r"^(#+) ", r"#\1 ", report, flags=re.MULTILINE)
+    lines = [f"Measured by `streamrec eval`; raw numbers in {files['json'].as_posix()}.", ""]
+    lines.append(report)
+    if "plot" in files:
+        lines += ["", f"![{files['plot'].stem}](../{files['plot'].as_posix()})"]
+    return f"{run.dataset}, {run.protocol}, seed {run.seed}", "\n".join(lines) + "\n"
 
 
 def write_results(run: EvaluationRun, directory: Path) -> dict[str, Path]:

@@ -226,15 +226,17 @@ class EfficientRecRecommender:
         exclude = np.zeros((len(histories), len(shortlists.item_ids)), dtype=bool)
         for row, history in enumerate(histories):
             exclude[row, shortlists.columns_of(item for item, _ in history.interactions)] = True
-        rerank_scores = None
+        retrieval_scores = None
         if self.model_settings.rerank and shortlists.targets is not None:
-            rerank_scores = fitted.model.retrieval_queries(encoded.profiles) @ shortlists.targets.T
+            queries = fitted.model.retrieval_queries(encoded.profiles)
+            retrieval_scores = queries @ shortlists.targets.T
         columns, _ = vote_many(
             fitted.dense_shortlists,
             dense_top_memberships(encoded.memberships, self.model_settings.top_memberships),
             exclude,
             n,
-            rerank_scores,
+            retrieval_scores,
+            self.model_settings.rerank_vote_weight,
         )
         global_items = [column for column in shortlists.global_items if column != NO_ITEM]
         results = []

@@ -2,8 +2,9 @@
 
 A consumer asks for the active version on every batch (one cheap query) and only loads the
 weights when the version changed, so a newly activated model is picked up without a restart.
-Item vectors are cached per version; an item event drops the item's entry, because its
-features (and so its vector) changed.
+Item vectors h_j (what pooling sums) and targets t_j (what re-ranking scores) are cached per
+version, both computed in one pass; an item event drops the item's entries, because its
+features (and so its vectors) changed.
 
 >>> from streamrec.config import ModelSettings
 >>> from streamrec.model.efficientrec import EfficientRec
@@ -14,6 +15,8 @@ features (and so its vector) changed.
 >>> vectors = serving.item_vectors(["i1", "i2"], load_features=lambda ids: {})
 >>> sorted(vectors), vectors["i1"].shape, serving.cached_vectors
 (['i1', 'i2'], (4,), 2)
+>>> serving.item_targets(["i2"], load_features=lambda ids: {})["i2"].shape
+(4,)
 >>> serving.forget_items(["i1"])
 >>> serving.cached_vectors
 1
@@ -45,6 +48,7 @@ class ServingModel:
         self.version = version
         self.model = model
         self._vectors: dict[str, np.ndarray] = {}
+        self._targets: dict[str, np.ndarray] = {}
         self._max_cached_vectors = max_cached_vectors
 
     @property
@@ -57,18 +61,33 @@ class ServingModel:
         """h_j of each item; those not cached are computed in one batch from the features
         ``load_features`` returns (an item without stored features still gets a vector)."""
         wanted = set(item_ids)
-        missing = sorted(wanted - self._vectors.keys())
-        if missing:
-            if len(self._vectors) + len(missing) > self._max_cached_vectors:
-                self._vectors.clear()
-            computed = self.model.item_vectors(missing, load_features(missing))
-            self._vectors.update(zip(missing, computed, strict=True))
+        self._compute_missing(wanted, load_features)
         return {item_id: self._vectors[item_id] for item_id in wanted}
+
+    def item_targets(
+        self, item_ids: Iterable[str], load_features: FeatureLoader
+    ) -> dict[str, np.ndarray]:
+        """t_j of each item, cached like ``item_vectors``."""
+        wanted = set(item_ids)
+        self._compute_missing(wanted, load_features)
+        return {item_id: self._targets[item_id] for item_id in wanted}
+
+    def _compute_missing(self, wanted: set[str], load_features: FeatureLoader) -> None:
+        missing = sorted(wanted - self._vectors.keys())
+        if not missing:
+            return
+        if len(self._vectors) + len(missing) > self._max_cached_vectors:
+            self._vectors.clear()
+            self._targets.clear()
+        vectors, targets = self.model.item_embeddings(missing, load_features(missing))
+        self._vectors.update(zip(missing, vectors, strict=True))
+        self._targets.update(zip(missing, targets, strict=True))
 
     def forget_items(self, item_ids: Iterable[str]) -> None:
         """Drop cached vectors of items whose features changed."""
         for item_id in item_ids:
             self._vectors.pop(item_id, None)
+            self._targets.pop(item_id, None)
 
 
 class UnusableModelError(UserFacingError):

@@ -401,6 +401,7 @@ def test_eval_command_writes_results_for_the_selected_methods(
             "--methods", "popularity,item-knn",
             "--output-dir", str(tmp_path),
             "--latency-users", "2",
+            "--doc", str(tmp_path / "quality.md"),
             "--no-progress",
         ],
         capsys,
@@ -409,6 +410,9 @@ def test_eval_command_writes_results_for_the_selected_methods(
     written = json.loads((tmp_path / "eval-ml-latest-loo-seed0.json").read_text())
     assert [result["method"] for result in written["results"]] == ["popularity", "item-knn"]
     assert "HR@5" in output
+    document = (tmp_path / "quality.md").read_text()
+    assert "## ml-latest, loo, seed 0" in document
+    assert "| item-knn |" in document and "eval-ml-latest-loo-seed0.json" in document
 
 
 def test_eval_command_refuses_bad_input_in_one_line(
