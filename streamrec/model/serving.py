@@ -4,8 +4,8 @@ Per batch of events the consumer (1) looks up h_j of the batch's items (``item_v
 cached per model version by the caller), (2) applies each weight change to the user's running
 sums (``apply_weight_changes``), (3) re-encodes the touched users in one pass
 (``refresh_memberships``), (4) turns each touched user's before/after into additive
-cluster-statistic deltas (``cluster_deltas``) and (5) asks for recommendations
-(``recommend_for``).
+cluster-statistic deltas (``streamrec.model.contributions.batch_delta_columns``) and (5) asks
+for recommendations (``recommend_for``).
 
 >>> import numpy as np
 >>> from streamrec.config import ModelSettings
@@ -33,14 +33,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from streamrec.events import RecommendedItem
-from streamrec.model.contributions import UserContribution, aggregate_deltas, contribution_deltas
-from streamrec.model.decay import ForwardDecay
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.memberships import as_pairs, top_memberships
 from streamrec.model.pooling import apply_coefficient_changes
 from streamrec.model.shortlists import Shortlists
 from streamrec.model.voting import recommend
-from streamrec.state import ClusterItemDelta, ClusterMassDelta, UserProfile
+from streamrec.state import UserProfile
 
 
 @dataclass(frozen=True)
@@ -127,20 +125,6 @@ def refresh_memberships(
             )
         )
     return refreshed
-
-
-def cluster_deltas(
-    changes: Sequence[tuple[UserContribution, UserContribution]],
-    decay: ForwardDecay | None = None,
-) -> tuple[list[ClusterItemDelta], list[ClusterMassDelta]]:
-    """The summed statistic deltas of many users' (before, after) contributions."""
-    item_deltas: list[ClusterItemDelta] = []
-    mass_deltas: list[ClusterMassDelta] = []
-    for before, after in changes:
-        items, masses = contribution_deltas(before, after, decay)
-        item_deltas.extend(items)
-        mass_deltas.extend(masses)
-    return aggregate_deltas(item_deltas, mass_deltas)
 
 
 def recommend_for(

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -55,9 +55,8 @@ from sqlalchemy import Engine
 from streamrec.config import ModelSettings, Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import RecommendationMessage, SourceEvent
-from streamrec.model.contributions import UserContribution
+from streamrec.model.contributions import UserContribution, batch_delta_columns
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
-from streamrec.services.batch_deltas import batch_contribution_deltas
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
 from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.rebuild import BuildingVersionUpdater
@@ -154,7 +153,9 @@ class IngestService:
             uow.interactions.save_many(resolution.rows_to_store)
             counters.interactions_applied = resolution.applied
             counters.interactions_ignored = resolution.ignored
-            attributes, attributes_changed = self._save_attributes(uow, batch, fresh, touched)
+            attributes, attributes_changed, users_with_rows = self._save_attributes(
+                uow, batch, fresh, touched
+            )
 
             # One statement: a flip between two reads would apply this batch to the new
             # version twice or not at all.
@@ -166,7 +167,15 @@ class IngestService:
             if versions.active is not None:
                 serving = self._models.serving(versions.active, uow.models.get)
                 result.recommendations, result.prequential_hits = self._update_and_recommend(
-                    uow, serving, touched, states, weights, change_sets, resolution, now
+                    uow,
+                    serving,
+                    touched,
+                    states,
+                    weights,
+                    change_sets,
+                    resolution,
+                    users_with_rows,
+                    now,
                 )
                 counters.users_updated = len(change_sets)
                 result.drift_signals = self._detect_drift(result.prequential_hits)
@@ -215,10 +224,12 @@ class IngestService:
         batch: TriagedBatch,
         fresh: Callable[[SourceRecord], bool],
         touched: dict[str, _TouchedUser],
-    ) -> tuple[dict[str, dict[str, str]], set[str]]:
+    ) -> tuple[dict[str, dict[str, str]], set[str], set[str]]:
         """Merge the demographics the batch's events carry over the stored ones; return every
-        touched user's attributes, and the users whose attributes changed."""
+        touched user's attributes, the users whose attributes changed, and the touched users
+        that now have a user row."""
         attributes = uow.users.attributes_many(touched)
+        users_with_rows = set(attributes)
         changed: dict[str, dict[str, str]] = {}
         for accepted in batch.interactions:
             event = accepted.interaction.event
@@ -230,7 +241,9 @@ class IngestService:
                 changed[event.user_id] = merged
         if changed:
             uow.users.save_attributes(changed)
-        return {user_id: attributes.get(user_id, {}) for user_id in touched}, set(changed)
+            users_with_rows.update(changed)
+        touched_attributes = {user_id: attributes.get(user_id, {}) for user_id in touched}
+        return touched_attributes, set(changed), users_with_rows
 
     def _update_and_recommend(
         self,
@@ -241,6 +254,7 @@ class IngestService:
         weights: _UserWeights,
         change_sets: Sequence[UserChangeSet],
         resolution: InteractionResolution,
+        users_with_rows: Collection[str],
         now: float,
     ) -> tuple[list[RecommendationMessage], list[bool]]:
         """Update the changed users under the active version and vote the touched users'
@@ -258,7 +272,7 @@ class IngestService:
         updates = update_user_states(
             serving, change_sets, model_settings.top_memberships, uow.items.get_many
         )
-        uow.users.save_many(update.after for update in updates)
+        uow.users.save_many((update.after for update in updates), users_with_rows=users_with_rows)
         shortlists = {**known_shortlists, **self._apply_statistics(uow, version, updates)}
 
         current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
@@ -301,13 +315,20 @@ class IngestService:
         self, uow: UnitOfWork, version: int, updates: Sequence[UserStateUpdate]
     ) -> Shortlists:
         """Add the batch's cluster deltas and refresh the affected clusters' shortlists."""
-        item_deltas, mass_deltas = batch_contribution_deltas([_transition(u) for u in updates])
-        if not item_deltas and not mass_deltas:
+        deltas = batch_delta_columns([_transition(u) for u in updates])
+        if not deltas:
             return {}
-        uow.clusters.add_deltas(version, item_deltas, mass_deltas)
-        affected = sorted(
-            {delta.cluster for delta in item_deltas} | {delta.cluster for delta in mass_deltas}
+        uow.clusters.add_delta_columns(
+            version,
+            clusters=deltas.clusters,
+            item_ids=deltas.item_ids,
+            liked=deltas.liked,
+            rated=deltas.rated,
+            weighted=deltas.weighted,
+            mass_clusters=deltas.mass_clusters,
+            mass_changes=deltas.mass_changes,
         )
+        affected = sorted(deltas.affected_clusters())
         masses = uow.clusters.masses(version)
         pool = shortlist_pool_size(self._settings.model)
         shortlists = {

@@ -46,9 +46,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from streamrec.config import ModelSettings, Settings
-from streamrec.model.contributions import UserContribution
+from streamrec.model.contributions import Transition, UserContribution, batch_contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.services.batch_deltas import Transition, batch_contribution_deltas
 from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.recommending import shortlist_from_statistics, shortlist_pool_size
 from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states

@@ -71,18 +71,16 @@ def update_user_states(
     """The new state of every user in ``change_sets``, encoded in one batch."""
     if not change_sets:
         return []
+    changed_items = [
+        None if change.stored_state is None else _changed_items(change) for change in change_sets
+    ]
     needed: set[str] = set()
-    for change in change_sets:
-        if change.stored_state is None:
-            needed.update(change.weights_after)
-        else:
-            needed.update(_changed_items(change))
+    for change, changed in zip(change_sets, changed_items, strict=True):
+        needed.update(change.weights_after if changed is None else changed)
     vectors = serving.item_vectors(needed, load_features)
-    dimension = serving.model.architecture.item_dim
-    sums = np.zeros((len(change_sets), dimension), dtype=np.float32)
-    counts = np.zeros(len(change_sets), dtype=np.int64)
-    for row, change in enumerate(change_sets):
-        sums[row], counts[row] = _pooled_after(change, serving.model, vectors, dimension)
+    sums, counts = _pooled_sums_after(
+        change_sets, changed_items, serving.model, vectors, serving.model.architecture.item_dim
+    )
     encoded = serving.model.encode_pooled_sums(
         sums, counts, [dict(change.attributes) for change in change_sets]
     )
@@ -116,33 +114,60 @@ def _changed_items(change: UserChangeSet) -> list[str]:
     )
 
 
-def _pooled_after(
+def _pooled_sums_after(
+    change_sets: Sequence[UserChangeSet],
+    changed_items: Sequence[list[str] | None],
+    model: EfficientRec,
+    vectors: Mapping[str, np.ndarray],
+    dimension: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(s_u, n_u) of every user after the batch. Users with a stored state move by their
+    changed terms, all in one ``apply_coefficient_changes`` (it adds each row's terms in the
+    order given, so the result is the same as one call per user); users without one are
+    pooled from their whole interaction set."""
+    sums = np.zeros((len(change_sets), dimension), dtype=np.float32)
+    counts = np.zeros(len(change_sets), dtype=np.int64)
+    rows: list[int] = []
+    items: list[str] = []
+    old_weights: list[float] = []
+    new_weights: list[float] = []
+    for row, (change, changed) in enumerate(zip(change_sets, changed_items, strict=True)):
+        if changed is None:
+            sums[row], counts[row] = _pooled_from_scratch(change, model, vectors, dimension)
+            continue
+        state = change.stored_state
+        assert state is not None  # changed_items is None exactly for users without a state
+        sums[row], counts[row] = state.pooled_sum, state.nonzero_count
+        before, after = change.weights_before, change.weights_after
+        for item_id in changed:
+            rows.append(row)
+            items.append(item_id)
+            old_weights.append(before.get(item_id, np.nan))
+            new_weights.append(after.get(item_id, np.nan))
+    if not rows:
+        return sums, counts
+    moved = np.unique(rows)
+    local_rows = np.searchsorted(moved, rows)
+    moved_sums, moved_counts = apply_coefficient_changes(
+        sums[moved],
+        counts[moved],
+        local_rows,
+        np.stack([vectors[item_id] for item_id in items]),
+        model.pooling_coefficients(np.array(old_weights, dtype=np.float32)),
+        model.pooling_coefficients(np.array(new_weights, dtype=np.float32)),
+    )
+    sums[moved], counts[moved] = moved_sums, moved_counts
+    return sums, counts
+
+
+def _pooled_from_scratch(
     change: UserChangeSet, model: EfficientRec, vectors: Mapping[str, np.ndarray], dimension: int
 ) -> tuple[np.ndarray, int]:
-    if change.stored_state is None:
-        if not change.weights_after:
-            return np.zeros(dimension, dtype=np.float32), 0
-        item_ids = sorted(change.weights_after)
-        weights = np.array([change.weights_after[item_id] for item_id in item_ids])
-        return full_pooled_sum(
-            np.stack([vectors[item_id] for item_id in item_ids]),
-            model.pooling_coefficients(weights),
-        )
-    changed = _changed_items(change)
-    state = change.stored_state
-    if not changed:
-        return state.pooled_sum, state.nonzero_count
-    sums, counts = apply_coefficient_changes(
-        state.pooled_sum[None, :],
-        np.array([state.nonzero_count]),
-        np.zeros(len(changed), dtype=np.int64),
-        np.stack([vectors[item_id] for item_id in changed]),
-        model.pooling_coefficients(_weights_of(change.weights_before, changed)),
-        model.pooling_coefficients(_weights_of(change.weights_after, changed)),
+    if not change.weights_after:
+        return np.zeros(dimension, dtype=np.float32), 0
+    item_ids = sorted(change.weights_after)
+    weights = np.array([change.weights_after[item_id] for item_id in item_ids])
+    return full_pooled_sum(
+        np.stack([vectors[item_id] for item_id in item_ids]),
+        model.pooling_coefficients(weights),
     )
-    return sums[0], int(counts[0])
-
-
-def _weights_of(weights: Weights, item_ids: Sequence[str]) -> np.ndarray:
-    """The weights of ``item_ids``, NaN for an item the user has no interaction with."""
-    return np.array([weights.get(item_id, np.nan) for item_id in item_ids], dtype=np.float32)

@@ -26,6 +26,12 @@ Label = TypeVar("Label", int, str)
 def encode_vector(vector: Any, what: str) -> bytes:
     """``what`` names the value in the error, e.g. "user u1: pooled_sum"."""
     array = np.asarray(vector)
+    if array.dtype == VECTOR_DTYPE and array.ndim == 1:
+        # The common case (a state's own float32 vector): nothing to convert, so no overflow
+        # to silence; a consumer batch encodes two vectors per user.
+        if not np.isfinite(array).all():
+            raise InvalidRecordError(f"{what} has values that are not finite in float32")
+        return array.tobytes()
     if array.ndim != 1:
         raise InvalidRecordError(f"{what} must be one-dimensional, got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.number):

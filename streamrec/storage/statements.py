@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -98,16 +99,84 @@ def upsert(
         return 0
     columns = list(merged[0])
     dialect = connection.dialect.name
-    statement: postgresql.Insert | sqlite.Insert
+    parameters: Any
     if dialect == "postgresql":
-        statement = postgresql.insert(table).from_select(columns, unnest_select(table, columns))
-        parameters: Any = {
+        parameters = {
             array_parameter_name(column): column_array_values(table, column, merged)
             for column in columns
         }
+    else:
+        parameters = merged
+    _execute_upsert(
+        connection,
+        table,
+        columns,
+        parameters,
+        key=key,
+        replace=replace,
+        add=add,
+        newest_by=newest_by,
+    )
+    return len(merged)
+
+
+def upsert_columns(
+    connection: Connection,
+    table: Table,
+    columns: dict[str, list[Any]],
+    *,
+    key: Sequence[str],
+    add: Sequence[str] = (),
+    replace: Sequence[str] = (),
+) -> int:
+    """``upsert`` of rows given column by column (each list holds one value per row), for a
+    caller whose rows are already unique by ``key`` and sorted by it: nothing is merged, and
+    on PostgreSQL the lists are bound as the arrays as they are. JSON columns are not
+    supported here. Returns the number of rows."""
+    if add and replace:
+        raise ValueError("an upsert either adds to columns or replaces them, not both")
+    names = list(columns)
+    count = len(columns[names[0]]) if names else 0
+    if not count:
+        return 0
+    if any(len(values) != count for values in columns.values()):
+        raise ValueError("every column needs one value per row")
+    if any(_is_json(table, column) for column in names):
+        raise ValueError("upsert_columns does not take JSON columns; use upsert")
+    parameters: Any
+    if connection.dialect.name == "postgresql":
+        parameters = {
+            array_parameter_name(column): array_literal(values)
+            for column, values in columns.items()
+        }
+    else:
+        rows = zip(*columns.values(), strict=True)
+        parameters = [dict(zip(names, row, strict=True)) for row in rows]
+    _execute_upsert(connection, table, names, parameters, key=key, replace=replace, add=add)
+    return count
+
+
+def _execute_upsert(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    parameters: Any,
+    *,
+    key: Sequence[str],
+    replace: Sequence[str],
+    add: Sequence[str],
+    newest_by: str | None = None,
+) -> None:
+    """One INSERT ... ON CONFLICT of ``parameters``: arrays per column on PostgreSQL, a list
+    of rows (executemany) on SQLite."""
+    dialect = connection.dialect.name
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).from_select(
+            list(columns), unnest_select(table, columns)
+        )
     elif dialect == "sqlite":
         statement = sqlite.insert(table)
-        parameters = merged
     else:
         raise UnsupportedDatabaseError(
             f"unsupported database {dialect!r}: use postgresql or sqlite"
@@ -124,7 +193,6 @@ def upsert(
             where=None if newest_by is None else table.c[newest_by] <= excluded[newest_by],
         )
     connection.execute(statement, parameters)
-    return len(merged)
 
 
 def array_parameter_name(column: str) -> str:
@@ -136,21 +204,69 @@ def _is_json(table: Table, column: str) -> bool:
     return isinstance(table.c[column].type, JSON)
 
 
-def column_array_values(table: Table, column: str, rows: list[Row]) -> list[Any]:
+def column_array_values(table: Table, column: str, rows: list[Row]) -> str:
     """``column``'s value of every row, as the array bound to ``array_parameter_name``."""
     values = [row[column] for row in rows]
     if _is_json(table, column):
         # An array of JSON lists would be read as a multi-dimensional array: send text.
-        return [None if value is None else json.dumps(value) for value in values]
-    return values
+        return array_literal([None if value is None else json.dumps(value) for value in values])
+    return array_literal(values)
+
+
+def array_literal(values: Iterable[Any]) -> str:
+    """PostgreSQL's text form of a one-dimensional array of ``values`` (None is NULL).
+
+    The arrays of an upsert travel as one text parameter each, cast by the server: psycopg
+    would otherwise adapt and escape every element in Python, which cost more than running
+    the statement. Floats are written by ``repr``, which round-trips exactly.
+
+    >>> print(array_literal([1, 2.5, None, "a,b"]))
+    {1,2.5,NULL,"a,b"}
+    """
+    values = list(values)
+    kinds = set(map(type, values))
+    # The usual columns hold one plain type: written without a Python call per element.
+    if kinds == {float}:
+        return "{" + ",".join(map(float.__repr__, values)) + "}"
+    if kinds == {int}:
+        return "{" + ",".join(map(int.__repr__, values)) + "}"
+    if kinds == {str}:
+        joined = _SEPARATOR.join(values)
+        # PostgreSQL text cannot hold NUL, so NUL can only be the separator (else the
+        # per-element path below writes it, and the database refuses it as it always did).
+        if joined.count(_SEPARATOR) == len(values) - 1:
+            escaped = joined.replace("\\", "\\\\").replace('"', '\\"')
+            return '{"' + escaped.replace(_SEPARATOR, '","') + '"}'
+    return "{" + ",".join(map(_element_literal, values)) + "}"
+
+
+_SEPARATOR = "\x00"
+
+
+def _element_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool | np.bool_):
+        return "t" if value else "f"
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        # bytea's hex input form, its backslash escaped for the array syntax.
+        return '"\\\\x' + bytes(value).hex() + '"'
+    raise TypeError(f"no array form for a value of type {type(value).__name__}")
 
 
 def unnest_select(table: Table, columns: Sequence[str]) -> Select[Any]:
-    """SELECT * FROM unnest(:a::type[], :b::type[], ...): one row per array position."""
+    """SELECT * FROM unnest(CAST(:a AS type[]), ...): one row per array position, each
+    array bound as its text form (``array_literal``)."""
     arrays = [
-        bindparam(
-            array_parameter_name(column),
-            type_=postgresql.ARRAY(Text() if _is_json(table, column) else table.c[column].type),
+        cast(
+            bindparam(array_parameter_name(column), type_=Text()),
+            postgresql.ARRAY(Text() if _is_json(table, column) else table.c[column].type),
         )
         for column in columns
     ]

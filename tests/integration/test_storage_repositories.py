@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from streamrec.events import ItemEvent
+from streamrec.model.contributions import aggregate_deltas
 from streamrec.state import (
     ClusterItemDelta,
     ClusterMassDelta,
@@ -308,6 +309,89 @@ def test_cluster_deltas_commute(unit_of_work_factory: UnitOfWorkFactory) -> None
         for cluster in range(3)
     }
     assert masses == pytest.approx(expected_masses, abs=1e-12)
+
+
+def test_delta_columns_add_up_like_the_same_deltas_given_one_by_one(
+    unit_of_work_factory: UnitOfWorkFactory,
+) -> None:
+    item_deltas, mass_deltas = _deltas(seed=3, count=60)
+    summed_items, summed_masses = aggregate_deltas(item_deltas, mass_deltas)
+    with unit_of_work_factory() as uow:
+        by_delta, by_column = uow.models.add(_model()), uow.models.add(_model())
+        uow.clusters.add_deltas(by_delta, item_deltas, mass_deltas)
+        for _ in range(2):  # the second time, every row exists and is added to
+            uow.clusters.add_delta_columns(
+                by_column,
+                clusters=np.array([delta.cluster for delta in summed_items]),
+                item_ids=[delta.item_id for delta in summed_items],
+                liked=np.array([delta.liked_mass for delta in summed_items]),
+                rated=np.array([delta.rated_mass for delta in summed_items]),
+                weighted=np.array([delta.weighted_sum for delta in summed_items]),
+                mass_clusters=np.array([delta.cluster for delta in summed_masses]),
+                mass_changes=np.array([delta.mass for delta in summed_masses]),
+            )
+        uow.clusters.add_deltas(by_delta, item_deltas, mass_deltas)
+        uow.commit()
+
+    with unit_of_work_factory() as uow:
+        expected_top, expected_masses = _statistics(uow, by_delta)
+        top, masses = _statistics(uow, by_column)
+    assert masses == pytest.approx(expected_masses, abs=1e-12)
+    assert top.keys() == expected_top.keys()
+    for cluster, rows in top.items():
+        assert [row.item_id for row in rows] == [row.item_id for row in expected_top[cluster]]
+        assert [value for row in rows for value in row[1:]] == pytest.approx(
+            [value for row in expected_top[cluster] for value in row[1:]], abs=1e-12
+        )
+
+
+def test_delta_columns_that_are_not_finite_are_refused(
+    unit_of_work_factory: UnitOfWorkFactory, model_version: int
+) -> None:
+    with unit_of_work_factory() as uow, pytest.raises(InvalidRecordError, match="not finite"):
+        uow.clusters.add_delta_columns(
+            model_version,
+            clusters=np.array([0]),
+            item_ids=["i"],
+            liked=np.array([1.0]),
+            rated=np.array([math.inf]),
+            weighted=np.array([0.0]),
+            mass_clusters=np.array([0]),
+            mass_changes=np.array([1.0]),
+        )
+
+
+def test_awkward_ids_and_bytes_round_trip_through_the_set_based_upserts(
+    unit_of_work_factory: UnitOfWorkFactory, model_version: int
+) -> None:
+    # Each value travels inside a PostgreSQL array literal: quotes, backslashes, commas,
+    # braces, spaces, the word NULL and non-ASCII must all come back unchanged.
+    awkward = ['say "hi"', "back\\slash", "a,b", "{x}", " padded ", "NULL", "", "é∂ü"]
+    with unit_of_work_factory() as uow:
+        uow.interactions.save_many(
+            [
+                Interaction(user_id, item_id, 0.25, f"e-{user_id}-{item_id}", "click", 1.0)
+                for user_id in awkward
+                for item_id in awkward[:3]
+            ]
+        )
+        profiles = [
+            dataclasses.replace(_profile(user_id, model_version, seed), attributes={})
+            for seed, user_id in enumerate(awkward)
+        ]
+        profiles[0].pooled_sum[:] = np.frombuffer(b'\\x00\\\\"{,}' * 4, dtype=np.float32)[:8]
+        uow.users.save_many(profiles)
+        uow.commit()
+
+    with unit_of_work_factory() as uow:
+        stored = uow.interactions.for_users(awkward)
+        states = uow.users.get_many(awkward, model_version)
+    assert sorted(stored) == sorted(awkward)
+    # (Compared as sets: the database's collation may order such strings unlike Python.)
+    assert all({row.item_id for row in rows} == set(awkward[:3]) for rows in stored.values())
+    for profile in profiles:
+        assert states[profile.user_id].pooled_sum.tobytes() == profile.pooled_sum.tobytes()
+        assert states[profile.user_id].top_clusters == profile.top_clusters
 
 
 def test_concurrent_writers_add_up_instead_of_overwriting(

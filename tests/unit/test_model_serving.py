@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from streamrec.config import ModelSettings
-from streamrec.model.contributions import UserContribution
+from streamrec.model.contributions import UserContribution, batch_contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.memberships import dense_top_memberships
 from streamrec.model.serving import (
     WeightChange,
     apply_weight_changes,
-    cluster_deltas,
     recommend_for,
     refresh_memberships,
 )
@@ -62,7 +61,7 @@ def stream(
         for user in refresh_memberships(MODEL, [users[user_id] for user_id in touched], TOP, 1):
             users[user.user_id] = user
         statistics.apply(
-            *cluster_deltas(
+            *batch_contribution_deltas(
                 [
                     (
                         before[user_id],

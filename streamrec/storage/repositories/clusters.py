@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 from sqlalchemy import delete, select
 
 from streamrec.state import ClusterItemDelta, ClusterMassDelta
@@ -26,7 +27,7 @@ from streamrec.storage.codecs import decode_pairs, encode_pairs
 from streamrec.storage.errors import InvalidRecordError
 from streamrec.storage.records import ClusterItemStatistics
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import chunked, upsert
+from streamrec.storage.statements import chunked, upsert, upsert_columns
 from streamrec.storage.tables import (
     ClusterItemStatisticsRow,
     ClusterMassRow,
@@ -72,6 +73,53 @@ class ClusterRepository(Repository):
         )
         upsert(
             self._connection, _MASSES, mass_rows, key=("model_version", "cluster"), add=("mass",)
+        )
+
+    def add_delta_columns(
+        self,
+        model_version: int,
+        *,
+        clusters: np.ndarray,
+        item_ids: Sequence[str],
+        liked: np.ndarray,
+        rated: np.ndarray,
+        weighted: np.ndarray,
+        mass_clusters: np.ndarray,
+        mass_changes: np.ndarray,
+    ) -> None:
+        """``add_deltas`` for deltas already summed per key and sorted by it (row k adds
+        liked[k], rated[k], weighted[k] to (clusters[k], item_ids[k]); mass_changes[k] to
+        mass_clusters[k]): no per-delta Python objects, nothing merged, two statements."""
+        values = [np.asarray(column, dtype=np.float64) for column in (liked, rated, weighted)]
+        if not all(np.isfinite(column).all() for column in (*values, mass_changes)):
+            # One NaN added to a statistic would poison it for good.
+            raise InvalidRecordError("cluster deltas with a value that is not finite")
+        rows = len(item_ids)
+        upsert_columns(
+            self._connection,
+            _STATISTICS,
+            {
+                "model_version": [model_version] * rows,
+                "cluster": np.asarray(clusters, dtype=np.int64).tolist(),
+                "item_id": list(item_ids),
+                **{
+                    name: column.tolist()
+                    for name, column in zip(_STATISTIC_COLUMNS, values, strict=True)
+                },
+            },
+            key=("model_version", "cluster", "item_id"),
+            add=_STATISTIC_COLUMNS,
+        )
+        upsert_columns(
+            self._connection,
+            _MASSES,
+            {
+                "model_version": [model_version] * len(mass_clusters),
+                "cluster": np.asarray(mass_clusters, dtype=np.int64).tolist(),
+                "mass": np.asarray(mass_changes, dtype=np.float64).tolist(),
+            },
+            key=("model_version", "cluster"),
+            add=("mass",),
         )
 
     def top_items(

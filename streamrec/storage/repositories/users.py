@@ -17,7 +17,7 @@ the version that keeps serving.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Row as SqlRow
@@ -58,21 +58,26 @@ class UserRepository(Repository):
                 found[row.user_id] = _profile_from(row)
         return found
 
-    def save_many(self, profiles: Iterable[UserProfile]) -> int:
+    def save_many(
+        self, profiles: Iterable[UserProfile], *, users_with_rows: Collection[str] = ()
+    ) -> int:
         """Upsert each profile's state under its own ``model_version``. A user row is created
         with the profile's attributes when missing; existing attributes are left alone, since
-        they belong to ``save_attributes`` and a rebuild must not overwrite newer ones."""
+        they belong to ``save_attributes`` and a rebuild must not overwrite newer ones.
+        ``users_with_rows`` names users the caller knows to have a row already (read in the
+        same transaction): their row is not written again."""
         now = self._clock()
         users: list[Row] = []
         states: list[Row] = []
         for profile in profiles:
-            users.append(
-                {
-                    "user_id": profile.user_id,
-                    "attributes": dict(profile.attributes),
-                    "updated_at": now,
-                }
-            )
+            if profile.user_id not in users_with_rows:
+                users.append(
+                    {
+                        "user_id": profile.user_id,
+                        "attributes": dict(profile.attributes),
+                        "updated_at": now,
+                    }
+                )
             states.append(user_state_row(profile, now))
         upsert(self._connection, _USERS, users, key=("user_id",))
         return upsert(
