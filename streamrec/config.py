@@ -139,7 +139,7 @@ class ModelSettings(Section):
         "see docs/model.md.",
     )
     rerank: bool = Field(
-        False,
+        True,
         description="Order the clusters' candidates by the retrieval score (P z_u) . t_j "
         "plus rerank_vote_weight * log(vote) instead of their votes; see docs/model.md.",
     )
@@ -178,7 +178,7 @@ class TrainingSettings(Section):
         0.5, ge=0, le=1, description="Share of anchors that see the user's demographics."
     )
     retrieval_weight: float = Field(
-        1.0, ge=0, description="Weight of the loss that makes a profile predict held-out items."
+        4.0, ge=0, description="Weight of the loss that makes a profile predict held-out items."
     )
     max_interactions_per_user: int = Field(
         256, ge=2, description="A sampled user's set is cut to this many random interactions."

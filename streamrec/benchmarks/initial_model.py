@@ -13,13 +13,10 @@ model, and the cost of a step does not depend on the data (users are sampled per
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import Engine
 
 from streamrec.config import Settings
 from streamrec.datasets.base import Dataset, InteractionTable
-from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
 
 
@@ -49,53 +46,20 @@ def train_and_activate(
     table: InteractionTable | None = None,
     progress: bool = False,
 ) -> int:
-    """Train a new model for ``steps`` on ``table`` (default: the whole dataset), register it
-    as the active version, and return the version number."""
+    """Train a first model for ``steps`` on ``table`` (default: the whole dataset) on one CPU
+    thread, register it as the active version, and return the version number
+    (``streamrec.services.dataset_training``)."""
     import torch
 
-    from streamrec.model.efficientrec import EfficientRec
-    from streamrec.model.features import FeatureSchema
-    from streamrec.model.training.trainer import InMemoryUserSampler, train
+    from streamrec.services import dataset_training
 
     torch.set_num_threads(1)
-    training_table = dataset.table if table is None else table
-    model = EfficientRec.new(
-        settings.model, FeatureSchema.fit(dataset.items.values()), settings.training.seed
-    )
-    sampler = InMemoryUserSampler(
-        training_table, dataset.user_attributes, settings.training.max_interactions_per_user
-    )
-    started = time.time()
-    report = train(
-        model,
-        sampler,
-        dataset.items,
-        settings.training,
+    return dataset_training.train_and_activate(
+        settings,
+        engine,
+        dataset,
         steps=steps,
-        top_memberships=settings.model.top_memberships,
+        table=table,
+        reason=f"first model: {steps} steps on {dataset.name}",
         progress=progress,
     )
-    config, weights = model.to_version()
-    timestamps = training_table.timestamps
-    window = {
-        "dataset": dataset.name,
-        "interactions": len(training_table),
-        "from": float(timestamps.min()) if len(timestamps) else None,
-        "to": float(timestamps.max()) if len(timestamps) else None,
-    }
-    with UnitOfWork(engine) as uow:
-        version = uow.models.add(
-            ModelVersion(
-                None,
-                ModelStatus.ACTIVE,
-                config,
-                weights,
-                metrics={"training": report.to_dict()},
-                data_window=window,
-                reason=f"first model: {steps} steps on {dataset.name}",
-                created_at=started,
-                promoted_at=time.time(),
-            )
-        )
-        uow.commit()
-    return version

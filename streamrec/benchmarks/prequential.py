@@ -6,7 +6,13 @@ streaming baselines, on the same replay of a dataset in time order.
 2. The whole stream is produced into the interactions topic; a real consumer (the same loop
    as ``streamrec consume``, in a thread) applies it and publishes recommendations.
 3. A tap reads both topics back and judges each event against the user's latest published
-   top-N before it (streamrec.evaluation.prequential).
+   top-N before it (streamrec.evaluation.prequential). A user's events before their first
+   message (every event of theirs in their first batch) are judged against the fallback a
+   new user was served before that batch: the global list of ``streamrec recommend``, read
+   from the database by a hook in the consumer loop (streamrec.benchmarks.served_fallback).
+   The baselines, too, answer users they have never seen. A second row scores the same
+   outcomes with those events counted as misses ("own lists only"), the pipeline's
+   published messages alone.
 4. The baselines replay the same events in the same order, test-then-train.
 
 Only events after the training prefix are scored, for every method; all methods learn from
@@ -17,6 +23,7 @@ bench/results/prequential-<dataset>[-<limit>]-batch<size>.{json,md,png}.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -28,13 +35,15 @@ import click
 from streamrec.benchmarks.results import output_options
 from streamrec.config import Settings
 from streamrec.datasets.base import Dataset
-from streamrec.evaluation.prequential import DEFAULT_EVENT_COUNTS, HitRateBoard, Outcome
+from streamrec.evaluation.prequential import DEFAULT_EVENT_COUNTS, HitRateBoard, Outcome, Served
 
 STREAMREC = "streamrec (pipeline)"
+STREAMREC_OWN_LISTS = "streamrec (pipeline), own lists only"
 # Event counts drawn in the "by the user's event count" plot.
 PLOTTED_EVENT_COUNTS = tuple(range(0, 31))
-# Longest wait for the pipeline to answer the last events once they were all produced.
-DRAIN_TIMEOUT_SECONDS = 600.0
+# Longest wait for the pipeline to answer one more event: a slow run (batches of 1) goes on
+# as long as it progresses, a stuck one ends and says how many events it never answered.
+DRAIN_STALL_SECONDS = 120.0
 
 
 @dataclass
@@ -48,6 +57,10 @@ class PrequentialRun:
     boards: dict[str, HitRateBoard]
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # Scored pipeline events by what they were judged against (Served values).
+    served: dict[str, int] = field(default_factory=dict)
+    # Events the pipeline never answered (it stalled): decided at the end, as misses.
+    unanswered: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         from streamrec.benchmarks.results import machine_description
@@ -61,6 +74,8 @@ class PrequentialRun:
             "methods": [board.to_dict(PLOTTED_EVENT_COUNTS) for board in self.boards.values()],
             "seconds": self.seconds,
             "settings": self.settings,
+            "pipeline_events_served_by": self.served,
+            "pipeline_events_unanswered": self.unanswered,
             "machine": machine_description(),
         }
 
@@ -95,6 +110,7 @@ def run_prequential(
     """Run the pipeline and the baselines on ``dataset`` and score them (see module text)."""
     from streamrec.benchmarks.consumer_thread import ConsumerThread
     from streamrec.benchmarks.initial_model import settings_for_dataset, train_and_activate
+    from streamrec.benchmarks.served_fallback import FallbackRecorder
     from streamrec.benchmarks.stack import (
         isolated_topics,
         new_run_id,
@@ -114,7 +130,7 @@ def run_prequential(
     positions = {event.event_id: position for position, event in enumerate(events)}
     count = settings.model.recommendations
     seconds: dict[str, float] = {}
-    streamrec_board = HitRateBoard(STREAMREC, window)
+    score = PipelineScore(scored_from, window)
     run_id = new_run_id()
     with (
         running_broker(settings, announce) as broker,
@@ -133,7 +149,9 @@ def run_prequential(
                 f"{scored_from or len(events):,} events"
             )
             ensure_topics(run_settings, streamrec_topic_names(run_settings))
-            with ConsumerThread(run_settings, engine) as consumer:
+            # Made before the consumer starts: it reads the fallback before the first batch.
+            fallbacks = FallbackRecorder(run_settings, engine)
+            with ConsumerThread(run_settings, engine, hooks=fallbacks.hooks()) as consumer:
                 started = time.perf_counter()
                 producer = create_producer(run_settings)
                 try:
@@ -141,15 +159,19 @@ def run_prequential(
                 finally:
                     producer.close()
                 seconds["produce"] = time.perf_counter() - started
-                tap = PrequentialTap(run_settings, positions)
+                tap = PrequentialTap(run_settings, positions, fallbacks=fallbacks)
                 try:
-                    _drain(tap, streamrec_board, scored_from, len(events), on_progress, consumer)
+                    unanswered = _drain(tap, score, len(events), on_progress, consumer)
+                    if unanswered:
+                        announce(
+                            f"the pipeline stopped answering: {unanswered:,} events unanswered"
+                        )
                 finally:
                     tap.close()
                 seconds["pipeline"] = time.perf_counter() - started
         finally:
             engine.dispose()
-    boards = {STREAMREC: streamrec_board}
+    boards = {STREAMREC: score.board, STREAMREC_OWN_LISTS: score.own_lists}
     if baselines:
         started = time.perf_counter()
         boards.update(_run_baselines(dataset, events, scored_from, count, window, candidates))
@@ -169,31 +191,64 @@ def run_prequential(
             "model": settings.model.model_dump(),
             "max_poll_records": settings.kafka.max_poll_records,
         },
+        served={served.value: score.served[served] for served in Served},
+        unanswered=unanswered,
     )
+
+
+class PipelineScore:
+    """The pipeline's outcomes after the training prefix, scored twice: ``board`` counts the
+    fallback served to a user with no message yet, ``own_lists`` counts it as a miss (the
+    published messages alone); ``served`` counts what the scored events were judged against.
+
+    >>> score = PipelineScore(scored_from=1, window=10)
+    >>> score.add([Outcome(0, "u", "a", True, 0, Served.FALLBACK),
+    ...            Outcome(1, "u", "b", True, 0, Served.FALLBACK),
+    ...            Outcome(2, "u", "c", True, 1, Served.PUBLISHED)])
+    >>> score.board.hit_rate, score.own_lists.hit_rate, score.served[Served.FALLBACK]
+    (1.0, 0.5, 1)
+    """
+
+    def __init__(self, scored_from: int, window: int) -> None:
+        self.scored_from = scored_from
+        self.board = HitRateBoard(STREAMREC, window)
+        self.own_lists = HitRateBoard(STREAMREC_OWN_LISTS, window)
+        self.served: Counter[Served] = Counter()
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.position < self.scored_from:
+                continue
+            self.served[outcome.served] += 1
+            self.board.record(outcome.position, outcome.hit, outcome.events_before)
+            own_hit = outcome.hit and outcome.served is Served.PUBLISHED
+            self.own_lists.record(outcome.position, own_hit, outcome.events_before)
 
 
 def _drain(
     tap: Any,
-    board: HitRateBoard,
-    scored_from: int,
+    score: PipelineScore,
     total: int,
     on_progress: Callable[[int, int, HitRateBoard], None] | None,
     consumer: Any,
-) -> None:
-    """Read the tap until every event is judged (or the pipeline stalls), scoring as we go."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
-    while tap.join.decided < total and time.monotonic() < deadline:
+    stall_seconds: float = DRAIN_STALL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Read the tap until every event is judged (or the pipeline stops answering), scoring
+    as we go; return how many events were never answered (decided at the end, unheld)."""
+    last_decided, last_progress = -1, clock()
+    while tap.join.decided < total and clock() - last_progress < stall_seconds:
         if not consumer.alive():
             consumer.stop()  # raises the loop's error, if it died of one
             break
-        _score(board, tap.read(), scored_from)
+        score.add(tap.read())
+        if tap.join.decided != last_decided:
+            last_decided, last_progress = tap.join.decided, clock()
         if on_progress is not None:
-            on_progress(tap.join.decided, total, board)
-    _score(board, tap.finish(), scored_from)
-
-
-def _score(board: HitRateBoard, outcomes: Sequence[Outcome], scored_from: int) -> None:
-    board.record_outcomes(outcome for outcome in outcomes if outcome.position >= scored_from)
+            on_progress(tap.join.decided, total, score.board)
+    unanswered = total - tap.join.decided
+    score.add(tap.finish())
+    return unanswered
 
 
 def _run_baselines(
@@ -247,9 +302,31 @@ def markdown_report(run: PrequentialRun) -> str:
         "item was in the user's latest top-N published before the event was applied "
         "(streamrec: read from the recommendations topic; baselines: asked before learning "
         "the event). Columns 'after k' score only events that had k earlier events of the "
-        "same user.\n\n"
+        "same user.\n\n" + _served_note(run)
     )
     return intro + markdown_table(header, rows)
+
+
+def _served_note(run: PrequentialRun) -> str:
+    """How many scored pipeline events had a message of their own user to be judged by."""
+    scored = sum(run.served.values())
+    if not scored:
+        return ""
+    fallback = run.served.get(Served.FALLBACK.value, 0)
+    nothing = run.served.get(Served.NOTHING.value, 0)
+    return (
+        f"A user's events before their first published message (all of theirs in their "
+        f"first batch) are judged against the fallback a new user was served before that "
+        f"batch, the global list of `streamrec recommend`: {fallback:,} of the {scored:,} "
+        f"scored pipeline events ({fallback / scored:.1%}), {nothing:,} with nothing at all. "
+        f"'{STREAMREC_OWN_LISTS}' counts them as misses.\n\n"
+        + (
+            f"**The pipeline stopped answering: {run.unanswered:,} events were never answered "
+            "and count as misses.**\n\n"
+            if run.unanswered
+            else ""
+        )
+    )
 
 
 def _count_label(count: int) -> str:

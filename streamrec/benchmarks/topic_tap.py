@@ -5,6 +5,8 @@ topics it watches from their beginning; it never commits, so it cannot disturb t
 ``PrequentialTap`` feeds what it reads to a ``PublishedRecommendationJoin``: interaction
 events (with their partition and offset) and the recommendation messages the consumers
 published. What it measures is therefore the pipeline's real output, not a re-enactment.
+Given a ``FallbackRecorder`` (hooked into the consumer), it also judges a user's events
+before their first message against the fallback a new user was served then.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka.structs import TopicPartition
 
@@ -22,6 +24,9 @@ from streamrec.config import Settings
 from streamrec.evaluation.prequential import InputEvent, Outcome, PublishedRecommendationJoin
 from streamrec.kafka import create_consumer
 from streamrec.validation import Rejection, decode_recommendation, parse_interaction
+
+if TYPE_CHECKING:
+    from streamrec.benchmarks.served_fallback import FallbackRecorder
 
 POLL_TIMEOUT_MS = 200
 
@@ -78,7 +83,8 @@ class PrequentialTap:
     ``positions`` maps each replayed event id to its place in the replayed stream; events
     with other ids are not scored. With ``measure_latency``, the seconds from each input
     record's Kafka timestamp to that of the message that first answered it are given by
-    ``latencies()``.
+    ``latencies()``. With ``fallbacks``, an event of a user without a message yet is judged
+    against the fallback of its batch (``Served.FALLBACK``) instead of counting as a miss.
     """
 
     def __init__(
@@ -87,11 +93,13 @@ class PrequentialTap:
         positions: Mapping[str, int],
         *,
         measure_latency: bool = False,
+        fallbacks: FallbackRecorder | None = None,
     ) -> None:
         self._settings = settings
         self._positions = positions
         self._topics = settings.topics
-        self.join = PublishedRecommendationJoin()
+        self._fallbacks = fallbacks
+        self.join = PublishedRecommendationJoin(fallback=fallbacks is not None)
         self.counts = TapCounts()
         self._measure_latency = measure_latency
         self._input_times: list[tuple[tuple[str, int], int, float]] = []
@@ -106,7 +114,7 @@ class PrequentialTap:
                 outcomes += self._take_event(record)
             else:
                 outcomes += self._take_message(record)
-        return outcomes
+        return outcomes + self._take_fallbacks()
 
     def finish(self) -> list[Outcome]:
         """Read what is left, then decide every waiting event; closes the tap."""
@@ -123,6 +131,16 @@ class PrequentialTap:
 
     def close(self) -> None:
         self._tap.close()
+
+    def _take_fallbacks(self) -> list[Outcome]:
+        if self._fallbacks is None:
+            return []
+        outcomes: list[Outcome] = []
+        for fallback in self._fallbacks.drain():
+            outcomes += self.join.add_fallback(
+                fallback.partition, fallback.first_offset, fallback.last_offset, fallback.item_ids
+            )
+        return outcomes
 
     def _take_event(self, record: Any) -> list[Outcome]:
         parsed = parse_interaction(record.value, self._settings.events)

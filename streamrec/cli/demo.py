@@ -149,6 +149,7 @@ def _run(
 
     from streamrec.benchmarks.consumer_thread import ConsumerThread
     from streamrec.benchmarks.initial_model import active_model_version, train_and_activate
+    from streamrec.benchmarks.served_fallback import FallbackRecorder
     from streamrec.kafka import ensure_topics, streamrec_topic_names
     from streamrec.storage import create_database_engine
 
@@ -164,8 +165,11 @@ def _run(
         else:
             console.print(f"serving the active model version {version}")
         ensure_topics(settings, streamrec_topic_names(settings))
-        with ConsumerThread(settings, engine) as consumer:
-            _replay_and_watch(settings, dataset, events, consumer, console)
+        # A user's events before their first published list are judged against the global
+        # list a new user is served (what `streamrec recommend` answers), as the benchmark does.
+        fallbacks = FallbackRecorder(settings, engine)
+        with ConsumerThread(settings, engine, hooks=fallbacks.hooks()) as consumer:
+            _replay_and_watch(settings, dataset, events, consumer, console, fallbacks)
             _wait_for_catalogue(engine, len(dataset.items), consumer)
         _show_recommendations(settings, engine, events, shown_users, console)
     finally:
@@ -173,7 +177,12 @@ def _run(
 
 
 def _replay_and_watch(
-    settings: Settings, dataset: Any, events: Sequence[Any], consumer: Any, console: Any
+    settings: Settings,
+    dataset: Any,
+    events: Sequence[Any],
+    consumer: Any,
+    console: Any,
+    fallbacks: Any,
 ) -> None:
     """Replay in the background; follow the pipeline's output until every event is judged."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -186,7 +195,8 @@ def _replay_and_watch(
     total = len(events)
     count = settings.model.recommendations
     board = HitRateBoard("streamrec", window=max(1, total // 20))
-    tap = PrequentialTap(settings, {event.event_id: n for n, event in enumerate(events)})
+    positions = {event.event_id: n for n, event in enumerate(events)}
+    tap = PrequentialTap(settings, positions, fallbacks=fallbacks)
     replay = ReplayThread(settings, dataset.items, events).start()
     started = time.perf_counter()
     try:

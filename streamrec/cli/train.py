@@ -12,17 +12,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from streamrec.cli import train_now
 from streamrec.config import Settings
-
-if TYPE_CHECKING:
-    from streamrec.model.efficientrec import EfficientRec
 
 
 def _dataset_options(*, dataset_required: bool) -> Callable[[Callable[..., Any]], Any]:
@@ -112,15 +108,13 @@ def train_on_dataset(
     no_progress: bool,
     reason: str | None,
 ) -> None:
-    """Train a new model on a dataset and make it the active version."""
+    """Train a new model on a dataset and make it the active version
+    (``streamrec.services.dataset_training``)."""
     import torch
 
     from streamrec.datasets.registry import load_dataset
-    from streamrec.errors import UserFacingError
-    from streamrec.model.efficientrec import EfficientRec
-    from streamrec.model.features import FeatureSchema
-    from streamrec.model.training.sampler import InMemoryUserSampler
-    from streamrec.model.training.trainer import train
+    from streamrec.services.dataset_training import train_and_activate
+    from streamrec.storage import create_database_engine
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -130,84 +124,17 @@ def train_on_dataset(
         f"dataset {dataset.name}: {len(table):,} interactions, "
         f"{len(table.user_vocabulary):,} users, {len(table.item_vocabulary):,} items"
     )
-    model = EfficientRec.new(
-        settings.model, FeatureSchema.fit(dataset.items.values()), settings.training.seed
-    )
-    click.echo(f"model: {model.describe()}")
-    try:
-        sampler = InMemoryUserSampler(
-            table, dataset.user_attributes, settings.training.max_interactions_per_user
-        )
-    except ValueError as error:
-        raise UserFacingError(f"dataset {dataset.name} cannot train a model: {error}") from None
-    started = time.time()
-    report = train(
-        model,
-        sampler,
-        dataset.items,
-        settings.training,
-        steps=steps,
-        top_memberships=settings.model.top_memberships,
-        progress=not no_progress,
-    )
-    click.echo(f"trained {report.steps} steps in {report.seconds:.1f} s")
-    click.echo(report.clusters.summary())
-    version = _register_and_activate(
-        settings,
-        model,
-        metrics={"training": report.to_dict()},
-        data_window={
-            "dataset": dataset.name,
-            "interactions": len(table),
-            "from": float(table.timestamps.min()) if len(table) else None,
-            "to": float(table.timestamps.max()) if len(table) else None,
-        },
-        reason=reason or f"trained from scratch on {dataset.name} ({report.steps} steps)",
-        created_at=started,
-    )
-    click.echo(f"model version {version} is active")
-
-
-def _register_and_activate(
-    settings: Settings,
-    model: EfficientRec,
-    metrics: dict[str, object],
-    data_window: dict[str, object],
-    reason: str,
-    created_at: float,
-) -> int:
-    from streamrec.errors import UserFacingError
-    from streamrec.services.training_run import SwitchRefusedError, TrainingRunService
-    from streamrec.state import ModelStatus, ModelVersion
-    from streamrec.storage import UnitOfWork, create_database_engine
-
-    config, weights = model.to_version()
     engine = create_database_engine(settings.effective_database_url)
     try:
-        with UnitOfWork(engine) as uow:
-            # Nothing served and nothing stored: there is no state to rebuild.
-            fresh = uow.models.active_version() is None and uow.interactions.count() == 0
-            version = uow.models.add(
-                ModelVersion(
-                    None,
-                    ModelStatus.ACTIVE if fresh else ModelStatus.CANDIDATE,
-                    config,
-                    weights,
-                    metrics=metrics,
-                    data_window=data_window,
-                    reason=reason,
-                    created_at=created_at,
-                )
-            )
-            uow.commit()
-        if not fresh:
-            click.echo(f"rebuilding the state of version {version} before it takes over")
-            try:
-                TrainingRunService(settings, engine).switch_to(version, reason)
-            except SwitchRefusedError as error:
-                raise UserFacingError(
-                    f"version {version} is registered but not active: {error}"
-                ) from None
-        return version
+        version = train_and_activate(
+            settings,
+            engine,
+            dataset,
+            steps=steps,
+            reason=reason,
+            progress=not no_progress,
+            announce=click.echo,
+        )
     finally:
         engine.dispose()
+    click.echo(f"model version {version} is active")

@@ -15,7 +15,13 @@ Two parts, neither of which knows Kafka:
   ``stats.Mean``), the hit rate by how many events the user had before (0 is a first event,
   1 is "after the 1st event", ...) and the hit rate per window of the stream, for plots.
 
-The streaming baselines are scored with the same board (``streaming_baselines``).
+A user with no message yet (their first batch) holds nothing of their own. What a product
+shows them is the fallback: the global list that ``streamrec recommend`` serves a user the
+model knows nothing about. With ``fallback=True`` the join is also fed, per batch, the
+fallback as it stood before that batch (``add_fallback``), and judges such events against
+it; each Outcome says what it was judged against (``Served``), so a report can give both
+numbers. The streaming baselines are scored with the same board (``streaming_baselines``):
+they, too, answer a user they have never seen (popularity: with the popular list).
 
 >>> join = PublishedRecommendationJoin()
 >>> _ = join.add_event(InputEvent(0, "u1", "a", partition=0, offset=0))
@@ -26,6 +32,15 @@ The streaming baselines are scored with the same board (``streaming_baselines``)
 [('b', True, 1)]
 >>> join.finish(), join.decided
 ([], 2)
+
+With the fallback, the first event waits for the fallback of its batch:
+
+>>> join = PublishedRecommendationJoin(fallback=True)
+>>> _ = join.add_event(InputEvent(0, "u1", "a", partition=0, offset=0))
+>>> join.add_recommendation("u1", 0, 0, ["b"])
+[]
+>>> [(o.hit, o.served.value) for o in join.add_fallback(0, 0, 0, ["a", "b"])]
+[(True, 'fallback')]
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from river import stats
@@ -42,6 +58,14 @@ from river import stats
 DEFAULT_EVENT_COUNTS = (0, 1, 3, 10)
 # Event counts are tracked exactly up to here; later events share the last bucket.
 MAX_TRACKED_EVENT_COUNT = 100
+
+
+class Served(StrEnum):
+    """What an event was judged against."""
+
+    PUBLISHED = "published"  # the user's own latest message before the event's batch
+    FALLBACK = "fallback"  # the global list served to a user with no message yet
+    NOTHING = "nothing"  # no message, and no fallback known (or not asked for): a miss
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +83,15 @@ class InputEvent:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The verdict on one event: ``hit`` when its item was in the recommendations the user
-    held before it; ``events_before`` is how many of the user's events preceded it."""
+    held before it (``served`` says which); ``events_before`` is how many of the user's
+    events preceded it."""
 
     position: int
     user_id: str
     item_id: str
     hit: bool
     events_before: int
+    served: Served = Served.PUBLISHED
 
 
 @dataclass(slots=True)
@@ -80,10 +106,32 @@ class _UserLedger:
     def newest_offset(self) -> int:
         return self.message_offsets[-1] if self.message_offsets else -1
 
-    def held_before(self, offset: int) -> frozenset[str]:
-        """The items of the latest message whose source offset is below ``offset``."""
+    def held_before(self, offset: int) -> frozenset[str] | None:
+        """The items of the latest message whose source offset is below ``offset``; None
+        when there is no such message."""
         index = bisect.bisect_left(self.message_offsets, offset)
-        return self.message_items[index - 1] if index > 0 else frozenset()
+        return self.message_items[index - 1] if index > 0 else None
+
+
+@dataclass(slots=True)
+class _FallbackRanges:
+    """One partition's fallback lists, each for the offsets of one batch (sorted, disjoint)."""
+
+    first_offsets: list[int] = field(default_factory=list)
+    last_offsets: list[int] = field(default_factory=list)
+    items: list[frozenset[str]] = field(default_factory=list)
+
+    def add(self, first_offset: int, last_offset: int, items: frozenset[str]) -> None:
+        index = bisect.bisect_right(self.first_offsets, first_offset)
+        self.first_offsets.insert(index, first_offset)
+        self.last_offsets.insert(index, last_offset)
+        self.items.insert(index, items)
+
+    def at(self, offset: int) -> frozenset[str] | None:
+        index = bisect.bisect_right(self.first_offsets, offset) - 1
+        if index >= 0 and offset <= self.last_offsets[index]:
+            return self.items[index]
+        return None
 
 
 class PublishedRecommendationJoin:
@@ -93,11 +141,18 @@ class PublishedRecommendationJoin:
     here in offset order, and a user's messages are published in the order of their batches
     (republished duplicates after a crash are harmless). An event delivered twice is judged
     twice: drop repeated event ids before adding them if the stream has any.
+
+    With ``fallback``, an event whose user held no message is decided only once the
+    fallback of its batch is known (``add_fallback``), or at ``finish``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, fallback: bool = False) -> None:
+        self._fallback = fallback
         self._ledgers: dict[tuple[str, int], _UserLedger] = defaultdict(_UserLedger)
         self._events_per_user: dict[str, int] = defaultdict(int)
+        self._fallbacks: dict[int, _FallbackRanges] = defaultdict(_FallbackRanges)
+        # Events whose batch was published, of users who held no message: by partition.
+        self._awaiting_fallback: dict[int, list[tuple[InputEvent, int]]] = defaultdict(list)
         self._decided = 0
 
     @property
@@ -106,15 +161,17 @@ class PublishedRecommendationJoin:
 
     @property
     def pending(self) -> int:
-        return sum(len(ledger.pending) for ledger in self._ledgers.values())
+        waiting = sum(len(events) for events in self._awaiting_fallback.values())
+        return waiting + sum(len(ledger.pending) for ledger in self._ledgers.values())
 
     def add_event(self, event: InputEvent) -> list[Outcome]:
-        """Take an input event; returns its outcome if its batch's message already arrived."""
+        """Take an input event; returns its outcome if its batch's message already arrived
+        (and, with the fallback, the fallback it needs is known)."""
         ledger = self._ledgers[event.user_id, event.partition]
         events_before = self._events_per_user[event.user_id]
         self._events_per_user[event.user_id] += 1
         if ledger.newest_offset() >= event.offset:
-            return [self._decide(ledger, event, events_before)]
+            return self._try_decide(ledger, event, events_before)
         ledger.pending.append((event, events_before))
         return []
 
@@ -131,21 +188,78 @@ class PublishedRecommendationJoin:
         if not decidable:
             return []
         ledger.pending = [pair for pair in ledger.pending if pair[0].offset > source_offset]
-        return [self._decide(ledger, event, before) for event, before in decidable]
+        outcomes = []
+        for event, before in decidable:
+            outcomes += self._try_decide(ledger, event, before)
+        return outcomes
+
+    def add_fallback(
+        self, partition: int, first_offset: int, last_offset: int, item_ids: Iterable[str]
+    ) -> list[Outcome]:
+        """Take the fallback list as it stood before the batch that held the offsets
+        ``first_offset``..``last_offset`` of ``partition``; returns the outcomes of the events
+        that were waiting for it."""
+        items = frozenset(item_ids)
+        self._fallbacks[partition].add(first_offset, last_offset, items)
+        waiting = self._awaiting_fallback[partition]
+        covered = [pair for pair in waiting if first_offset <= pair[0].offset <= last_offset]
+        if not covered:
+            return []
+        self._awaiting_fallback[partition] = [
+            pair for pair in waiting if not first_offset <= pair[0].offset <= last_offset
+        ]
+        return [self._record(event, before, items, Served.FALLBACK) for event, before in covered]
 
     def finish(self) -> list[Outcome]:
         """Decide every event still waiting (its batch published nothing, e.g. no model was
-        active) against what the user held; call when both streams are read to their end."""
+        active, or no fallback came for it) against what the user held; call when every
+        stream is read to its end."""
         outcomes = []
         for ledger in self._ledgers.values():
-            outcomes += [self._decide(ledger, event, before) for event, before in ledger.pending]
+            for event, before in ledger.pending:
+                held = ledger.held_before(event.offset)
+                fallback = self._fallbacks[event.partition].at(event.offset)
+                outcomes.append(self._judge(event, before, held, fallback))
             ledger.pending = []
+        for partition, waiting in self._awaiting_fallback.items():
+            fallbacks = self._fallbacks[partition]
+            outcomes += [
+                self._judge(event, before, None, fallbacks.at(event.offset))
+                for event, before in waiting
+            ]
+        self._awaiting_fallback.clear()
         return outcomes
 
-    def _decide(self, ledger: _UserLedger, event: InputEvent, events_before: int) -> Outcome:
+    def _try_decide(self, ledger: _UserLedger, event: InputEvent, before: int) -> list[Outcome]:
+        """Decide an event whose batch was published, unless it waits for its fallback."""
+        held = ledger.held_before(event.offset)
+        if held is None and self._fallback:
+            fallback = self._fallbacks[event.partition].at(event.offset)
+            if fallback is None:
+                self._awaiting_fallback[event.partition].append((event, before))
+                return []
+            return [self._record(event, before, fallback, Served.FALLBACK)]
+        return [self._judge(event, before, held)]
+
+    def _judge(
+        self,
+        event: InputEvent,
+        before: int,
+        held: frozenset[str] | None,
+        fallback: frozenset[str] | None = None,
+    ) -> Outcome:
+        if held is not None:
+            return self._record(event, before, held, Served.PUBLISHED)
+        if fallback is not None and self._fallback:
+            return self._record(event, before, fallback, Served.FALLBACK)
+        return self._record(event, before, frozenset(), Served.NOTHING)
+
+    def _record(
+        self, event: InputEvent, before: int, items: frozenset[str], served: Served
+    ) -> Outcome:
         self._decided += 1
-        hit = event.item_id in ledger.held_before(event.offset)
-        return Outcome(event.position, event.user_id, event.item_id, hit, events_before)
+        hit = event.item_id in items
+        return Outcome(event.position, event.user_id, event.item_id, hit, before, served)
 
 
 class HitRateBoard:

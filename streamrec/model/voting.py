@@ -79,13 +79,15 @@ def vote_many(
     """The same for many users: ``top_memberships`` (users x K, zero outside each top M)
     times ``dense_shortlists`` (K x items, Shortlists.dense()); ``exclude`` is a boolean
     (users x items) mask; ``retrieval_scores`` (users x items), if given, re-rank the
-    candidates (``reranked_scores``). Returns (item columns, scores), each (users x count),
+    candidates (``reranked_scores``); a row of NaN (a user without a profile) keeps its
+    votes. Returns (item columns, scores), each (users x count),
     best first; NO_ITEM where there were fewer than ``count`` candidates."""
     votes = top_memberships @ dense_shortlists
     candidate = (np.abs(top_memberships) @ (dense_shortlists != 0)) > 0
-    scores = (
-        votes if retrieval_scores is None else reranked_scores(retrieval_scores, votes, vote_weight)
-    )
+    scores = votes
+    if retrieval_scores is not None:
+        reranked = reranked_scores(retrieval_scores, votes, vote_weight)
+        scores = np.where(np.isnan(retrieval_scores), votes, reranked)
     scores = np.where(candidate & ~exclude, scores, -np.inf)
     taken = min(count, scores.shape[1])
     top = np.argpartition(-scores, taken - 1, axis=1)[:, :taken]

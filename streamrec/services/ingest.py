@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import Engine
 
 from streamrec.config import ModelSettings, Settings
@@ -61,7 +62,9 @@ from streamrec.services.interactions import InteractionResolution, resolve_inter
 from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.rebuild import BuildingVersionUpdater
 from streamrec.services.recommending import (
+    Reranking,
     global_top_clusters,
+    reranking_for,
     shortlist_from_statistics,
     shortlist_pool_size,
     vote_for_users,
@@ -267,7 +270,12 @@ class IngestService:
             version, {cluster for state in states.values() for cluster, _ in state.top_clusters}
         )
         hits = _prequential_hits(
-            resolution.applied_pairs, states, known_shortlists, weights, model_settings
+            resolution.applied_pairs,
+            states,
+            known_shortlists,
+            weights,
+            model_settings,
+            lambda profiles: reranking_for(serving, profiles, model_settings, uow.items.get_many),
         )
         updates = update_user_states(
             serving, change_sets, model_settings.top_memberships, uow.items.get_many
@@ -289,11 +297,13 @@ class IngestService:
             fallback if user_id not in current else current[user_id].top_clusters
             for user_id in touched
         ]
+        profiles = [current[user_id].profile if user_id in current else None for user_id in touched]
         votes = vote_for_users(
             top_clusters,
             shortlists,
             [weights.after[user_id] for user_id in touched],
             model_settings.recommendations,
+            reranking_for(serving, profiles, model_settings, uow.items.get_many),
         )
         messages = [
             RecommendationMessage(
@@ -402,6 +412,7 @@ def _prequential_hits(
     shortlists: Shortlists,
     weights: _UserWeights,
     model_settings: ModelSettings,
+    reranking: Callable[[Sequence[np.ndarray | None]], Reranking | None],
 ) -> list[bool]:
     """For each applied event of a user with a state before the batch: was its item among the
     user's recommendations as they stood before the batch? Users new to the model had no
@@ -415,6 +426,7 @@ def _prequential_hits(
         shortlists,
         [weights.before[user_id] for user_id in known],
         model_settings.recommendations,
+        reranking([states[user_id].profile for user_id in known]),
     )
     recommended = {
         user_id: {item.item_id for item in items}

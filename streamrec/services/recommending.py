@@ -16,7 +16,8 @@ global shortlist: the vote of the M heaviest clusters, weighted by their share o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from streamrec.config import ModelSettings
 from streamrec.events import RecommendationMessage, RecommendedItem
 from streamrec.model.shortlists import NO_ITEM, shortlist_weights
 from streamrec.model.voting import vote_many
+from streamrec.services.model_cache import FeatureLoader, ModelCache, ServingModel
 from streamrec.storage.records import ClusterItemStatistics
 from streamrec.storage.unit_of_work import UnitOfWork
 
@@ -66,10 +68,55 @@ def vote(
     shortlists: Mapping[int, Shortlist],
     seen: Collection[str],
     count: int,
+    reranking: Reranking | None = None,
 ) -> list[RecommendedItem]:
     """Cluster voting for one user: the ``count`` best unseen items of the clusters'
     shortlists."""
-    return vote_for_users([top_clusters], shortlists, [seen], count)[0]
+    return vote_for_users([top_clusters], shortlists, [seen], count, reranking)[0]
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """What re-ranking the candidates of a batch of users needs (model.voting.reranked_scores):
+    each user's retrieval query P z_u (None for a user without a profile, who keeps the
+    votes), the items' targets t_j, and the weight of the log of the vote."""
+
+    queries: Sequence[np.ndarray | None]
+    targets: Callable[[Sequence[str]], Mapping[str, np.ndarray]]
+    vote_weight: float
+
+    def scores(self, item_ids: Sequence[str]) -> np.ndarray:
+        """(users x items) retrieval scores query . t_j; NaN rows for users without one."""
+        targets = self.targets(item_ids)
+        matrix = np.stack([targets[item_id] for item_id in item_ids]).astype(np.float64)
+        scores = np.full((len(self.queries), len(item_ids)), np.nan)
+        for row, query in enumerate(self.queries):
+            if query is not None:
+                scores[row] = matrix @ query
+        return scores
+
+
+def reranking_for(
+    serving: ServingModel,
+    profiles: Sequence[np.ndarray | None],
+    settings: ModelSettings,
+    load_features: FeatureLoader,
+) -> Reranking | None:
+    """The re-ranking of users with these profiles z_u under the serving model, or None
+    when the configuration votes only."""
+    if not settings.rerank:
+        return None
+    known = [row for row, profile in enumerate(profiles) if profile is not None]
+    queries: list[np.ndarray | None] = [None] * len(profiles)
+    if known:
+        projected = serving.model.retrieval_queries(np.stack([profiles[row] for row in known]))
+        for row, query in zip(known, projected.astype(np.float64), strict=True):
+            queries[row] = query
+    return Reranking(
+        queries,
+        lambda item_ids: serving.item_targets(item_ids, load_features),
+        settings.rerank_vote_weight,
+    )
 
 
 def vote_for_users(
@@ -77,8 +124,10 @@ def vote_for_users(
     shortlists: Mapping[int, Shortlist],
     seen: Sequence[Collection[str]],
     count: int,
+    reranking: Reranking | None = None,
 ) -> list[list[RecommendedItem]]:
-    """Cluster voting for many users at once (one matrix product; see model.voting)."""
+    """Cluster voting for many users at once (one matrix product; see model.voting), the
+    candidates re-ranked if ``reranking`` is given."""
     clusters = sorted(shortlists)
     item_ids = sorted({item_id for shortlist in shortlists.values() for item_id, _ in shortlist})
     if not clusters or not item_ids:
@@ -96,7 +145,9 @@ def vote_for_users(
             if cluster in cluster_row:
                 memberships[user, cluster_row[cluster]] = membership
         excluded[user, [item_column[item] for item in user_seen if item in item_column]] = True
-    columns, scores = vote_many(dense, memberships, excluded, count)
+    retrieval = None if reranking is None else reranking.scores(item_ids)
+    vote_weight = 0.0 if reranking is None else reranking.vote_weight
+    columns, scores = vote_many(dense, memberships, excluded, count, retrieval, vote_weight)
     return [
         [
             RecommendedItem(item_ids[column], float(score))
@@ -138,5 +189,21 @@ def current_recommendations(
         top_clusters = state.top_clusters
     shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
     seen = {row.item_id for row in uow.interactions.for_users([user_id]).get(user_id, ())}
-    items = vote(top_clusters, shortlists, seen, settings.recommendations)
+    reranking = None
+    if settings.rerank and state is not None and state.profile is not None:
+        serving = ModelCache().serving(version, uow.models.get)
+        reranking = reranking_for(serving, [state.profile], settings, uow.items.get_many)
+    items = vote(top_clusters, shortlists, seen, settings.recommendations, reranking)
     return RecommendationMessage(user_id, tuple(items), version, top_clusters, generated_at=now)
+
+
+def fallback_recommendations(uow: UnitOfWork, settings: ModelSettings) -> list[RecommendedItem]:
+    """What ``current_recommendations`` serves a user the active version has never seen (no
+    state, no stored interactions): the global shortlist's vote. Empty when no version is
+    active. Observers use it to score what a new user is shown before their first batch."""
+    version = uow.models.active_version()
+    if version is None:
+        return []
+    top_clusters = global_top_clusters(uow.clusters.masses(version), settings.top_memberships)
+    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
+    return vote(top_clusters, shortlists, (), settings.recommendations)

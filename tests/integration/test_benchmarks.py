@@ -65,6 +65,7 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
     methods = {method["method"]: method for method in result["methods"]}
     assert set(methods) == {
         "streamrec (pipeline)",
+        "streamrec (pipeline), own lists only",
         "popularity",
         "popularity, decayed",
         "river BiasedMF",
@@ -74,8 +75,15 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
     assert all(method["events"] == scored for method in methods.values())
     # The planted groups make the published lists hit: the join found the real outputs.
     assert methods["streamrec (pipeline)"]["hit_rate"] > 0.0
-    first = methods["streamrec (pipeline)"]["by_events_before"]["0"]
-    assert first["hit_rate"] == 0.0  # nothing is published before a user's first event
+    own_lists = methods["streamrec (pipeline), own lists only"]
+    assert own_lists["by_events_before"]["0"]["hit_rate"] == 0.0  # nothing of their own yet
+    # Every event of a user before their first message was judged against the fallback
+    # recorded before its batch: first events at least, and none against nothing.
+    served = result["pipeline_events_served_by"]
+    assert sum(served.values()) == scored
+    assert served["nothing"] == 0
+    assert served["fallback"] >= methods["streamrec (pipeline)"]["by_events_before"]["0"]["events"]
+    assert methods["streamrec (pipeline)"]["hit_rate"] >= own_lists["hit_rate"]
     assert "| streamrec (pipeline) |" in stem.with_suffix(".md").read_text()
     assert stem.with_suffix(".png").stat().st_size > 0
     assert "## Prequential hit rate on synthetic, batches of 200, first 3,000 events" in (

@@ -13,8 +13,10 @@ from streamrec.benchmarks import (
     consumer_processes,
     initial_model,
     population,
+    prequential,
     raw_limits,
     results,
+    served_fallback,
     stack,
     throughput,
     topic_tap,
@@ -31,6 +33,11 @@ from streamrec.benchmarks.results import replace_section
 from streamrec.benchmarks.throughput import percentiles, sustained_rate
 from streamrec.benchmarks.topic_tap import answer_latencies
 from streamrec.config import Settings
+from streamrec.evaluation.prequential import (
+    InputEvent,
+    Outcome,
+    PublishedRecommendationJoin,
+)
 
 
 def test_sustained_rate_ignores_start_up_and_tail() -> None:
@@ -108,8 +115,10 @@ def test_child_process_environment_reproduces_the_settings() -> None:
         consumer_processes,
         initial_model,
         population,
+        prequential,
         raw_limits,
         results,
+        served_fallback,
         stack,
         throughput,
         topic_tap,
@@ -119,3 +128,53 @@ def test_examples_in_docstrings_hold(module: object) -> None:
     outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert outcome.attempted > 0
     assert outcome.failed == 0
+
+
+class _SlowPipeline:
+    """A tap over a pipeline that answers one event per read, each read taking ``step``
+    seconds of a fake clock, until it has answered ``answers`` events."""
+
+    def __init__(self, events: int, answers: int, step: float) -> None:
+        self.join = PublishedRecommendationJoin()
+        self.now = 0.0
+        self._step = step
+        self._answers = answers
+        for offset in range(events):
+            self.join.add_event(InputEvent(offset, f"u{offset}", "a", 0, offset))
+
+    def clock(self) -> float:
+        return self.now
+
+    def alive(self) -> bool:
+        return True
+
+    def read(self) -> list[Outcome]:
+        self.now += self._step
+        answered = self.join.decided
+        if answered >= self._answers:
+            return []
+        return self.join.add_recommendation(f"u{answered}", 0, answered, ["a"])
+
+    def finish(self) -> list[Outcome]:
+        return self.join.finish()
+
+
+def test_drain_waits_as_long_as_the_pipeline_progresses() -> None:
+    # 50 events, one answered every 10 s: 500 s in all, far beyond the stall limit.
+    pipeline = _SlowPipeline(events=50, answers=50, step=10.0)
+    score = prequential.PipelineScore(scored_from=0, window=10)
+    unanswered = prequential._drain(
+        pipeline, score, 50, None, pipeline, stall_seconds=30.0, clock=pipeline.clock
+    )
+    assert unanswered == 0
+    assert score.board.events == 50
+
+
+def test_drain_stops_when_the_pipeline_stops_answering_and_says_how_much_is_left() -> None:
+    pipeline = _SlowPipeline(events=50, answers=20, step=10.0)
+    score = prequential.PipelineScore(scored_from=0, window=10)
+    unanswered = prequential._drain(
+        pipeline, score, 50, None, pipeline, stall_seconds=30.0, clock=pipeline.clock
+    )
+    assert unanswered == 30
+    assert score.board.events == 50  # the rest are decided at the end

@@ -359,3 +359,50 @@ def test_an_active_model_that_cannot_be_loaded_stops_the_batch_with_a_clear_erro
         # Nothing of the batch was kept: it is applied again once the model is fixed.
         assert uow.interactions.count() == 0
         assert uow.offsets.get(settings.kafka.consumer_group, INTERACTIONS) == {}
+
+
+def test_published_lists_rank_the_clusters_candidates_by_the_retrieval_score(
+    settings: Settings,
+) -> None:
+    """With re-ranking on (the default), each user's list is the clusters' candidates ordered
+    by (P z_u) . t_j + w log(vote), recomputed here from the stored profile and the model; with
+    it off, the same stream publishes the plain votes."""
+    records = as_records(rating_stream(200, seed=3), partitions=1)
+    published = {}
+    for rerank in (True, False):
+        changed = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"rerank": rerank})}
+        )
+        engine = create_memory_database()
+        version = register_model(engine, changed)
+        result = IngestService(changed, engine).apply(records)
+        published[rerank] = {message.user_id: message for message in result.recommendations}
+    with UnitOfWork(engine) as uow:
+        model = EfficientRec.from_version(*_stored(uow, version))
+        states = uow.users.get_many(list(published[True]), version)
+        shortlists = uow.clusters.shortlists(version, range(settings.model.clusters))
+    reranked_some = False
+    for user_id, message in published[True].items():
+        voted = published[False][user_id]
+        query = model.retrieval_queries(states[user_id].profile[None, :])[0].astype(np.float64)
+        votes = {}
+        for cluster, membership in states[user_id].top_clusters:
+            for item_id, weight in shortlists.get(cluster, []):
+                votes[item_id] = votes.get(item_id, 0.0) + membership * weight
+        items = [item.item_id for item in message.items]
+        targets = model.item_targets(items, {})
+        expected = [
+            float(target.astype(np.float64) @ query)
+            + settings.model.rerank_vote_weight * float(np.log(votes[item_id]))
+            for item_id, target in zip(items, targets, strict=True)
+        ]
+        assert [item.score for item in message.items] == pytest.approx(expected, rel=1e-4)
+        assert set(items) <= set(votes)
+        reranked_some |= items != [item.item_id for item in voted.items]
+    assert reranked_some
+
+
+def _stored(uow: UnitOfWork, version: int) -> tuple[dict, bytes]:
+    stored = uow.models.get(version)
+    assert stored is not None
+    return stored.config, stored.weights

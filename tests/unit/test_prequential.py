@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from river import optim, reco
 
 from streamrec.evaluation import prequential, streaming_baselines
-from streamrec.evaluation.prequential import HitRateBoard, InputEvent, PublishedRecommendationJoin
+from streamrec.evaluation.prequential import (
+    HitRateBoard,
+    InputEvent,
+    PublishedRecommendationJoin,
+    Served,
+)
 from streamrec.evaluation.streaming_baselines import (
     ItemCounts,
     RiverRanker,
@@ -84,6 +89,99 @@ def test_join_judges_each_event_by_what_was_published_before_its_batch(
     verdicts = {outcome.position: outcome.hit for outcome in outcomes}
     assert len(outcomes) == len(events)
     assert [verdicts[position] for position in range(len(events))] == expected
+
+
+def _simulate_pipeline_with_fallback(
+    events: list[tuple[str, str]], batch_sizes: list[int], rng: random.Random
+) -> tuple[
+    list[InputEvent],
+    list[tuple[str, int, list[str]]],
+    list[tuple[int, int, list[str]]],
+    list[tuple[bool, Served]],
+]:
+    """As _simulate_pipeline, plus the fallback before each batch (its first and last offset,
+    its items); a user who held nothing before the batch is judged against that fallback."""
+    inputs = [
+        InputEvent(offset, user, item, 0, offset) for offset, (user, item) in enumerate(events)
+    ]
+    messages: list[tuple[str, int, list[str]]] = []
+    fallbacks: list[tuple[int, int, list[str]]] = []
+    held: dict[str, list[str]] = {}
+    expected: list[tuple[bool, Served]] = []
+    start = 0
+    sizes = iter(batch_sizes)
+    while start < len(events):
+        end = min(len(events), start + max(1, next(sizes, 3)))
+        batch = inputs[start:end]
+        fallback = rng.sample(list("abcde"), 2)
+        fallbacks.append((start, end - 1, fallback))
+        for event in batch:
+            if event.user_id in held:
+                expected.append((event.item_id in held[event.user_id], Served.PUBLISHED))
+            else:
+                expected.append((event.item_id in fallback, Served.FALLBACK))
+        for user in {event.user_id: None for event in batch}:
+            held[user] = rng.sample(list("abcde"), 2)
+            last_offset = max(event.offset for event in batch if event.user_id == user)
+            messages.append((user, last_offset, held[user]))
+        start = end
+    return inputs, messages, fallbacks, expected
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(list("abcde"))),
+        min_size=1,
+        max_size=40,
+    ),
+    batch_sizes=st.lists(st.integers(1, 6), max_size=20),
+    seed=st.integers(0, 1_000),
+)
+def test_join_judges_users_without_a_message_by_the_fallback_of_their_batch(
+    events: list[tuple[str, str]], batch_sizes: list[int], seed: int
+) -> None:
+    rng = random.Random(seed)
+    inputs, messages, fallbacks, expected = _simulate_pipeline_with_fallback(
+        events, batch_sizes, rng
+    )
+    # Three streams read at their own pace (the fallbacks come from a consumer hook).
+    join = PublishedRecommendationJoin(fallback=True)
+    outcomes = []
+    queues: list[list] = [list(inputs), list(messages), list(fallbacks)]
+    while any(queues):
+        source = rng.choice([number for number, queue in enumerate(queues) if queue])
+        if source == 0:
+            outcomes += join.add_event(queues[0].pop(0))
+        elif source == 1:
+            user, offset, items = queues[1].pop(0)
+            outcomes += join.add_recommendation(user, 0, offset, items)
+        else:
+            first, last, items = queues[2].pop(0)
+            outcomes += join.add_fallback(0, first, last, items)
+    # Every event was decided as soon as it could be: nothing is left for finish.
+    assert join.pending == 0
+    assert join.finish() == []
+    verdicts = {outcome.position: (outcome.hit, outcome.served) for outcome in outcomes}
+    assert len(outcomes) == len(events)
+    assert [verdicts[position] for position in range(len(events))] == expected
+
+
+def test_join_without_fallback_counts_a_user_with_no_message_as_served_nothing() -> None:
+    join = PublishedRecommendationJoin()
+    join.add_event(InputEvent(0, "u1", "a", 0, 0))
+    [outcome] = join.add_recommendation("u1", 0, 0, ["a"])
+    assert (outcome.hit, outcome.served) == (False, Served.NOTHING)
+    # A fallback given to a join that does not use it changes nothing.
+    assert join.add_fallback(0, 0, 0, ["a"]) == []
+
+
+def test_join_finish_uses_a_known_fallback_for_an_event_whose_batch_published_nothing() -> None:
+    join = PublishedRecommendationJoin(fallback=True)
+    join.add_fallback(0, 0, 1, ["a"])
+    join.add_event(InputEvent(0, "u1", "a", 0, 0))  # its batch's message never comes
+    join.add_event(InputEvent(1, "u2", "a", 0, 5))  # no fallback covers offset 5
+    verdicts = sorted((o.user_id, o.hit, o.served) for o in join.finish())
+    assert verdicts == [("u1", True, Served.FALLBACK), ("u2", False, Served.NOTHING)]
 
 
 def test_join_counts_each_users_earlier_events() -> None:
