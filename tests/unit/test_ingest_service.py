@@ -11,13 +11,11 @@ import torch
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
 
 from streamrec.config import Settings
 from streamrec.events import InteractionEvent, ItemEvent
 from streamrec.model.contributions import UserContribution, aggregate_deltas, contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.features import FeatureSchema
 from streamrec.model.pooling import full_pooled_sum
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
@@ -27,6 +25,7 @@ from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import encode_interaction, encode_item, parse_interaction
+from tests.fixtures.small_model import register_model, small_model_settings
 
 INTERACTIONS = "interactions"
 ITEMS = "items"
@@ -36,28 +35,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        model={
-            "hash_buckets": 256,
-            "item_dim": 8,
-            "profile_dim": 8,
-            "hidden_dim": 16,
-            "clusters": 5,
-            "top_memberships": 2,
-            "shortlist_length": 10,
-            "recommendations": 5,
-            "feature_buckets": 64,
-        }
-    )
-
-
-def register_model(engine: Engine, settings: Settings, seed: int = 0) -> int:
-    model = EfficientRec.new(settings.model, FeatureSchema(), seed=seed)
-    config, weights = model.to_version()
-    with UnitOfWork(engine) as uow:
-        version = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
-        uow.commit()
-    return version
+    return small_model_settings()
 
 
 def rating_stream(count: int, seed: int = 0, users: int = 12, items: int = 25) -> list[bytes]:

@@ -26,6 +26,14 @@ from streamrec.evaluation.streaming_baselines import (
     river_baselines,
 )
 
+# One partition's events, (user, item), and the sizes of the batches the consumer cuts it into.
+_EVENTS = st.lists(
+    st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(list("abcde"))),
+    min_size=1,
+    max_size=40,
+)
+_BATCH_SIZES = st.lists(st.integers(1, 6), max_size=20)
+
 
 def _simulate_pipeline(
     events: list[tuple[str, str]], batch_sizes: list[int], recommend: dict[str, list[str]]
@@ -55,12 +63,8 @@ def _simulate_pipeline(
 
 
 @given(
-    events=st.lists(
-        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(list("abcde"))),
-        min_size=1,
-        max_size=40,
-    ),
-    batch_sizes=st.lists(st.integers(1, 6), max_size=20),
+    events=_EVENTS,
+    batch_sizes=_BATCH_SIZES,
     interleaving_seed=st.integers(0, 1_000),
 )
 def test_join_judges_each_event_by_what_was_published_before_its_batch(
@@ -129,12 +133,8 @@ def _simulate_pipeline_with_fallback(
 
 
 @given(
-    events=st.lists(
-        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(list("abcde"))),
-        min_size=1,
-        max_size=40,
-    ),
-    batch_sizes=st.lists(st.integers(1, 6), max_size=20),
+    events=_EVENTS,
+    batch_sizes=_BATCH_SIZES,
     seed=st.integers(0, 1_000),
 )
 def test_join_judges_users_without_a_message_by_the_fallback_of_their_batch(

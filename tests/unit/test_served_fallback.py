@@ -9,7 +9,6 @@ import torch
 from sqlalchemy import Engine
 
 from streamrec.benchmarks.served_fallback import FallbackList, FallbackRecorder
-from streamrec.config import Settings
 from streamrec.events import InteractionEvent
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
@@ -17,23 +16,11 @@ from streamrec.services.recommending import current_recommendations
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import encode_interaction
-from tests.unit.test_ingest_service import register_model
+from tests.fixtures.small_model import register_model, small_model_settings
 
 torch.set_num_threads(1)
 
-SETTINGS = Settings(
-    model={
-        "hash_buckets": 256,
-        "item_dim": 8,
-        "profile_dim": 8,
-        "hidden_dim": 16,
-        "clusters": 5,
-        "top_memberships": 2,
-        "shortlist_length": 10,
-        "recommendations": 5,
-        "feature_buckets": 64,
-    }
-)
+SETTINGS = small_model_settings()
 
 
 def _records(first_offset: int, count: int, partition: int = 0) -> list[SourceRecord]:
