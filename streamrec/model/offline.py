@@ -38,13 +38,13 @@ from streamrec.model.decay import ForwardDecay
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_sets import InteractionSets
-from streamrec.model.memberships import dense_top_memberships
+from streamrec.model.memberships import dense_top_memberships, top_memberships
 from streamrec.model.pooling import pooled_vectors
 from streamrec.model.shortlists import NO_ITEM, Shortlists
 from streamrec.model.statistics import ClusterStatistics
 from streamrec.model.training.sampler import InMemoryUserSampler
 from streamrec.model.training.trainer import TrainingReport, train
-from streamrec.model.voting import vote_many
+from streamrec.model.voting import recommend
 
 # Users encoded and scored per batch: bounds the (users x items) score matrices.
 BATCH_USERS = 1024
@@ -60,7 +60,6 @@ class _Fitted:
     item_vectors: dict[str, np.ndarray]
     statistics: ClusterStatistics
     shortlists: Shortlists
-    dense_shortlists: np.ndarray
 
 
 class EfficientRecRecommender:
@@ -131,7 +130,6 @@ class EfficientRecRecommender:
             item_vectors=dict(zip(sets.item_vocabulary, vectors, strict=True)),
             statistics=statistics,
             shortlists=shortlists,
-            dense_shortlists=shortlists.dense(),
         )
 
     def _trained_model(
@@ -169,7 +167,6 @@ class EfficientRecRecommender:
                 fitted.model, fitted.training_users, fitted.memberships
             )
         fitted.shortlists = self._shortlists(fitted.model, fitted.statistics, fitted.training_users)
-        fitted.dense_shortlists = fitted.shortlists.dense()
 
     def _statistics(
         self, model: EfficientRec, sets: InteractionSets, memberships: np.ndarray
@@ -223,28 +220,29 @@ class EfficientRecRecommender:
             fitted.item_vectors,
         )
         shortlists = fitted.shortlists
-        exclude = np.zeros((len(histories), len(shortlists.item_ids)), dtype=bool)
-        for row, history in enumerate(histories):
-            exclude[row, shortlists.columns_of(item for item, _ in history.interactions)] = True
-        retrieval_scores = None
-        if self.model_settings.rerank and shortlists.targets is not None:
+        settings = self.model_settings
+        clusters, values = top_memberships(encoded.memberships, settings.top_memberships)
+        queries = None
+        if settings.rerank and shortlists.targets is not None:
             queries = fitted.model.retrieval_queries(encoded.profiles)
-            retrieval_scores = queries @ shortlists.targets.T
-        columns, _ = vote_many(
-            fitted.dense_shortlists,
-            dense_top_memberships(encoded.memberships, self.model_settings.top_memberships),
-            exclude,
-            n,
-            retrieval_scores,
-            self.model_settings.rerank_vote_weight,
-        )
         global_items = [column for column in shortlists.global_items if column != NO_ITEM]
         results = []
         for row, history in enumerate(histories):
-            # Nothing to go on at all: the global shortlist answers.
-            blind = not history.interactions and not history.attributes
-            picked = global_items[:n] if blind else [c for c in columns[row] if c != NO_ITEM]
-            results.append([shortlists.item_ids[column] for column in picked])
+            if not history.interactions and not history.attributes:
+                # Nothing to go on at all: the global shortlist answers.
+                results.append([shortlists.item_ids[column] for column in global_items[:n]])
+                continue
+            # One user at a time, as the consumer serves: O(M L), whatever the catalogue.
+            recommended = recommend(
+                shortlists,
+                clusters[row],
+                values[row],
+                shortlists.columns_of(item for item, _ in history.interactions),
+                n,
+                None if queries is None else queries[row],
+                settings.rerank_vote_weight,
+            )
+            results.append([item.item_id for item in recommended])
         return results
 
     def parameter_count(self) -> int:
