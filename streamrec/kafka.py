@@ -129,6 +129,7 @@ def create_consumer(
         "session_timeout_ms": kafka.session_timeout_ms,
         "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
         "max_poll_records": kafka.max_poll_records,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
         "allow_auto_create_topics": False,
     }
     _warn_if_checksums_are_slow()
