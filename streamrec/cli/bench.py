@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-BENCHMARK_MODULES = ["prequential", "pipeline", "trainer"]
+BENCHMARK_MODULES = ["prequential", "pipeline", "trainer", "recommendation_latency"]
 
 
 class BenchmarkGroup(click.Group):

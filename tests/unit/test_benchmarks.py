@@ -6,11 +6,12 @@ from __future__ import annotations
 import doctest
 import importlib
 import itertools
+import json
 from pathlib import Path
 
 import pytest
 
-from streamrec.benchmarks import consumer_processes, prequential, stack
+from streamrec.benchmarks import consumer_processes, prequential, recommendation_latency, stack
 from streamrec.benchmarks.pipeline import (
     Latency,
     PipelineResults,
@@ -107,6 +108,7 @@ def test_child_process_environment_reproduces_the_settings() -> None:
         "population",
         "prequential",
         "raw_limits",
+        "recommendation_latency",
         "results",
         "served_fallback",
         "stack",
@@ -169,3 +171,32 @@ def test_drain_waits_as_long_as_the_pipeline_progresses() -> None:
 def test_drain_stops_when_the_pipeline_stops_answering_and_says_how_much_is_left() -> None:
     # The rest are decided at the end.
     assert _drain(answers=20) == (30, 50)
+
+
+def test_recommendation_latency_times_both_paths_and_reports_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short run on the fixture MovieLens files: both paths timed for every user, the
+    serving path never scores more candidates than its M shortlists hold."""
+    from streamrec.cli.main import main
+
+    monkeypatch.setenv("STREAMREC_MODEL__HASH_BUCKETS", "256")
+    monkeypatch.setenv("STREAMREC_MODEL__SHORTLIST_LENGTH", "5")
+    data = Path(__file__).resolve().parents[1] / "data" / "ml-latest"
+    arguments = ["bench", "recommendation-latency", "--dataset", str(data), "--steps", "3"]
+    arguments += ["--users", "4", "--repeats", "2", "--output-dir", str(tmp_path)]
+    arguments += ["--doc", str(tmp_path / "performance.md")]
+    try:
+        main(arguments)
+    except SystemExit as exit_:  # click may exit, with 0 on success
+        assert exit_.code in (0, None)
+    result = json.loads((tmp_path / "recommendation-latency-ml-latest.json").read_text())
+    assert set(result["paths"]) == {
+        recommendation_latency.SERVING,
+        recommendation_latency.FULL_CATALOGUE,
+    }
+    for durations in result["durations_ns"].values():
+        assert len(durations) == result["users"] * 2 and min(durations) > 0
+    assert result["mean_candidates"] <= 5 * result["top_memberships"]
+    assert "Target (issue 3)" in (tmp_path / "performance.md").read_text()
+    assert (tmp_path / "recommendation-latency-ml-latest.png").stat().st_size > 0
