@@ -78,22 +78,19 @@ def vote(
 @dataclass(frozen=True)
 class Reranking:
     """What re-ranking the candidates of a batch of users needs (model.voting.reranked_scores):
-    each user's retrieval query P z_u (None for a user without a profile, who keeps the
-    votes), the items' targets t_j, and the weight of the log of the vote."""
+    each user's retrieval query P z_u as a row of ``queries`` (a row of NaN for a user
+    without a profile, who keeps the votes), the items' targets t_j, and the weight of the
+    log of the vote."""
 
-    queries: Sequence[np.ndarray | None]
+    queries: np.ndarray
     targets: Callable[[Sequence[str]], Mapping[str, np.ndarray]]
     vote_weight: float
 
     def scores(self, item_ids: Sequence[str]) -> np.ndarray:
-        """(users x items) retrieval scores query . t_j; NaN rows for users without one."""
+        """(users x items) retrieval scores query . t_j; a NaN query row stays NaN."""
         targets = self.targets(item_ids)
         matrix = np.stack([targets[item_id] for item_id in item_ids]).astype(np.float64)
-        scores = np.full((len(self.queries), len(item_ids)), np.nan)
-        for row, query in enumerate(self.queries):
-            if query is not None:
-                scores[row] = matrix @ query
-        return scores
+        return self.queries @ matrix.T
 
 
 def reranking_for(
@@ -106,12 +103,11 @@ def reranking_for(
     when the configuration votes only."""
     if not settings.rerank:
         return None
+    queries = np.full((len(profiles), serving.model.architecture.item_dim), np.nan)
     known = [row for row, profile in enumerate(profiles) if profile is not None]
-    queries: list[np.ndarray | None] = [None] * len(profiles)
     if known:
-        projected = serving.model.retrieval_queries(np.stack([profiles[row] for row in known]))
-        for row, query in zip(known, projected.astype(np.float64), strict=True):
-            queries[row] = query
+        profiles_known = np.stack([profiles[row] for row in known])
+        queries[known] = serving.model.retrieval_queries(profiles_known)
     return Reranking(
         queries,
         lambda item_ids: serving.item_targets(item_ids, load_features),

@@ -11,19 +11,11 @@ from pydantic import SecretStr
 
 from streamrec.cli.bench import command as bench
 from streamrec.config import Settings
+from tests.integration import trainer_support
 from tests.integration.pipeline_support import on_postgresql
 
-SMALL_MODEL = {
-    "hash_buckets": 1024,
-    "item_dim": 16,
-    "profile_dim": 16,
-    "hidden_dim": 32,
-    "clusters": 8,
-    "top_memberships": 3,
-    "shortlist_length": 20,
-    "recommendations": 10,
-    "feature_buckets": 64,
-}
+# The trainer tests' small model, with a larger id table for the benchmarks' catalogues.
+SMALL_MODEL = {**trainer_support.SMALL_MODEL, "hash_buckets": 1024}
 
 
 def _small(settings: Settings, **kafka: object) -> Settings:
