@@ -2,11 +2,15 @@
 
 Per batch: apply it through the ingest service (validation, state, offsets: one database
 transaction), then publish its recommendations and dead letters (and, when the prequential
-hit rate fell, a ``train`` command with trigger ``drift`` on the control topic), flush, and
-only then commit the Kafka offsets. The offsets stored in the database are the truth: on
-start and on every partition assignment the consumer seeks to them, and the service skips
-records below them. A crash at any point therefore loses nothing and applies nothing twice;
-outputs of the batch in flight are published again (at-least-once, idempotent by key).
+hit rate fell, a ``train`` command with trigger ``drift`` on the control topic), flush,
+record in the database that the outputs were acknowledged, and commit the Kafka offsets. The
+database holds two offsets per partition: the stored one (records below it were applied; the
+service skips them) and the acknowledged one (records below it had their outputs published).
+On start and on every partition assignment the consumer resumes at the lower of the two, so a
+batch that was stored but whose outputs a crash dropped is read again, as already applied, and
+its users' current recommendations are published again. A crash at any point therefore loses
+nothing and applies nothing twice (state exactly once; outputs at least once, idempotent by
+key). Kafka's own committed offsets serve lag monitoring only.
 
 Transient broker and database failures retry the whole batch with exponential backoff; the
 loop never moves past a batch it could not apply. SIGTERM and SIGINT finish the current batch,
@@ -52,7 +56,9 @@ class BatchApplier(Protocol):
 
     def apply(self, records: Sequence[SourceRecord]) -> BatchResult: ...
 
-    def stored_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], int]: ...
+    def resume_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], int]: ...
+
+    def acknowledge(self, next_offsets: Mapping[tuple[str, int], int]) -> None: ...
 
 
 class Stage(StrEnum):
@@ -60,7 +66,7 @@ class Stage(StrEnum):
 
     POLLED = "polled"
     STORED = "stored"  # the database transaction committed
-    PUBLISHED = "published"  # outputs flushed to the broker
+    PUBLISHED = "published"  # outputs acknowledged by the broker, and that recorded
     COMMITTED = "committed"  # Kafka offsets committed
 
 
@@ -141,7 +147,7 @@ class InteractionConsumer:
         """Consume until stopped, until ``max_records`` records are processed, or until no
         record arrived for ``idle_exit_seconds`` (counted from the first assignment)."""
         summary = RunSummary()
-        self._consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self))
+        self._consumer.subscribe(self._topics, listener=_SeekToResumeOffsets(self))
         idle_since: float | None = None
         try:
             while not self._stop.is_set():
@@ -183,19 +189,15 @@ class InteractionConsumer:
         )
         return summary
 
-    def seek_to_stored_offsets(self, partitions: Iterable[TopicPartition]) -> None:
-        """Position ``partitions`` at their stored next offsets (the beginning if none).
+    def seek_when_polled(self, partitions: Iterable[TopicPartition]) -> None:
+        """Position ``partitions`` where they resume (``BatchApplier.resume_offsets``) right
+        after the poll in progress returns, dropping what that poll fetched from them.
 
-        Called from the rebalance listener; if the database does not answer there, the seek
-        is retried by the loop before the next batch is applied.
+        Called from the rebalance listener, which kafka-python runs on its network thread:
+        the database is read in the loop instead, so a slow database cannot hold up the
+        group's heartbeats, and a failed read is retried like any other.
         """
         self._partitions_to_seek.update(partitions)
-        try:
-            self._seek_pending()
-        except Exception as error:
-            if not is_transient_error(error):
-                raise
-            logger.warning("cannot read stored offsets yet (%s); will retry", error)
 
     # The loop's steps --------------------------------------------------------------------
 
@@ -209,12 +211,13 @@ class InteractionConsumer:
             )
         )
         if self._partitions_to_seek:
+            positioned = set(self._partitions_to_seek)
             self._retry(self._seek_pending)
             # These partitions were positioned again: their records come back from there.
             polled = {
                 partition: records
                 for partition, records in polled.items()
-                if partition not in self._partitions_to_seek
+                if partition not in positioned
             }
         return [_source_record(record) for records in polled.values() for record in records]
 
@@ -227,6 +230,7 @@ class InteractionConsumer:
         # Made once, so that a retried publish repeats the same request ids.
         commands = [drift_train_command(signal) for signal in result.drift_signals]
         self._retry(lambda: self._publish(result, commands))
+        self._retry(lambda: self._applier.acknowledge(result.next_offsets))
         published_at = self._clock()
         self._report(Stage.PUBLISHED, batch_number)
         self._commit_kafka_offsets(result.next_offsets)
@@ -300,17 +304,17 @@ class InteractionConsumer:
         if not pending:
             return
         assigned = self._consumer.assignment()
-        stored = self._applier.stored_offsets({partition.topic for partition in pending})
+        resume = self._applier.resume_offsets({partition.topic for partition in pending})
         for partition in sorted(pending):
             if partition not in assigned:
                 continue
-            offset = stored.get((partition.topic, partition.partition))
+            offset = resume.get((partition.topic, partition.partition))
             if offset is None:
                 self._consumer.seek_to_beginning(partition)
             else:
                 self._consumer.seek(partition, offset)
         self._partitions_to_seek.difference_update(pending)
-        logger.info("positioned %d partitions at their stored offsets", len(pending))
+        logger.info("positioned %d partitions where they resume", len(pending))
 
     def _retry(self, operation: Callable[[], Any]) -> Any:
         return retry_transient(
@@ -327,8 +331,8 @@ class InteractionConsumer:
             self._hooks.on_stage(stage, batch_number)
 
 
-class _SeekToStoredOffsets(ConsumerRebalanceListener):
-    """On every assignment, move the assigned partitions to the offsets in the database."""
+class _SeekToResumeOffsets(ConsumerRebalanceListener):
+    """On every assignment, move the assigned partitions to where they resume."""
 
     def __init__(self, owner: InteractionConsumer) -> None:
         self._owner = owner
@@ -341,7 +345,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", _describe(assigned))
         self._owner.report_assignment(assigned)
-        self._owner.seek_to_stored_offsets(assigned)
+        self._owner.seek_when_polled(assigned)
 
 
 def drift_train_command(signal: DriftSignal) -> TrainCommand:

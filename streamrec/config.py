@@ -139,11 +139,25 @@ class ModelSettings(Section):
         None, gt=0, description="Forward time decay of cluster statistics; unset is no decay."
     )
     recommendations: int = Field(20, ge=1, le=1000, description="Items published per user, N.")
+    shortlist_refresh_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="A consumer recomputes the shortlists its batches changed at most this "
+        "often (0: every batch); the statistics are updated in every batch. See "
+        "docs/performance.md.",
+    )
     pooling_weight: Literal["preference", "shifted", "presence"] = Field(
         "shifted",
         description="How a weight w scales h_j in the pooled sum: w itself (the method), "
         "(1 + w) / 2 (default, measured best with votes), or 1 for any interaction; "
         "see docs/model.md.",
+    )
+    pooling_half_life_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Recency-weighted pooling: each interaction's pooled term and count "
+        "are multiplied by 2^(-age/h), age = seconds before the user's newest event; unset "
+        "is no recency weighting. See docs/model.md.",
     )
     rerank: bool = Field(
         True,

@@ -11,8 +11,13 @@ size. The first batch (model load, first item vectors) is applied before the clo
     python -m streamrec.benchmarks.consumer_profile --events 20000 [--stored-users 10000]
     python -m streamrec.benchmarks.consumer_profile --events 20000 --profile  # pyinstrument
 
->>> ApplyRate(events=2000, batches=2, seconds=0.5).per_second
-4000.0
+The machine is shared, so wall time swings between runs; the CPU time of this process
+(the consumer's own Python and numpy work, without the database server's) is the steadier
+number to compare changes by.
+
+>>> rate = ApplyRate(events=2000, batches=2, seconds=0.5, cpu_seconds=0.25)
+>>> rate.per_second, rate.cpu_milliseconds_per_event
+(4000.0, 0.125)
 """
 
 from __future__ import annotations
@@ -32,11 +37,17 @@ from streamrec.services.batch import SourceRecord
 
 @dataclass(frozen=True, slots=True)
 class ApplyRate:
-    """``events`` applied in ``batches`` transactions in ``seconds`` (warm-up excluded)."""
+    """``events`` applied in ``batches`` transactions in ``seconds`` of wall time and
+    ``cpu_seconds`` of this process's CPU time (warm-up excluded)."""
 
     events: int
     batches: int
     seconds: float
+    cpu_seconds: float
+
+    @property
+    def cpu_milliseconds_per_event(self) -> float:
+        return 1000.0 * self.cpu_seconds / self.events if self.events else 0.0
 
     @property
     def per_second(self) -> float:
@@ -109,15 +120,16 @@ def measure_apply(
             timed = batches[1:]
             if profiler is not None:
                 profiler.start()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for batch in timed:
                 service.apply(batch)
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
             if profiler is not None:
                 profiler.stop()
         finally:
             engine.dispose()
-    return ApplyRate(sum(len(batch) for batch in timed), len(timed), seconds)
+    return ApplyRate(sum(len(batch) for batch in timed), len(timed), seconds, cpu_seconds)
 
 
 @click.command()
@@ -132,10 +144,9 @@ def measure_apply(
 @click.option("--profile", is_flag=True, help="Print a pyinstrument profile of the batches.")
 def main(events: int, stored_users: int, profile: bool) -> None:
     """Events per second of the consumer's apply step alone."""
-    import torch
+    from consumers.process_setup import prepare_consumer_process
 
-    # As `streamrec consume` does: one thread, since the machine is shared with the database.
-    torch.set_num_threads(1)
+    prepare_consumer_process()  # as `streamrec consume` does
     profiler = None
     if profile:
         from pyinstrument import Profiler
@@ -144,7 +155,8 @@ def main(events: int, stored_users: int, profile: bool) -> None:
     rate = measure_apply(Settings(), events=events, stored_users=stored_users, profiler=profiler)
     click.echo(
         f"{rate.events:,} events in {rate.batches} batches, {rate.seconds:.2f} s: "
-        f"{rate.per_second:,.0f} events/s, {rate.milliseconds_per_batch:,.0f} ms per batch"
+        f"{rate.per_second:,.0f} events/s, {rate.milliseconds_per_batch:,.0f} ms per batch, "
+        f"{rate.cpu_milliseconds_per_event:.3f} ms of consumer CPU per event"
     )
     if profiler is not None:
         click.echo(profiler.output_text(unicode=False, color=False))

@@ -50,9 +50,8 @@ def command(
     settings: Settings, max_events: int | None, idle_exit: float | None, exit_at: str | None
 ) -> None:
     """Consume interactions and item updates; publish fresh recommendations."""
-    import torch
-
     from consumers import ConsumerHooks, run_consumer
+    from consumers.process_setup import prepare_consumer_process
     from streamrec.kafka import ensure_topics, streamrec_topic_names
     from streamrec.observability import ConsumerMetrics, Heartbeat, configure_logging
     from streamrec.observability.wiring import (
@@ -64,9 +63,7 @@ def command(
     from streamrec.services.ingest import IngestService
     from streamrec.storage import check_connection, create_database_engine
 
-    # Batches are small matrix products: one thread per consumer avoids oversubscribing the
-    # cores that several consumers (and the database) share.
-    torch.set_num_threads(1)
+    prepare_consumer_process()
     # kafka-python's INFO narration is silenced there; its warnings and errors still show.
     configure_logging(settings.observability)
     metrics, heartbeat, assigned = ConsumerMetrics(), Heartbeat(), AssignedPartitions()

@@ -17,11 +17,13 @@ from streamrec.events import ItemEvent
 @dataclass(frozen=True)
 class UserHistory:
     """What a recommender may know of one evaluated user: their (item_id, weight) history in
-    time order, and their demographics if the dataset has any."""
+    time order, their demographics if the dataset has any, and the time of each interaction
+    (epoch seconds, one per interaction; None where the source does not give them)."""
 
     user_id: str
     interactions: Sequence[tuple[str, float]]
     attributes: Mapping[str, str] = field(default_factory=dict)
+    timestamps: Sequence[float] | None = None
 
 
 class OfflineRecommender(Protocol):

@@ -172,6 +172,7 @@ def _case(
                 )
             ),
             attributes=dict(dataset.user_attributes.get(user_id, {})),
+            timestamps=tuple(float(time) for time in table.timestamps[history_rows]),
         ),
         held_out=held_out,
         liked=frozenset(

@@ -150,20 +150,28 @@ class EfficientRec:
         attributes: Sequence[Mapping[str, str] | None],
         items: Mapping[str, ItemEvent],
         item_vectors: Mapping[str, np.ndarray] | None = None,
+        recency: Sequence[np.ndarray] | None = None,
     ) -> EncodedUsers:
         """Encode whole interaction sets (cold users, rebuilds). ``item_vectors`` may hold
-        vectors computed earlier; the others are computed once for the batch."""
+        vectors computed earlier; the others are computed once for the batch. ``recency``
+        (recency-weighted pooling) holds each history's factors r_i
+        (``pooling.recency_factors``), which multiply its terms and count contributions."""
         vectors = self._vectors_for(histories, items, item_vectors)
         dimension = self.architecture.item_dim
         sums = np.zeros((len(histories), dimension), dtype=np.float32)
-        counts = np.zeros(len(histories), dtype=np.int64)
+        counts = np.zeros(len(histories), dtype=np.int64 if recency is None else np.float64)
         for row, (item_ids, weights) in enumerate(histories):
             if len(item_ids) == 0:
                 continue
             coefficients = self.pooling_coefficients(np.asarray(weights, dtype=np.float32))
             stacked = np.stack([vectors[item_id] for item_id in item_ids])
-            sums[row] = coefficients @ stacked
-            counts[row] = np.count_nonzero(coefficients)
+            if recency is None:
+                sums[row] = coefficients @ stacked
+                counts[row] = np.count_nonzero(coefficients)
+            else:
+                factors = np.asarray(recency[row], dtype=np.float64)
+                sums[row] = (coefficients * factors) @ stacked
+                counts[row] = factors[coefficients != 0].sum()
         return self.encode_pooled_sums(sums, counts, attributes)
 
     def _vectors_for(

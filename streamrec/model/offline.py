@@ -6,6 +6,13 @@ has never seen them), takes the top-M memberships and lets the clusters vote. K 
 fixed at fit; L, M, the shortlist weight and the re-ranking can be changed afterwards without
 retraining (``reconfigure``), which is what a sweep needs.
 
+With ``model.pooling_half_life_seconds`` set, every served pooled vector (the training users'
+at fit, for the cluster statistics, and each evaluated history) weights its interactions by
+r_i = 2^(-(t_ref - t_i) / h), t_ref the user's newest interaction with a non-zero coefficient
+(x_u does not depend on t_ref; this choice keeps n_u >= 1). Histories must then carry
+timestamps. The encoder is trained on unweighted views unless ``train_with_recency`` is True:
+recency at inference only measured better on Amazon Beauty (docs/model.md).
+
 >>> from streamrec.config import ModelSettings, TrainingSettings
 >>> from streamrec.datasets.base import InteractionTable
 >>> from streamrec.evaluation.protocol import UserHistory
@@ -39,7 +46,7 @@ from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_sets import InteractionSets
 from streamrec.model.memberships import dense_top_memberships, top_memberships
-from streamrec.model.pooling import pooled_vectors
+from streamrec.model.pooling import bag_recency_factors, pooled_vectors, set_recency_factors
 from streamrec.model.shortlists import NO_ITEM, Shortlists
 from streamrec.model.statistics import ClusterStatistics
 from streamrec.model.training.sampler import InMemoryUserSampler
@@ -71,14 +78,20 @@ class EfficientRecRecommender:
         training_settings: TrainingSettings,
         progress: bool = True,
         model: EfficientRec | None = None,
+        train_with_recency: bool = False,
     ) -> None:
-        """``model``: a trained model to use as it is (fit then skips training)."""
+        """``model``: a trained model to use as it is (fit then skips training).
+        ``train_with_recency``: True also pools the training views with
+        ``model.pooling_half_life_seconds`` (each half's reference its newest interaction);
+        False (default) trains as without the setting and weights at inference only."""
         self.model_settings = model_settings
         self.training_settings = training_settings
         self.progress = progress
         self.given_model = model
+        self.train_with_recency = train_with_recency
         self.training_report: TrainingReport | None = None
         self._items: Mapping[str, ItemEvent] = {}
+        self._user_attributes: Mapping[str, Mapping[str, str]] = {}
         self._fitted: _Fitted | None = None
 
     @property
@@ -100,27 +113,11 @@ class EfficientRecRecommender:
         user_attributes: Mapping[str, Mapping[str, str]],
     ) -> None:
         self._items = items
+        self._user_attributes = user_attributes
         model = self.given_model or self._trained_model(train_table, items, user_attributes)
         sets = InteractionSets.from_table(train_table)
         vectors = model.item_vectors(sets.item_vocabulary, items)
-        coefficients = model.pooling_coefficients(sets.weights)
-        matrix = sparse.csr_matrix(
-            (coefficients, sets.items, sets.offsets),
-            shape=(len(sets.user_vocabulary), len(sets.item_vocabulary)),
-        )
-        nonzero = np.bincount(
-            sets.user_of_row(), weights=coefficients != 0, minlength=len(sets.user_vocabulary)
-        ).astype(np.int64)
-        pooled = pooled_vectors(np.asarray(matrix @ vectors), nonzero)
-        attributes = [user_attributes.get(user_id) for user_id in sets.user_vocabulary]
-        memberships = np.concatenate(
-            [
-                model.encode(
-                    pooled[start : start + BATCH_USERS], attributes[start : start + BATCH_USERS]
-                ).memberships
-                for start in range(0, len(attributes), BATCH_USERS)
-            ]
-        )
+        memberships = self._memberships(model, sets, vectors)
         statistics = self._statistics(model, sets, memberships)
         shortlists = self._shortlists(model, statistics, sets)
         self._fitted = _Fitted(
@@ -130,6 +127,37 @@ class EfficientRecRecommender:
             item_vectors=dict(zip(sets.item_vocabulary, vectors, strict=True)),
             statistics=statistics,
             shortlists=shortlists,
+        )
+
+    def _memberships(
+        self, model: EfficientRec, sets: InteractionSets, vectors: np.ndarray
+    ) -> np.ndarray:
+        """Full memberships of every training user, pooled from their whole sets."""
+        coefficients = model.pooling_coefficients(sets.weights)
+        users = len(sets.user_vocabulary)
+        half_life = self.model_settings.pooling_half_life_seconds
+        if half_life is None:
+            terms, present = coefficients, coefficients != 0
+        else:
+            factors = bag_recency_factors(
+                sets.timestamps, sets.user_of_row(), coefficients, users, half_life
+            )
+            terms, present = coefficients * factors, np.where(coefficients != 0, factors, 0.0)
+        matrix = sparse.csr_matrix(
+            (terms, sets.items, sets.offsets), shape=(users, len(sets.item_vocabulary))
+        )
+        counts = np.bincount(sets.user_of_row(), weights=present, minlength=users)
+        # Integer counts without recency: pooled_vectors' path for today's behaviour.
+        counts = counts.astype(np.int64) if half_life is None else counts
+        pooled = pooled_vectors(np.asarray(matrix @ vectors), counts)
+        attributes = [self._user_attributes.get(user_id) for user_id in sets.user_vocabulary]
+        return np.concatenate(
+            [
+                model.encode(
+                    pooled[start : start + BATCH_USERS], attributes[start : start + BATCH_USERS]
+                ).memberships
+                for start in range(0, len(attributes), BATCH_USERS)
+            ]
         )
 
     def _trained_model(
@@ -151,18 +179,28 @@ class EfficientRecRecommender:
             self.training_settings,
             top_memberships=self.model_settings.top_memberships,
             progress=self.progress,
+            pooling_half_life_seconds=self.model_settings.pooling_half_life_seconds
+            if self.train_with_recency
+            else None,
         )
         return model
 
     def reconfigure(self, **changes: Any) -> None:
-        """Change L (shortlist_length), M (top_memberships), shortlist_weight or rerank after
-        fit. A new M rebuilds the statistics, since p_uc counts only each user's top M."""
+        """Change L (shortlist_length), M (top_memberships), shortlist_weight, rerank or
+        pooling_half_life_seconds after fit (the encoder is not retrained). A new M rebuilds
+        the statistics, since p_uc counts only each user's top M; a new half-life re-pools
+        the training users first."""
         fitted = self._fitted
         if fitted is None:
             raise RuntimeError("fit the recommender first")
         previous = self.model_settings
         self.model_settings = ModelSettings(**{**previous.model_dump(), **changes})
-        if self.model_settings.top_memberships != previous.top_memberships:
+        if self.model_settings.pooling_half_life_seconds != previous.pooling_half_life_seconds:
+            sets = fitted.training_users
+            vectors = np.stack([fitted.item_vectors[item] for item in sets.item_vocabulary])
+            fitted.memberships = self._memberships(fitted.model, sets, vectors)
+            fitted.statistics = self._statistics(fitted.model, sets, fitted.memberships)
+        elif self.model_settings.top_memberships != previous.top_memberships:
             fitted.statistics = self._statistics(
                 fitted.model, fitted.training_users, fitted.memberships
             )
@@ -218,6 +256,7 @@ class EfficientRecRecommender:
             [history.attributes or None for history in histories],
             self._items,
             fitted.item_vectors,
+            self._recency(fitted.model, histories),
         )
         shortlists = fitted.shortlists
         settings = self.model_settings
@@ -244,6 +283,27 @@ class EfficientRecRecommender:
             )
             results.append([item.item_id for item in recommended])
         return results
+
+    def _recency(
+        self, model: EfficientRec, histories: Sequence[UserHistory]
+    ) -> list[np.ndarray] | None:
+        """Each history's recency factors (reference: its newest non-zero interaction), or
+        None without a half-life."""
+        half_life = self.model_settings.pooling_half_life_seconds
+        if half_life is None:
+            return None
+        factors = []
+        for history in histories:
+            if history.timestamps is None or len(history.timestamps) != len(history.interactions):
+                raise ValueError(
+                    f"history of {history.user_id!r} has no timestamp per interaction, which "
+                    "model.pooling_half_life_seconds needs"
+                )
+            coefficients = model.pooling_coefficients(
+                np.array([weight for _, weight in history.interactions], dtype=np.float32)
+            )
+            factors.append(set_recency_factors(history.timestamps, coefficients, half_life))
+        return factors
 
     def parameter_count(self) -> int:
         model = self.model

@@ -55,6 +55,23 @@ class SecretMaskingFilter(logging.Filter):
         return True
 
 
+class ClosedSocketReadFilter(logging.Filter):
+    """Drops kafka-python's traceback for a read on a socket its own ``close`` just released.
+
+    kafka-python 3.0 reads on a network thread. When another thread closes the client, the
+    reader can wake after the transport set its socket to None; the library then logs
+    ``AttributeError: 'NoneType' object has no attribute 'recv'`` with a traceback, and
+    ends the read loop because the transport is closed. Nothing is lost, so the traceback
+    is noise that would read like a crash at every shutdown. Any other record passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kafka.net") or not record.exc_info:
+            return True
+        error = record.exc_info[1]
+        return not (isinstance(error, AttributeError) and "'NoneType'" in str(error))
+
+
 class JsonLinesFormatter(logging.Formatter):
     """One JSON object per line: time (ISO 8601, UTC), level, logger, message, the fields
     passed with ``extra=``, and the exception if any."""
@@ -83,6 +100,7 @@ def configure_logging(settings: ObservabilitySettings, stream: TextIO | None = N
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     handler.addFilter(SecretMaskingFilter())
+    handler.addFilter(ClosedSocketReadFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -11,8 +11,9 @@
 5. under the ACTIVE version: records the prequential hit of each applied event (was its item
    among the user's recommendations as they stood before the batch), moves each touched
    user's pooled sums, profile and top-M memberships, adds the exact cluster-statistic
-   deltas, refreshes the shortlists of the affected clusters, and votes the touched users'
-   recommendations; the hits feed the consumer's drift detector;
+   deltas, refreshes the shortlists of the affected clusters (at most once per
+   ``model.shortlist_refresh_seconds``, see ``streamrec.services.shortlist_refresh``), and
+   votes the touched users' recommendations; the hits feed the consumer's drift detector;
 6. while a version is BUILDING (a rebuild is under way): applies the same user changes to it
    (``streamrec.services.rebuild.BuildingVersionUpdater``), so the new version misses no event;
 7. stores the new dead letters and the next offsets, and commits.
@@ -39,6 +40,11 @@ user's state is built from their whole interaction set at their next event (or b
 (1, {'invalid_json': 1})
 >>> result.next_offsets, service.stored_offsets(["interactions"])
 ({('interactions', 0): 2}, {('interactions', 0): 2})
+>>> service.resume_offsets(["interactions"])  # its outputs are not acknowledged yet
+{('interactions', 0): 0}
+>>> service.acknowledge(result.next_offsets)
+>>> service.resume_offsets(["interactions"])
+{('interactions', 0): 2}
 >>> service.apply(records).counters.records_already_applied
 2
 """
@@ -64,11 +70,12 @@ from streamrec.services.rebuild import BuildingVersionUpdater
 from streamrec.services.recommending import (
     Reranking,
     global_top_clusters,
+    recommended_item_ids,
+    refresh_shortlists,
     reranking_for,
-    shortlist_from_statistics,
-    shortlist_pool_size,
     vote_for_users,
 )
+from streamrec.services.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.services.triage import TriagedBatch, triage
 from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.state import Interaction, UserProfile
@@ -108,6 +115,7 @@ class IngestService:
         self._clock = clock
         self._models = model_cache or ModelCache()
         self._building = BuildingVersionUpdater(settings.model)
+        self._shortlist_refresh = ShortlistRefreshSchedule(settings.model.shortlist_refresh_seconds)
         # One detector per consumer: each sees the users of its own partitions.
         self._drift = HitRateDriftDetector(
             min_interval_seconds=settings.trainer.drift_min_interval_seconds, clock=clock
@@ -121,7 +129,31 @@ class IngestService:
     def stored_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """The next offset to read of every partition of ``topics`` with a stored offset."""
         with UnitOfWork(self._engine, clock=self._clock) as uow:
-            return self._stored_offsets(uow, topics)
+            return {
+                (topic, partition): offset
+                for topic in sorted(set(topics))
+                for partition, offset in uow.offsets.get(self._group, topic).items()
+            }
+
+    def resume_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        """Where a consumer resumes each partition of ``topics`` with a stored offset: the
+        lower of the stored and the acknowledged offset. Records between the two were
+        applied but their outputs not acknowledged; reading them again skips them for state
+        and publishes their users' current recommendations."""
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
+            return {
+                (topic, partition): offset
+                for topic in sorted(set(topics))
+                for partition, offset in uow.offsets.resume_offsets(self._group, topic).items()
+            }
+
+    def acknowledge(self, next_offsets: Mapping[TopicPartition, int]) -> None:
+        """Record that the broker acknowledged the outputs of the records below
+        ``next_offsets`` (a batch's ``BatchResult.next_offsets``)."""
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
+            for topic, offsets in _by_topic(next_offsets):
+                uow.offsets.acknowledge(self._group, topic, offsets)
+            uow.commit()
 
     def apply(self, records: Sequence[SourceRecord]) -> BatchResult:
         """Apply ``records`` (in the order the broker delivered them) in one transaction."""
@@ -132,6 +164,7 @@ class IngestService:
         counters = result.counters
         counters.records = len(records)
         counters.dead_letters_by_reason.update(letter.reason for letter in batch.dead_letters)
+        refresh_plan: RefreshPlan | None = None
         with UnitOfWork(self._engine, clock=self._clock) as uow:
             stored = self._claim_offsets(uow, records)
             fresh = _FreshRecords(stored)
@@ -156,20 +189,26 @@ class IngestService:
             uow.interactions.save_many(resolution.rows_to_store)
             counters.interactions_applied = resolution.applied
             counters.interactions_ignored = resolution.ignored
-            attributes, attributes_changed, users_with_rows = self._save_attributes(
-                uow, batch, fresh, touched
-            )
-
             # One statement: a flip between two reads would apply this batch to the new
             # version twice or not at all.
             versions = uow.builds.serving_versions()
             result.model_version = versions.active
-            weights = _UserWeights.of(touched, stored_interactions, resolution)
             states = {} if versions.active is None else uow.users.get_many(touched, versions.active)
-            change_sets = _change_sets(resolution, attributes_changed, states, weights, attributes)
+            attributes, attributes_changed, users_with_rows = self._save_attributes(
+                uow, batch, fresh, touched, states
+            )
+            weights = _UserWeights.of(touched, stored_interactions, resolution)
+            change_sets = _change_sets(
+                resolution,
+                attributes_changed,
+                states,
+                weights,
+                attributes,
+                self._settings.model.pooling_half_life_seconds,
+            )
             if versions.active is not None:
                 serving = self._models.serving(versions.active, uow.models.get)
-                result.recommendations, result.prequential_hits = self._update_and_recommend(
+                recommended = self._update_and_recommend(
                     uow,
                     serving,
                     touched,
@@ -180,6 +219,9 @@ class IngestService:
                     users_with_rows,
                     now,
                 )
+                result.recommendations = recommended.messages
+                result.prequential_hits = recommended.hits
+                refresh_plan = recommended.refresh_plan
                 counters.users_updated = len(change_sets)
                 result.drift_signals = self._detect_drift(result.prequential_hits)
             if versions.building is not None:
@@ -189,16 +231,11 @@ class IngestService:
             )
             self._save_offsets(uow, [record for record in records if fresh(record)])
             uow.commit()
+        if refresh_plan is not None:
+            self._shortlist_refresh.record(refresh_plan)
         return result
 
     # Steps of apply ----------------------------------------------------------------------
-
-    def _stored_offsets(self, uow: UnitOfWork, topics: Iterable[str]) -> dict[TopicPartition, int]:
-        return {
-            (topic, partition): offset
-            for topic in sorted(set(topics))
-            for partition, offset in uow.offsets.get(self._group, topic).items()
-        }
 
     def _claim_offsets(
         self, uow: UnitOfWork, records: Sequence[SourceRecord]
@@ -215,10 +252,7 @@ class IngestService:
         }
 
     def _save_offsets(self, uow: UnitOfWork, fresh_records: Sequence[SourceRecord]) -> None:
-        by_topic: dict[str, dict[int, int]] = {}
-        for (topic, partition), offset in _next_offsets(fresh_records).items():
-            by_topic.setdefault(topic, {})[partition] = offset
-        for topic, next_offsets in sorted(by_topic.items()):
+        for topic, next_offsets in _by_topic(_next_offsets(fresh_records)):
             uow.offsets.save(self._group, topic, next_offsets)
 
     def _save_attributes(
@@ -227,11 +261,16 @@ class IngestService:
         batch: TriagedBatch,
         fresh: Callable[[SourceRecord], bool],
         touched: dict[str, _TouchedUser],
+        states: Mapping[str, UserProfile],
     ) -> tuple[dict[str, dict[str, str]], set[str], set[str]]:
         """Merge the demographics the batch's events carry over the stored ones; return every
         touched user's attributes, the users whose attributes changed, and the touched users
-        that now have a user row."""
-        attributes = uow.users.attributes_many(touched)
+        that now have a user row. The stored demographics of users with a ``states`` entry
+        came with it (read from their user row); only the others are read here."""
+        attributes = {user_id: dict(state.attributes) for user_id, state in states.items()}
+        attributes.update(
+            uow.users.attributes_many(user_id for user_id in touched if user_id not in states)
+        )
         users_with_rows = set(attributes)
         changed: dict[str, dict[str, str]] = {}
         for accepted in batch.interactions:
@@ -259,9 +298,10 @@ class IngestService:
         resolution: InteractionResolution,
         users_with_rows: Collection[str],
         now: float,
-    ) -> tuple[list[RecommendationMessage], list[bool]]:
+    ) -> _Recommended:
         """Update the changed users under the active version and vote the touched users'
-        recommendations; also return the prequential hit indicators of the batch."""
+        recommendations; also return the prequential hit indicators of the batch and its
+        shortlist refresh."""
         model_settings = self._settings.model
         version = serving.version
         # The shortlists as the users' latest recommendations saw them, read before this
@@ -278,10 +318,15 @@ class IngestService:
             lambda profiles: reranking_for(serving, profiles, model_settings, uow.items.get_many),
         )
         updates = update_user_states(
-            serving, change_sets, model_settings.top_memberships, uow.items.get_many
+            serving,
+            change_sets,
+            model_settings.top_memberships,
+            uow.items.get_many,
+            model_settings.pooling_half_life_seconds,
         )
         uow.users.save_many((update.after for update in updates), users_with_rows=users_with_rows)
-        shortlists = {**known_shortlists, **self._apply_statistics(uow, version, updates)}
+        refresh_plan, refreshed = self._apply_statistics(uow, version, updates)
+        shortlists = {**known_shortlists, **refreshed}
 
         current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
         wanted_clusters = {
@@ -316,18 +361,19 @@ class IngestService:
             )
             for user, clusters, items in zip(touched.values(), top_clusters, votes, strict=True)
         ]
-        return messages, hits
+        return _Recommended(messages, hits, refresh_plan)
 
     def _detect_drift(self, hits: Iterable[bool]) -> list[DriftSignal]:
         return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
 
     def _apply_statistics(
         self, uow: UnitOfWork, version: int, updates: Sequence[UserStateUpdate]
-    ) -> Shortlists:
-        """Add the batch's cluster deltas and refresh the affected clusters' shortlists."""
+    ) -> tuple[RefreshPlan | None, Shortlists]:
+        """Add the batch's cluster deltas and refresh the shortlists the schedule says are
+        due; return the refresh plan and the refreshed shortlists."""
         deltas = batch_delta_columns([_transition(u) for u in updates])
         if not deltas:
-            return {}
+            return None, {}
         uow.clusters.add_delta_columns(
             version,
             clusters=deltas.clusters,
@@ -338,27 +384,31 @@ class IngestService:
             mass_clusters=deltas.mass_clusters,
             mass_changes=deltas.mass_changes,
         )
-        affected = sorted(deltas.affected_clusters())
-        masses = uow.clusters.masses(version)
-        pool = shortlist_pool_size(self._settings.model)
-        shortlists = {
-            cluster: shortlist_from_statistics(
-                uow.clusters.top_items(version, cluster, pool),
-                masses.get(cluster, 0.0),
-                self._settings.model,
-            )
-            for cluster in affected
-        }
-        uow.clusters.save_shortlists(version, shortlists)
-        return shortlists
+        plan = self._shortlist_refresh.plan(
+            version, deltas.affected_clusters(), lambda: uow.clusters.masses(version)
+        )
+        return plan, refresh_shortlists(uow, version, plan.refresh, self._settings.model)
+
+
+@dataclass(frozen=True, slots=True)
+class _Recommended:
+    """What a batch publishes, its prequential hits, and its shortlist refresh (recorded in
+    the schedule once the batch commits)."""
+
+    messages: list[RecommendationMessage]
+    hits: list[bool]
+    refresh_plan: RefreshPlan | None
 
 
 @dataclass(frozen=True, slots=True)
 class _UserWeights:
-    """Each touched user's interaction weights by item, before the batch and after it."""
+    """Each touched user's interaction weights by item, before the batch and after it, and
+    the timestamps of those interactions (recency-weighted pooling reads them)."""
 
     before: dict[str, dict[str, float]]
     after: dict[str, dict[str, float]]
+    timestamps_before: dict[str, dict[str, float]]
+    timestamps_after: dict[str, dict[str, float]]
 
     @classmethod
     def of(
@@ -372,9 +422,15 @@ class _UserWeights:
             for user_id in touched
         }
         after = {user_id: dict(weights) for user_id, weights in before.items()}
+        timestamps_before = {
+            user_id: {row.item_id: row.timestamp for row in stored_interactions.get(user_id, ())}
+            for user_id in before
+        }
+        timestamps_after = {user_id: dict(times) for user_id, times in timestamps_before.items()}
         for row in resolution.rows_to_store:
             after[row.user_id][row.item_id] = row.weight
-        return cls(before, after)
+            timestamps_after[row.user_id][row.item_id] = row.timestamp
+        return cls(before, after, timestamps_before, timestamps_after)
 
 
 def _change_sets(
@@ -383,11 +439,16 @@ def _change_sets(
     states: Mapping[str, UserProfile],
     weights: _UserWeights,
     attributes: Mapping[str, Mapping[str, str]],
+    pooling_half_life_seconds: float | None = None,
 ) -> list[UserChangeSet]:
     """The users whose weights or demographics the batch changed (the encoder reads both),
     with their state under the active version (none without an active version: the building
-    version reads its own)."""
+    version reads its own). With recency-weighted pooling, also the users with a newer event
+    of an unchanged weight: its term's recency factor moved."""
     last_event_at = _last_event_times(resolution.rows_to_store)
+    changed_users = {change.user_id for change in resolution.changes} | set(attributes_changed)
+    if pooling_half_life_seconds is not None:
+        changed_users.update(row.user_id for row in resolution.rows_to_store)
     return [
         UserChangeSet(
             user_id,
@@ -399,10 +460,10 @@ def _change_sets(
                 None if user_id not in states else states[user_id].last_event_at,
                 last_event_at.get(user_id),
             ),
+            weights.timestamps_before[user_id],
+            weights.timestamps_after[user_id],
         )
-        for user_id in sorted(
-            {change.user_id for change in resolution.changes} | set(attributes_changed)
-        )
+        for user_id in sorted(changed_users)
     ]
 
 
@@ -421,17 +482,19 @@ def _prequential_hits(
     known = sorted({user_id for user_id, _ in applied_pairs if user_id in states})
     if not known:
         return []
-    votes = vote_for_users(
-        [states[user_id].top_clusters for user_id in known],
-        shortlists,
-        [weights.before[user_id] for user_id in known],
-        model_settings.recommendations,
-        reranking([states[user_id].profile for user_id in known]),
+    recommended = dict(
+        zip(
+            known,
+            recommended_item_ids(
+                [states[user_id].top_clusters for user_id in known],
+                shortlists,
+                [weights.before[user_id] for user_id in known],
+                model_settings.recommendations,
+                reranking([states[user_id].profile for user_id in known]),
+            ),
+            strict=True,
+        )
     )
-    recommended = {
-        user_id: {item.item_id for item in items}
-        for user_id, items in zip(known, votes, strict=True)
-    }
     return [
         item_id in recommended[user_id]
         for user_id, item_id in applied_pairs
@@ -455,6 +518,14 @@ def _transition(update: UserStateUpdate) -> tuple[UserContribution, UserContribu
     before = update.before
     old = UserContribution(() if before is None else before.top_clusters, update.weights_before)
     return old, UserContribution(update.after.top_clusters, update.weights_after)
+
+
+def _by_topic(offsets: Mapping[TopicPartition, int]) -> list[tuple[str, dict[int, int]]]:
+    """(topic, {partition: offset}) pairs in topic order."""
+    by_topic: dict[str, dict[int, int]] = {}
+    for (topic, partition), offset in offsets.items():
+        by_topic.setdefault(topic, {})[partition] = offset
+    return sorted(by_topic.items())
 
 
 def _next_offsets(records: Iterable[SourceRecord]) -> dict[TopicPartition, int]:

@@ -49,7 +49,7 @@ from streamrec.config import ModelSettings, Settings
 from streamrec.model.contributions import Transition, UserContribution, batch_contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.services.model_cache import ModelCache, ServingModel
-from streamrec.services.recommending import shortlist_from_statistics, shortlist_pool_size
+from streamrec.services.recommending import refresh_shortlists
 from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.trainer import RebuildProgress
@@ -236,7 +236,11 @@ def build_missing_states(
         for user_id, rows in sorted(interactions.items())
     ]
     updates = update_user_states(
-        serving, changes, model_settings.top_memberships, uow.items.get_many
+        serving,
+        changes,
+        model_settings.top_memberships,
+        uow.items.get_many,
+        model_settings.pooling_half_life_seconds,
     )
     inserted = uow.builds.insert_missing_states(update.after for update in updates)
     _add_contributions(
@@ -267,9 +271,13 @@ def apply_to_building_version(
     fresh = [change for change in change_sets if change.user_id not in stored]
     fresh_updates = update_user_states(
         building,
-        [replace(change, stored_state=None, weights_before={}) for change in fresh],
+        [
+            replace(change, stored_state=None, weights_before={}, timestamps_before={})
+            for change in fresh
+        ],
         model_settings.top_memberships,
         uow.items.get_many,
+        model_settings.pooling_half_life_seconds,
     )
     inserted = uow.builds.insert_missing_states(update.after for update in fresh_updates)
     lost = [change.user_id for change in fresh if change.user_id not in inserted]
@@ -286,6 +294,7 @@ def apply_to_building_version(
         ],
         model_settings.top_memberships,
         uow.items.get_many,
+        model_settings.pooling_half_life_seconds,
     )
     uow.users.save_many(update.after for update in known_updates)
     kept = [update for update in fresh_updates if update.after.user_id in inserted]
@@ -317,31 +326,6 @@ class BuildingVersionUpdater:
         self._models.forget_items(item_ids)
 
 
-def refresh_shortlists(
-    uow: UnitOfWork,
-    version: int,
-    clusters: Iterable[int],
-    model_settings: ModelSettings,
-) -> None:
-    """Recompute the shortlists of ``clusters`` from the stored statistics."""
-    clusters = sorted(set(clusters))
-    if not clusters:
-        return
-    masses = uow.clusters.masses(version)
-    pool = shortlist_pool_size(model_settings)
-    uow.clusters.save_shortlists(
-        version,
-        {
-            cluster: shortlist_from_statistics(
-                uow.clusters.top_items(version, cluster, pool),
-                masses.get(cluster, 0.0),
-                model_settings,
-            )
-            for cluster in clusters
-        },
-    )
-
-
 def discard_derived_state(uow: UnitOfWork, version: int) -> None:
     """Delete every user state, statistic, shortlist and the rebuild progress of
     ``version`` (before rebuilding a version whose state went stale)."""
@@ -360,6 +344,7 @@ def _from_scratch(
         {row.item_id: row.weight for row in rows},
         dict(attributes),
         last_event_at=max((row.timestamp for row in rows), default=None),
+        timestamps_after={row.item_id: row.timestamp for row in rows},
     )
 
 

@@ -32,16 +32,45 @@ from streamrec.storage.unit_of_work import UnitOfWork
 Shortlist = Sequence[tuple[str, float]]
 TopClusters = tuple[tuple[int, float], ...]
 
-# Non-share weights do not follow the liked-mass order the statistics are indexed by, so
-# their shortlist is chosen from a wider pool of the cluster's most liked items.
-RERANKED_POOL_FACTOR = 4
+# Only rated_share follows the rated-mass order the statistics are indexed by; the other
+# weights choose their shortlist from a wider pool of the cluster's most rated items.
+POOL_FACTOR = 4
 
 
 def shortlist_pool_size(settings: ModelSettings) -> int:
-    """How many of a cluster's most liked items the shortlist is chosen from."""
-    if settings.shortlist_weight == "share":
+    """How many of a cluster's most rated items its shortlist is chosen from. rated_share
+    is C_cj / M_c, so its top L is exactly the top L by rated mass.
+
+    >>> shortlist_pool_size(ModelSettings(shortlist_length=10, shortlist_weight="rated_share"))
+    10
+    >>> shortlist_pool_size(ModelSettings(shortlist_length=10, shortlist_weight="share"))
+    40
+    """
+    if settings.shortlist_weight == "rated_share":
         return settings.shortlist_length
-    return settings.shortlist_length * RERANKED_POOL_FACTOR
+    return settings.shortlist_length * POOL_FACTOR
+
+
+def refresh_shortlists(
+    uow: UnitOfWork, version: int, clusters: Iterable[int], settings: ModelSettings
+) -> dict[int, list[tuple[str, float]]]:
+    """Recompute and store the shortlists of ``clusters`` from the stored statistics; return
+    them."""
+    clusters = sorted(set(clusters))
+    if not clusters:
+        return {}
+    masses = uow.clusters.masses(version)
+    pool = shortlist_pool_size(settings)
+    shortlists = {
+        cluster: shortlist_from_statistics(
+            uow.clusters.top_items(version, cluster, pool),
+            masses.get(cluster, 0.0),
+            settings,
+        )
+        for cluster in clusters
+    }
+    uow.clusters.save_shortlists(version, shortlists)
+    return shortlists
 
 
 def shortlist_from_statistics(
@@ -124,10 +153,47 @@ def vote_for_users(
 ) -> list[list[RecommendedItem]]:
     """Cluster voting for many users at once (one matrix product; see model.voting), the
     candidates re-ranked if ``reranking`` is given."""
+    item_ids, columns, scores = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    return [
+        [
+            RecommendedItem(item_ids[column], float(score))
+            for column, score in zip(row_columns, row_scores, strict=True)
+            if column != NO_ITEM
+        ]
+        for row_columns, row_scores in zip(columns.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def recommended_item_ids(
+    top_clusters: Sequence[TopClusters],
+    shortlists: Mapping[int, Shortlist],
+    seen: Sequence[Collection[str]],
+    count: int,
+    reranking: Reranking | None = None,
+) -> list[set[str]]:
+    """The item ids ``vote_for_users`` would recommend, as sets: what a hit test needs,
+    without building a RecommendedItem per entry (a batch has tens of thousands)."""
+    item_ids, columns, _ = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    return [
+        {item_ids[column] for column in row_columns if column != NO_ITEM}
+        for row_columns in columns.tolist()
+    ]
+
+
+def _voted_columns(
+    top_clusters: Sequence[TopClusters],
+    shortlists: Mapping[int, Shortlist],
+    seen: Sequence[Collection[str]],
+    count: int,
+    reranking: Reranking | None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The candidate item ids, and each user's recommended columns into them with scores
+    (NO_ITEM where fewer than ``count`` candidates are left)."""
     clusters = sorted(shortlists)
     item_ids = sorted({item_id for shortlist in shortlists.values() for item_id, _ in shortlist})
     if not clusters or not item_ids:
-        return [[] for _ in top_clusters]
+        empty = np.full((len(top_clusters), 0), NO_ITEM)
+        return item_ids, empty, empty.astype(np.float64)
     cluster_row = {cluster: row for row, cluster in enumerate(clusters)}
     item_column = {item_id: column for column, item_id in enumerate(item_ids)}
     dense = np.zeros((len(clusters), len(item_ids)))
@@ -144,14 +210,7 @@ def vote_for_users(
     retrieval = None if reranking is None else reranking.scores(item_ids)
     vote_weight = 0.0 if reranking is None else reranking.vote_weight
     columns, scores = vote_many(dense, memberships, excluded, count, retrieval, vote_weight)
-    return [
-        [
-            RecommendedItem(item_ids[column], float(score))
-            for column, score in zip(row_columns, row_scores, strict=True)
-            if column != NO_ITEM
-        ]
-        for row_columns, row_scores in zip(columns.tolist(), scores.tolist(), strict=True)
-    ]
+    return item_ids, columns, scores
 
 
 def global_top_clusters(masses: Mapping[int, float], count: int) -> TopClusters:

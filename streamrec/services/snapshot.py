@@ -33,15 +33,18 @@ PAGE_SIZE = 1_000
 ALL_ITEMS = 10**9
 
 
+UserStateValues = tuple[np.ndarray, int, int, dict[int, float], float | None, float | None]
+
+
 @dataclass
 class StateSnapshot:
     """Everything the pipeline derives from the stream, under one model version (if any)."""
 
     model_version: int | None
     interactions: dict[tuple[str, str], tuple[float, str, str, float]] = field(default_factory=dict)
-    user_states: dict[str, tuple[np.ndarray, int, int, dict[int, float]]] = field(
-        default_factory=dict
-    )
+    # pooled sum, non-zero count, interaction count, memberships, and with recency-weighted
+    # pooling the weighted count and the reference time (None without).
+    user_states: dict[str, UserStateValues] = field(default_factory=dict)
     item_statistics: dict[tuple[int, str], tuple[float, float, float]] = field(default_factory=dict)
     masses: dict[int, float] = field(default_factory=dict)
 
@@ -68,6 +71,8 @@ def take_snapshot(uow: UnitOfWork, model_version: int | None = None) -> StateSna
                 state.nonzero_count,
                 state.interaction_count,
                 dict(state.top_clusters),
+                state.weighted_count,
+                state.pooling_reference_time,
             )
     for cluster in uow.clusters.clusters(version):
         for item in uow.clusters.top_items(version, cluster, ALL_ITEMS):
@@ -110,15 +115,12 @@ def differences(first: StateSnapshot, second: StateSnapshot, tolerance: float = 
     return found
 
 
-def _states_agree(
-    left: tuple[np.ndarray, int, int, dict[int, float]],
-    right: tuple[np.ndarray, int, int, dict[int, float]],
-    tolerance: float,
-) -> bool:
-    left_sum, left_nonzero, left_count, left_clusters = left
-    right_sum, right_nonzero, right_count, right_clusters = right
+def _states_agree(left: UserStateValues, right: UserStateValues, tolerance: float) -> bool:
+    left_sum, left_nonzero, left_count, left_clusters, left_weighted, left_reference = left
+    right_sum, right_nonzero, right_count, right_clusters, right_weighted, right_reference = right
     return (
-        (left_nonzero, left_count) == (right_nonzero, right_count)
+        (left_nonzero, left_count, left_reference) == (right_nonzero, right_count, right_reference)
+        and _optional_close(left_weighted, right_weighted, tolerance)
         and bool(np.allclose(left_sum, right_sum, atol=tolerance, rtol=0.0))
         and left_clusters.keys() == right_clusters.keys()
         and all(
@@ -126,6 +128,12 @@ def _states_agree(
             for c in left_clusters
         )
     )
+
+
+def _optional_close(left: float | None, right: float | None, tolerance: float) -> bool:
+    if left is None or right is None:
+        return left is right
+    return math.isclose(left, right, abs_tol=tolerance)
 
 
 def _compare_values(

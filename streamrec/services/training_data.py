@@ -186,6 +186,7 @@ def split_held_out(
             user_id,
             tuple((row.item_id, row.weight) for row in history),
             dict(attributes.get(user_id, {})),
+            tuple(row.timestamp for row in history),
         ),
         held_out=tuple(row.item_id for row in held_out),
         liked=frozenset(row.item_id for row in held_out if row.weight > 0),

@@ -2,7 +2,7 @@
 working directory and from an installed package (no alembic.ini).
 
 >>> head_revision()
-'0002'
+'0005'
 """
 
 from __future__ import annotations

@@ -149,6 +149,9 @@ class UserStateRow(Base):
     top_clusters: Mapped[list[Any]]
     last_event_at: Mapped[float | None]
     updated_at: Mapped[float]
+    # Recency-weighted pooling only (NULL without it): n_u with recency weights and t_ref.
+    weighted_count: Mapped[float | None]
+    pooling_reference_time: Mapped[float | None]
 
 
 class InteractionRow(Base):
@@ -174,7 +177,9 @@ class ClusterItemStatisticsRow(Base):
 
     __tablename__ = "cluster_item_statistics"
     __table_args__ = (
-        Index("ix_cluster_item_statistics_top_items", "model_version", "cluster", "liked_mass"),
+        # Shortlists are chosen from a cluster's most rated items. One index only: every
+        # statistics upsert changes the indexed masses, so each index costs every row.
+        Index("ix_cluster_item_statistics_top_rated", "model_version", "cluster", "rated_mass"),
     )
 
     model_version: Mapped[int] = _model_version_column()
@@ -207,7 +212,13 @@ class ClusterShortlistRow(Base):
 
 
 class ConsumerOffsetRow(Base):
-    """The next offset a consumer group reads from a partition; written with the batch."""
+    """Where a consumer group stands on a partition.
+
+    ``next_offset``, written with the batch, is where the state stands: the records below it
+    were applied. ``acknowledged_offset`` is written after the broker acknowledged a batch's
+    outputs: the records below it had their recommendations published. A consumer resumes at
+    the lower of the two, so outputs a crash dropped are published again.
+    """
 
     __tablename__ = "consumer_offsets"
 
@@ -215,6 +226,7 @@ class ConsumerOffsetRow(Base):
     topic: Mapped[str] = mapped_column(primary_key=True)
     partition: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     next_offset: Mapped[int] = mapped_column(BigInteger)
+    acknowledged_offset: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[float]
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from streamrec.cli.main import main
-from streamrec.storage import create_database_engine
+from streamrec.storage import UnitOfWork, create_database_engine
 from streamrec.storage.migrations import (
     MigrationError,
     current_revision,
@@ -53,6 +53,25 @@ def test_downgrade_to_base_removes_every_table_and_upgrade_works_again(
 
     upgrade(empty_database_url)
     assert set(Base.metadata.tables) <= _table_names(empty_database_url)
+
+
+def test_offsets_stored_before_0005_count_as_acknowledged(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0004")
+    engine = create_database_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "insert into consumer_offsets (consumer_group, topic, partition, next_offset,"
+                    " updated_at) values ('g', 'interactions', 0, 120, 1.0),"
+                    " ('g', 'interactions', 1, 7, 1.0)"
+                )
+            )
+        upgrade(empty_database_url)
+        with UnitOfWork(engine) as uow:
+            assert uow.offsets.resume_offsets("g", "interactions") == {0: 120, 1: 7}
+    finally:
+        engine.dispose()
 
 
 def test_an_unknown_revision_is_refused_with_the_reason(empty_database_url: str) -> None:

@@ -11,6 +11,7 @@ from streamrec.config import Settings
 from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
 from tests.integration.pipeline_support import (
+    SMALL_BATCH,
     catalogue,
     database_snapshot,
     interaction_stream,
@@ -74,3 +75,31 @@ def test_killed_consumers_resume_and_end_in_the_uninterrupted_state(
             settings.kafka.consumer_group, settings.topics.interactions
         )
     assert sum(stored_offsets.values()) == EVENTS + 1
+
+
+@on_postgresql
+def test_a_batch_stored_but_not_published_is_published_after_a_restart(
+    kafka_settings: Settings, database_url: str, engine: Engine
+) -> None:
+    # One event per user, so no later event of the same user can hide a lost publication.
+    settings = pipeline_settings(kafka_settings, database_url)
+    register_model(engine, settings)
+    events = interaction_stream(3 * SMALL_BATCH, seed=12, users=10**9)
+    users = {event.user_id for event in events}
+    assert len(users) > 2 * SMALL_BATCH
+    produce(settings, events)  # no catalogue: the first batch holds interactions
+
+    status, output = start_consumer(settings, "--exit-at", "stored:1").wait()
+    assert status == KILLED, output
+    status, output = start_consumer(settings, "--idle-exit", "2").wait()
+    assert status == 0, output
+
+    published = {
+        record.key.decode() for record in read_topic(settings, settings.topics.recommendations)
+    }
+    assert published == users
+    with UnitOfWork(engine) as uow:
+        stored_offsets = uow.offsets.get(
+            settings.kafka.consumer_group, settings.topics.interactions
+        )
+    assert sum(stored_offsets.values()) == len(events)

@@ -425,21 +425,22 @@ def test_concurrent_writers_add_up_instead_of_overwriting(
     assert masses == {1: 3.0}
 
 
-def test_top_items_are_the_largest_liked_masses_of_one_cluster(
+def test_top_items_are_the_largest_rated_masses_of_one_cluster(
     unit_of_work_factory: UnitOfWorkFactory, model_version: int
 ) -> None:
-    liked = {"a": 0.2, "b": 0.9, "c": 0.5, "d": 0.5}
+    rated = {"a": 0.2, "b": 0.9, "c": 0.5, "d": 0.5}
     with unit_of_work_factory() as uow:
         uow.clusters.add_deltas(
             model_version,
-            [ClusterItemDelta(0, item, mass, 1.0, mass) for item, mass in liked.items()]
-            + [ClusterItemDelta(1, "z", 5.0, 1.0, 1.0)],
+            # Liked masses in the opposite order: the ranking must follow the rated ones.
+            [ClusterItemDelta(0, item, 1.0 - mass, mass, mass) for item, mass in rated.items()]
+            + [ClusterItemDelta(1, "z", 5.0, 5.0, 1.0)],
         )
         top = uow.clusters.top_items(model_version, cluster=0, limit=3)
         clusters = uow.clusters.clusters(model_version)
 
     assert [statistics.item_id for statistics in top] == ["b", "c", "d"]
-    assert [statistics.liked_mass for statistics in top] == [0.9, 0.5, 0.5]
+    assert [statistics.rated_mass for statistics in top] == [0.9, 0.5, 0.5]
     assert clusters == [0, 1]
 
 
@@ -492,6 +493,22 @@ def test_offsets_are_kept_per_group_topic_and_partition(
     with unit_of_work_factory() as uow:
         assert uow.offsets.get("consumers", "interactions") == {0: 10, 1: 25, 2: 3}
         assert uow.offsets.get("consumers", "unknown") == {}
+
+
+def test_a_partition_resumes_where_its_outputs_were_last_acknowledged(
+    unit_of_work_factory: UnitOfWorkFactory,
+) -> None:
+    with unit_of_work_factory() as uow:
+        uow.offsets.save("consumers", "interactions", {0: 10, 1: 20})
+        uow.offsets.acknowledge("consumers", "interactions", {0: 10, 1: 15})
+        uow.offsets.save("consumers", "interactions", {0: 30})  # stored, not yet acknowledged
+        uow.offsets.acknowledge("consumers", "interactions", {1: 12})  # late: never backwards
+        uow.offsets.acknowledge("consumers", "interactions", {7: 99})  # nothing stored: no row
+        uow.commit()
+
+    with unit_of_work_factory() as uow:
+        assert uow.offsets.resume_offsets("consumers", "interactions") == {0: 10, 1: 15}
+        assert uow.offsets.get("consumers", "interactions") == {0: 30, 1: 20}
 
 
 def test_claim_returns_the_stored_offsets_and_starts_missing_partitions_at_zero(

@@ -16,8 +16,6 @@ from streamrec.model.pooling import (
     pooled_vectors,
     pooling_coefficients,
 )
-from streamrec.model.serving import WeightChange, apply_weight_changes
-from streamrec.state import UserProfile
 
 ITEMS = [f"item-{number}" for number in range(12)]
 WEIGHTS = st.sampled_from([-1.0, -0.5, 0.0, 0.25, 0.5, 1.0])
@@ -51,22 +49,28 @@ def test_event_by_event_updates_equal_a_full_recomputation(
     mode: str, events: list[tuple[str, float]]
 ) -> None:
     model, vectors = MODELS[mode], VECTORS[mode]
-    users = {"u": UserProfile.new("u", dimension=8)}
+    sums, counts = np.zeros((1, 8), np.float32), np.zeros(1, np.int64)
     weights: dict[str, float] = {}
     for item_id, weight in events:
-        change = WeightChange("u", item_id, weights.get(item_id), weight)
-        users = apply_weight_changes(model, users, [change], vectors)
+        # One change per call, as a consumer applies a user's events batch after batch.
+        sums, counts = apply_coefficient_changes(
+            sums,
+            counts,
+            np.array([0]),
+            vectors[item_id][None],
+            model.pooling_coefficients(np.array([weights.get(item_id, np.nan)])),
+            model.pooling_coefficients(np.array([weight])),
+        )
         weights[item_id] = weight
     final = list(weights)
     expected_sum, expected_count = full_pooled_sum(
         np.stack([vectors[item] for item in final]),
         model.pooling_coefficients(np.array([weights[item] for item in final])),
     )
-    assert users["u"].nonzero_count == expected_count
-    assert users["u"].interaction_count == len(weights)
-    np.testing.assert_allclose(users["u"].pooled_sum, expected_sum, atol=1e-5)
+    assert counts[0] == expected_count
+    np.testing.assert_allclose(sums[0], expected_sum, atol=1e-5)
     np.testing.assert_allclose(
-        pooled_vectors(users["u"].pooled_sum[None], [users["u"].nonzero_count]),
+        pooled_vectors(sums, counts),
         pooled_vectors(expected_sum[None], [expected_count]),
         atol=1e-5,
     )

@@ -280,6 +280,33 @@ def test_text_logs_and_exceptions() -> None:
     assert "ValueError" in output
 
 
+def test_a_read_on_a_socket_closed_at_shutdown_logs_no_traceback() -> None:
+    """kafka-python's own reader, on a transport whose socket its close released, as it
+    happens when a client closes while its network thread waits to read."""
+    from kafka.net.transport import KafkaTCPTransport
+
+    stream = io.StringIO()
+    configure_logging(ObservabilitySettings(log_format="text"), stream)
+    try:
+        _, error = KafkaTCPTransport(net=None, sock=None)._sock_recv()
+        try:
+            raise AttributeError("'NoneType' object has no attribute 'send'")
+        except AttributeError:
+            logging.getLogger("streamrec.test").exception("our own bug")
+        try:
+            raise OSError("connection reset")
+        except OSError:
+            logging.getLogger("kafka.net.transport").exception("a real network error")
+    finally:
+        logging.getLogger().handlers.clear()
+    output = stream.getvalue()
+    assert error is not None  # the library still sees the failed read
+    assert "has no attribute 'recv'" not in output
+    assert "our own bug" in output
+    assert "a real network error" in output
+    assert "connection reset" in output
+
+
 @pytest.mark.parametrize("module", [health, logs, metrics, server, wiring])
 def test_examples_in_docstrings_hold(module: object) -> None:
     outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -31,8 +31,9 @@ class UserBatch:
     """Interaction sets of a batch of users, in compressed rows.
 
     ``items`` are the distinct item ids of the batch; row r says user ``offsets`` places it in
-    rated ``items[item_rows[r]]`` with ``weights[r]``. ``attributes`` holds each user's
-    demographics, or None.
+    rated ``items[item_rows[r]]`` with ``weights[r]`` at ``timestamps[r]`` (epoch seconds;
+    None from a sampler that does not know them, which recency-weighted pooling cannot train
+    on). ``attributes`` holds each user's demographics, or None.
     """
 
     items: Sequence[str]
@@ -40,6 +41,7 @@ class UserBatch:
     weights: np.ndarray
     offsets: np.ndarray
     attributes: Sequence[Mapping[str, str] | None]
+    timestamps: np.ndarray | None = None
 
     @property
     def users(self) -> int:
@@ -88,4 +90,5 @@ class InMemoryUserSampler:
             weights=self.sets.weights[all_rows],
             offsets=offsets,
             attributes=[self.attributes[user] for user in chosen],
+            timestamps=self.sets.timestamps[all_rows],
         )

@@ -37,7 +37,7 @@ from streamrec.config import TrainingSettings
 from streamrec.events import ItemEvent
 from streamrec.model.cluster_report import ClusterReport, cluster_report
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.pooling import pool_bags
+from streamrec.model.pooling import bag_recency_factors, pool_bags
 from streamrec.model.training.losses import (
     membership_balance,
     membership_consistency,
@@ -92,10 +92,14 @@ def train(
     top_memberships: int = 5,
     progress: bool = True,
     initialise_clusters: bool = True,
+    pooling_half_life_seconds: float | None = None,
 ) -> TrainingReport:
     """Train ``model`` in place for ``steps`` (default: settings.steps) and report.
     ``initialise_clusters`` starts the cluster head from the first batch's profiles (from
-    scratch); a fine-tune keeps the clusters it has."""
+    scratch); a fine-tune keeps the clusters it has. ``pooling_half_life_seconds``
+    (``model.pooling_half_life_seconds``) pools every view with the recency weights serving
+    uses, each view's reference time its newest non-zero interaction; the sampler must then
+    give timestamps."""
     steps = settings.steps if steps is None else steps
     generator = np.random.default_rng(settings.seed)
     encoder = model.encoder
@@ -116,8 +120,10 @@ def train(
         for step in bar:
             batch = sampler(settings.users_per_step, generator)
             if step == 0 and initialise_clusters:
-                _initialise_clusters(model, batch, items, settings.seed)
-            losses, memberships = _step(model, batch, items, settings, generator)
+                _initialise_clusters(model, batch, items, settings.seed, pooling_half_life_seconds)
+            losses, memberships = _step(
+                model, batch, items, settings, generator, pooling_half_life_seconds
+            )
             for optimiser in optimisers:
                 optimiser.zero_grad(set_to_none=True)
             losses["total"].backward()
@@ -139,7 +145,15 @@ def train(
         steps=steps,
         seconds=time.perf_counter() - started,
         losses=history,
-        clusters=_final_clusters(model, sampler, items, settings, generator, top_memberships),
+        clusters=_final_clusters(
+            model,
+            sampler,
+            items,
+            settings,
+            generator,
+            top_memberships,
+            pooling_half_life_seconds,
+        ),
     )
     if progress:
         tqdm.write(report.clusters.summary())
@@ -153,6 +167,7 @@ def fine_tune(
     settings: TrainingSettings,
     top_memberships: int = 5,
     progress: bool = True,
+    pooling_half_life_seconds: float | None = None,
 ) -> tuple[EfficientRec, TrainingReport]:
     """A copy of ``model`` trained for settings.fine_tune_steps; the original is untouched,
     so it keeps serving while the candidate is judged."""
@@ -166,15 +181,25 @@ def fine_tune(
         top_memberships,
         progress,
         initialise_clusters=False,
+        pooling_half_life_seconds=pooling_half_life_seconds,
     )
     return candidate, report
 
 
 @torch.no_grad()
 def _initialise_clusters(
-    model: EfficientRec, batch: UserBatch, items: Mapping[str, ItemEvent], seed: int
+    model: EfficientRec,
+    batch: UserBatch,
+    items: Mapping[str, ItemEvent],
+    seed: int,
+    half_life_seconds: float | None,
 ) -> None:
-    encoded = model.encode_histories(_histories(batch), batch.attributes, items)
+    encoded = model.encode_histories(
+        _histories(batch),
+        batch.attributes,
+        items,
+        recency=_user_recency(model, batch, half_life_seconds),
+    )
     generator = torch.Generator().manual_seed(seed)
     model.encoder.cluster_head.initialise(torch.from_numpy(encoded.profiles), generator)
 
@@ -187,6 +212,28 @@ def _histories(batch: UserBatch) -> list[tuple[list[str], list[float]]]:
         )
         for start, end in zip(batch.offsets[:-1], batch.offsets[1:], strict=True)
     ]
+
+
+def _row_recency(
+    model: EfficientRec, batch: UserBatch, bag_of_row: np.ndarray, bags: int, half_life: float
+) -> np.ndarray:
+    """Recency factors of the batch's rows, each bag's reference its newest non-zero row."""
+    if batch.timestamps is None:
+        raise ValueError("recency-weighted pooling needs a sampler that gives timestamps")
+    coefficients = model.pooling_coefficients(batch.weights)
+    return bag_recency_factors(batch.timestamps, bag_of_row, coefficients, bags, half_life)
+
+
+def _user_recency(
+    model: EfficientRec, batch: UserBatch, half_life_seconds: float | None
+) -> list[np.ndarray] | None:
+    """Per-user factors for encode_histories (whole sets), or None without a half-life."""
+    if half_life_seconds is None:
+        return None
+    sizes = np.diff(batch.offsets)
+    user_of_row = np.repeat(np.arange(batch.users), sizes)
+    factors = _row_recency(model, batch, user_of_row, batch.users, half_life_seconds)
+    return np.split(factors, batch.offsets[1:-1])
 
 
 def _optimisers(model: EfficientRec, learning_rate: float) -> list[torch.optim.Optimizer]:
@@ -204,17 +251,27 @@ def _step(
     items: Mapping[str, ItemEvent],
     settings: TrainingSettings,
     generator: np.random.Generator,
+    half_life_seconds: float | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     encoder = model.encoder
     users = batch.users
     vectors, targets = encoder.item_embeddings(model.featurizer.featurize(batch.items, items))
     half_bags = _half_bags(batch, generator)
+    # Each half is pooled as serving would pool a user whose history is that half.
+    recency = (
+        None
+        if half_life_seconds is None
+        else torch.from_numpy(
+            _row_recency(model, batch, half_bags, 2 * users, half_life_seconds).astype(np.float32)
+        )
+    )
     pooled = pool_bags(
         vectors,
         torch.from_numpy(batch.item_rows),
         torch.from_numpy(half_bags),
         torch.from_numpy(model.pooling_coefficients(batch.weights)),
         2 * users,
+        recency,
     )
     # Only the anchor view may see demographics: if both views did, the loss could match a
     # user's halves by demographics alone and learn nothing from the interactions.
@@ -284,10 +341,16 @@ def _final_clusters(
     settings: TrainingSettings,
     generator: np.random.Generator,
     top_memberships: int,
+    half_life_seconds: float | None,
 ) -> ClusterReport:
     memberships = []
     for _ in range(REPORT_BATCHES):
         batch = sampler(settings.users_per_step, generator)
-        encoded = model.encode_histories(_histories(batch), batch.attributes, items)
+        encoded = model.encode_histories(
+            _histories(batch),
+            batch.attributes,
+            items,
+            recency=_user_recency(model, batch, half_life_seconds),
+        )
         memberships.append(encoded.memberships)
     return cluster_report(np.concatenate(memberships), top_memberships)

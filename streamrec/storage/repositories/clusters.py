@@ -125,11 +125,12 @@ class ClusterRepository(Repository):
     def top_items(
         self, model_version: int, cluster: int, limit: int
     ) -> list[ClusterItemStatistics]:
-        """The cluster's ``limit`` items of largest liked mass (ties by item id)."""
+        """The cluster's ``limit`` items of largest rated mass (ties by item id), read in
+        order from an index."""
         statement = (
             select(_STATISTICS.c.item_id, *(_STATISTICS.c[name] for name in _STATISTIC_COLUMNS))
             .where(_STATISTICS.c.model_version == model_version, _STATISTICS.c.cluster == cluster)
-            .order_by(_STATISTICS.c.liked_mass.desc(), _STATISTICS.c.item_id)
+            .order_by(_STATISTICS.c.rated_mass.desc(), _STATISTICS.c.item_id)
             .limit(limit)
         )
         return [ClusterItemStatistics(*row) for row in self._connection.execute(statement)]

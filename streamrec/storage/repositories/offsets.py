@@ -1,17 +1,21 @@
-"""Consumer offsets, stored in the same transaction as the effects of the batch they end.
+"""Consumer offsets: the next offset to read, stored in the same transaction as the effects
+of the batch it ends, and the acknowledged offset, stored once the batch's outputs were
+acknowledged by the broker.
 
 >>> from streamrec.storage import UnitOfWork, create_memory_database
 >>> with UnitOfWork(create_memory_database()) as uow:
 ...     uow.offsets.save("consumers", "interactions", {0: 120, 3: 7})
-...     uow.offsets.get("consumers", "interactions")
-{0: 120, 3: 7}
+...     uow.offsets.acknowledge("consumers", "interactions", {0: 80})
+...     uow.offsets.get("consumers", "interactions"), uow.offsets.resume_offsets(
+...         "consumers", "interactions")
+({0: 120, 3: 7}, {0: 80, 3: 0})
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from streamrec.storage.errors import InvalidRecordError
 from streamrec.storage.repositories.base import Repository
@@ -28,6 +32,17 @@ class OffsetRepository(Repository):
             _OFFSETS.c.consumer_group == consumer_group, _OFFSETS.c.topic == topic
         )
         return {partition: offset for partition, offset in self._connection.execute(statement)}
+
+    def resume_offsets(self, consumer_group: str, topic: str) -> dict[int, int]:
+        """partition -> where a consumer resumes: the lower of the next and the acknowledged
+        offset, so that records whose outputs were never acknowledged are read again."""
+        statement = select(
+            _OFFSETS.c.partition, _OFFSETS.c.next_offset, _OFFSETS.c.acknowledged_offset
+        ).where(_OFFSETS.c.consumer_group == consumer_group, _OFFSETS.c.topic == topic)
+        return {
+            partition: min(next_offset, acknowledged)
+            for partition, next_offset, acknowledged in self._connection.execute(statement)
+        }
 
     def claim(self, consumer_group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """Lock the offsets of ``partitions`` until the transaction ends, and return them.
@@ -52,6 +67,7 @@ class OffsetRepository(Repository):
                     "topic": topic,
                     "partition": partition,
                     "next_offset": 0,
+                    "acknowledged_offset": 0,
                     "updated_at": now,
                 }
                 for partition in wanted
@@ -86,6 +102,7 @@ class OffsetRepository(Repository):
                     "topic": topic,
                     "partition": partition,
                     "next_offset": offset,
+                    "acknowledged_offset": 0,  # kept by an existing row: not replaced
                     "updated_at": now,
                 }
             )
@@ -96,3 +113,22 @@ class OffsetRepository(Repository):
             key=("consumer_group", "topic", "partition"),
             replace=("next_offset", "updated_at"),
         )
+
+    def acknowledge(self, consumer_group: str, topic: str, next_offsets: Mapping[int, int]) -> None:
+        """Record that the outputs of the records below each offset were acknowledged.
+
+        Only ever moves forward: a late acknowledgement from a consumer that lost the
+        partition cannot move its new owner back.
+        """
+        now = self._clock()
+        for partition, offset in sorted(next_offsets.items()):
+            self._connection.execute(
+                update(_OFFSETS)
+                .where(
+                    _OFFSETS.c.consumer_group == consumer_group,
+                    _OFFSETS.c.topic == topic,
+                    _OFFSETS.c.partition == partition,
+                    _OFFSETS.c.acknowledged_offset < offset,
+                )
+                .values(acknowledged_offset=offset, updated_at=now)
+            )

@@ -40,6 +40,8 @@ _STATE_VALUES = (
     "top_clusters",
     "last_event_at",
     "updated_at",
+    "weighted_count",
+    "pooling_reference_time",
 )
 
 
@@ -146,6 +148,10 @@ def user_state_row(profile: UserProfile, now: float) -> Row:
         "top_clusters": encode_pairs(profile.top_clusters),
         "last_event_at": profile.last_event_at,
         "updated_at": now,
+        "weighted_count": None if profile.weighted_count is None else float(profile.weighted_count),
+        "pooling_reference_time": None
+        if profile.pooling_reference_time is None
+        else float(profile.pooling_reference_time),
     }
 
 
@@ -161,4 +167,6 @@ def _profile_from(row: SqlRow[Any]) -> UserProfile:
         top_clusters=decode_pairs(row.top_clusters, int),
         model_version=row.model_version,
         last_event_at=row.last_event_at,
+        weighted_count=row.weighted_count,
+        pooling_reference_time=row.pooling_reference_time,
     )
