@@ -16,15 +16,20 @@ with other consumers), so two interpreter defaults cost it throughput:
   those objects die first, and ``gc.freeze`` moves what start-up built (modules, settings,
   the SQLAlchemy metadata) out of the collector's sight for good.
 
->>> import gc
->>> previous = gc.get_threshold()
+>>> import gc, torch
+>>> from threadpoolctl import threadpool_info, threadpool_limits
+>>> previous = gc.get_threshold(), torch.get_num_threads(), threadpool_info()
 >>> prepare_consumer_process()
->>> gc.get_threshold()[0] >= 10_000
-True
->>> from threadpoolctl import threadpool_info
+>>> gc.get_threshold()[0] >= 10_000, torch.get_num_threads()
+(True, 1)
 >>> {pool["num_threads"] for pool in threadpool_info()}
 {1}
->>> gc.set_threshold(*previous); gc.unfreeze()
+
+The example gives the test process its settings back:
+
+>>> thresholds, torch_threads, blas_pools = previous
+>>> gc.set_threshold(*thresholds); gc.unfreeze(); torch.set_num_threads(torch_threads)
+>>> _ = threadpool_limits(limits={pool["prefix"]: pool["num_threads"] for pool in blas_pools})
 """
 
 from __future__ import annotations

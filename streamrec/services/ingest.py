@@ -197,7 +197,12 @@ class IngestService:
             attributes, attributes_changed, users_with_rows = self._save_attributes(
                 uow, batch, fresh, touched, states
             )
-            weights = _UserWeights.of(touched, stored_interactions, resolution)
+            weights = _UserWeights.of(
+                touched,
+                stored_interactions,
+                resolution,
+                with_timestamps=self._settings.model.pooling_half_life_seconds is not None,
+            )
             change_sets = _change_sets(
                 resolution,
                 attributes_changed,
@@ -402,8 +407,8 @@ class _Recommended:
 
 @dataclass(frozen=True, slots=True)
 class _UserWeights:
-    """Each touched user's interaction weights by item, before the batch and after it, and
-    the timestamps of those interactions (recency-weighted pooling reads them)."""
+    """Each touched user's interaction weights by item, before the batch and after it, and,
+    with recency-weighted pooling only, the timestamps of those interactions."""
 
     before: dict[str, dict[str, float]]
     after: dict[str, dict[str, float]]
@@ -416,19 +421,24 @@ class _UserWeights:
         touched: Iterable[str],
         stored_interactions: Mapping[str, list[Interaction]],
         resolution: InteractionResolution,
+        with_timestamps: bool,
     ) -> _UserWeights:
         before = {
             user_id: {row.item_id: row.weight for row in stored_interactions.get(user_id, ())}
             for user_id in touched
         }
         after = {user_id: dict(weights) for user_id, weights in before.items()}
+        for row in resolution.rows_to_store:
+            after[row.user_id][row.item_id] = row.weight
+        if not with_timestamps:
+            # Nothing reads them then, and this runs for every touched user of every batch.
+            return cls(before, after, {}, {})
         timestamps_before = {
             user_id: {row.item_id: row.timestamp for row in stored_interactions.get(user_id, ())}
             for user_id in before
         }
         timestamps_after = {user_id: dict(times) for user_id, times in timestamps_before.items()}
         for row in resolution.rows_to_store:
-            after[row.user_id][row.item_id] = row.weight
             timestamps_after[row.user_id][row.item_id] = row.timestamp
         return cls(before, after, timestamps_before, timestamps_after)
 
@@ -460,8 +470,8 @@ def _change_sets(
                 None if user_id not in states else states[user_id].last_event_at,
                 last_event_at.get(user_id),
             ),
-            weights.timestamps_before[user_id],
-            weights.timestamps_after[user_id],
+            weights.timestamps_before.get(user_id, {}),
+            weights.timestamps_after.get(user_id, {}),
         )
         for user_id in sorted(changed_users)
     ]

@@ -25,6 +25,7 @@ from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import encode_interaction, encode_item, parse_interaction
+from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
 
 INTERACTIONS = "interactions"
@@ -36,25 +37,6 @@ torch.set_num_threads(1)
 @pytest.fixture
 def settings() -> Settings:
     return small_model_settings()
-
-
-def rating_stream(count: int, seed: int = 0, users: int = 12, items: int = 25) -> list[bytes]:
-    """Ratings with duplicate deliveries and out-of-order timestamps."""
-    rng = random.Random(seed)
-    payloads = []
-    for number in range(count):
-        event = InteractionEvent(
-            event_id=f"e{number}",
-            user_id=f"u{rng.randrange(users)}",
-            item_id=f"i{rng.randrange(items)}",
-            type="rating",
-            value=rng.choice([0.5, 1.0, 2.0, 2.75, 3.0, 4.0, 5.0]),
-            timestamp=1_000.0 + number + rng.choice([0.0, 0.0, 0.0, -30.0]),
-        )
-        payloads.append(encode_interaction(event))
-        if rng.random() < 0.1:
-            payloads.append(payloads[rng.randrange(len(payloads))])
-    return payloads
 
 
 def as_records(payloads: list[bytes], topic: str = INTERACTIONS, partitions: int = 2):

@@ -4,8 +4,6 @@ batching, and nothing changes without the setting."""
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
@@ -24,6 +22,7 @@ from streamrec.state import ModelStatus, ModelVersion, UserProfile
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import encode_interaction
+from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
 
 HALF_LIFE_SECONDS = 2.0
@@ -42,22 +41,16 @@ def stream(count: int = 150, seed: int = 0, users: int = 4, items: int = 8) -> l
     """Ratings of a few users that change their weights often, with late arrivals (up to 5
     half-lives old), repeated deliveries and same-weight re-ratings (a newer timestamp only);
     2.75 maps to weight 0 and 0.5 to -1, zero coefficients under some poolings."""
-    rng = random.Random(seed)
-    payloads = []
-    for number in range(count):
-        event = InteractionEvent(
-            event_id=f"e{number}",
-            user_id=f"u{rng.randrange(users)}",
-            item_id=f"i{rng.randrange(items)}",
-            type="rating",
-            value=rng.choice([0.5, 1.0, 2.75, 4.0, 5.0]),
-            timestamp=1_000.0 + 0.5 * number + rng.choice([0.0, 0.0, -3.0, -10.0]),
-            user_attributes={"country": rng.choice(["de", "fr"])} if rng.random() < 0.1 else {},
-        )
-        payloads.append(encode_interaction(event))
-        if rng.random() < 0.1:
-            payloads.append(payloads[rng.randrange(len(payloads))])
-    return payloads
+    return rating_stream(
+        count,
+        seed,
+        users=users,
+        items=items,
+        values=(0.5, 1.0, 2.75, 4.0, 5.0),
+        seconds_apart=0.5,
+        late_by=(0.0, 0.0, 3.0, 10.0),
+        attribute_share=0.1,
+    )
 
 
 def records_of(payloads: list[bytes], first_offset: int = 0) -> list[SourceRecord]:
