@@ -61,11 +61,10 @@ def refresh_shortlists(
         return {}
     masses = uow.clusters.masses(version)
     pool = shortlist_pool_size(settings)
+    top_items = uow.clusters.top_items_by_cluster(version, clusters, pool)
     shortlists = {
         cluster: shortlist_from_statistics(
-            uow.clusters.top_items(version, cluster, pool),
-            masses.get(cluster, 0.0),
-            settings,
+            top_items.get(cluster, []), masses.get(cluster, 0.0), settings
         )
         for cluster in clusters
     }

@@ -444,6 +444,27 @@ def test_top_items_are_the_largest_rated_masses_of_one_cluster(
     assert clusters == [0, 1]
 
 
+def test_top_items_of_many_clusters_are_each_clusters_own(
+    unit_of_work_factory: UnitOfWorkFactory, model_version: int
+) -> None:
+    item_deltas, _ = _deltas(seed=3, count=60)
+    with unit_of_work_factory() as uow:
+        uow.clusters.add_deltas(model_version, item_deltas, [])
+        # Ties of rated mass across and within clusters: broken by item id in each.
+        uow.clusters.add_deltas(
+            model_version,
+            [ClusterItemDelta(c, f"t{c}{n}", 0.0, 7.0, 0.0) for c in (0, 2) for n in (2, 1)],
+        )
+        one_by_one = {
+            cluster: uow.clusters.top_items(model_version, cluster, 4) for cluster in range(3)
+        }
+        together = uow.clusters.top_items_by_cluster(model_version, [2, 0, 1, 9, 0], 4)
+
+    assert together == one_by_one  # cluster 9 has no statistics: absent
+    assert [item.item_id for item in together[0][:2]] == ["t01", "t02"]
+    assert all(len(items) == 4 for items in together.values())
+
+
 def test_a_delta_that_is_not_finite_is_refused(
     unit_of_work_factory: UnitOfWorkFactory, model_version: int
 ) -> None:

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union_all
 
 from streamrec.state import ClusterItemDelta, ClusterMassDelta
 from streamrec.storage.codecs import decode_pairs, encode_pairs
@@ -38,6 +38,8 @@ from streamrec.storage.tables import (
 _STATISTICS = table_of(ClusterItemStatisticsRow)
 _MASSES = table_of(ClusterMassRow)
 _SHORTLISTS = table_of(ClusterShortlistRow)
+# Below SQLite's limit of 500 terms in a compound SELECT.
+_CLUSTERS_PER_STATEMENT = 100
 _STATISTIC_COLUMNS = ("liked_mass", "rated_mass", "weighted_sum")
 
 Shortlist = list[tuple[str, float]]
@@ -127,13 +129,40 @@ class ClusterRepository(Repository):
     ) -> list[ClusterItemStatistics]:
         """The cluster's ``limit`` items of largest rated mass (ties by item id), read in
         order from an index."""
-        statement = (
-            select(_STATISTICS.c.item_id, *(_STATISTICS.c[name] for name in _STATISTIC_COLUMNS))
-            .where(_STATISTICS.c.model_version == model_version, _STATISTICS.c.cluster == cluster)
-            .order_by(_STATISTICS.c.rated_mass.desc(), _STATISTICS.c.item_id)
-            .limit(limit)
-        )
-        return [ClusterItemStatistics(*row) for row in self._connection.execute(statement)]
+        return self.top_items_by_cluster(model_version, [cluster], limit).get(cluster, [])
+
+    def top_items_by_cluster(
+        self, model_version: int, clusters: Iterable[int], limit: int
+    ) -> dict[int, list[ClusterItemStatistics]]:
+        """``top_items`` of each of ``clusters`` (those with statistics), in one statement per
+        hundred clusters: a shortlist refresh reads every changed cluster, and a round trip
+        per cluster cost more than the reads."""
+        top: dict[int, list[ClusterItemStatistics]] = {}
+        for group in chunked(sorted(set(clusters)), _CLUSTERS_PER_STATEMENT):
+            # Each cluster's part is read in order from the index; the union keeps them apart.
+            parts = [
+                select(
+                    _STATISTICS.c.cluster,
+                    _STATISTICS.c.item_id,
+                    *(_STATISTICS.c[name] for name in _STATISTIC_COLUMNS),
+                )
+                .where(
+                    _STATISTICS.c.model_version == model_version,
+                    _STATISTICS.c.cluster == cluster,
+                )
+                .order_by(_STATISTICS.c.rated_mass.desc(), _STATISTICS.c.item_id)
+                .limit(limit)
+                .subquery()
+                for cluster in group
+            ]
+            union = union_all(*(select(part) for part in parts))
+            columns = union.selected_columns
+            rows = self._connection.execute(
+                union.order_by(columns.cluster, columns.rated_mass.desc(), columns.item_id)
+            )
+            for cluster, *statistics in rows:
+                top.setdefault(cluster, []).append(ClusterItemStatistics(*statistics))
+        return top
 
     def clusters(self, model_version: int) -> list[int]:
         """The clusters that have statistics under ``model_version``, sorted."""
