@@ -1,5 +1,6 @@
 """The settings object: sources and their priority, validation messages, masking, docs."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,14 @@ def test_environment_overrides_file_which_overrides_defaults(
     assert settings.model.shortlist_length == 30  # from the file
     assert settings.topics.items == "c"
     assert settings.model.top_memberships == 5  # default
+
+
+@pytest.mark.parametrize("shipped", sorted(REPOSITORY.glob("configs/*.toml")))
+def test_the_shipped_dataset_settings_load(shipped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in [name for name in os.environ if name.startswith("STREAMREC_")]:
+        monkeypatch.delenv(variable)
+    settings = load_settings(shipped)
+    assert settings.model != Settings().model  # it changes something, and only valid keys
 
 
 @pytest.mark.parametrize(
