@@ -61,7 +61,7 @@ from sqlalchemy import Engine
 
 from streamrec.config import ModelSettings, Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
-from streamrec.events import RecommendationMessage, SourceEvent
+from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
 from streamrec.model.contributions import UserContribution, batch_delta_columns
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
@@ -77,6 +77,7 @@ from streamrec.services.recommending import (
 )
 from streamrec.services.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.services.triage import TriagedBatch, triage
+from streamrec.services.user_attributes import EventKey, merge_attributes
 from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.state import Interaction, UserProfile
 from streamrec.storage.unit_of_work import UnitOfWork
@@ -268,7 +269,8 @@ class IngestService:
         touched: dict[str, _TouchedUser],
         states: Mapping[str, UserProfile],
     ) -> tuple[dict[str, dict[str, str]], set[str], set[str]]:
-        """Merge the demographics the batch's events carry over the stored ones; return every
+        """Merge the demographics the batch's events carry over the stored ones (per attribute,
+        the newest event wins: streamrec.services.user_attributes); return every
         touched user's attributes, the users whose attributes changed, and the touched users
         that now have a user row. The stored demographics of users with a ``states`` entry
         came with it (read from their user row); only the others are read here."""
@@ -277,20 +279,30 @@ class IngestService:
             uow.users.attributes_many(user_id for user_id in touched if user_id not in states)
         )
         users_with_rows = set(attributes)
-        changed: dict[str, dict[str, str]] = {}
+        events_by_user: dict[str, list[InteractionEvent]] = {}
         for accepted in batch.interactions:
             event = accepted.interaction.event
-            if not event.user_attributes or not fresh(accepted.record):
-                continue
-            merged = {**attributes.get(event.user_id, {}), **event.user_attributes}
-            if merged != attributes.get(event.user_id):
-                attributes[event.user_id] = merged
-                changed[event.user_id] = merged
-        if changed:
-            uow.users.save_attributes(changed)
-            users_with_rows.update(changed)
+            if event.user_attributes and fresh(accepted.record):
+                events_by_user.setdefault(event.user_id, []).append(event)
+        # Only users whose events name attributes: most batches read nothing more here.
+        stored_keys = uow.users.attribute_event_keys_many(events_by_user) if events_by_user else {}
+        changed: set[str] = set()  # whose values changed: the encoder reads them
+        to_save: dict[str, dict[str, str]] = {}
+        keys_to_save: dict[str, dict[str, EventKey]] = {}
+        for user_id, events in events_by_user.items():
+            stored = stored_keys.get(user_id, {})
+            merged = merge_attributes(attributes.get(user_id, {}), stored, events)
+            if merged.attributes != attributes.get(user_id):
+                changed.add(user_id)
+            if user_id in changed or merged.event_keys != stored:
+                attributes[user_id] = merged.attributes
+                to_save[user_id] = merged.attributes
+                keys_to_save[user_id] = merged.event_keys
+        if to_save:
+            uow.users.save_attributes(to_save, keys_to_save)
+            users_with_rows.update(to_save)
         touched_attributes = {user_id: attributes.get(user_id, {}) for user_id in touched}
-        return touched_attributes, set(changed), users_with_rows
+        return touched_attributes, changed, users_with_rows
 
     def _update_and_recommend(
         self,

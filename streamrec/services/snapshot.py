@@ -1,4 +1,5 @@
-"""A comparable picture of the stored state: interactions, user states, cluster statistics.
+"""A comparable picture of the stored state: interactions, demographics, user states, cluster
+statistics.
 
 The pipeline promises that a crash, a replay, a duplicate or a second consumer never changes
 the final state. A snapshot makes that checkable: take one after each run and compare them
@@ -42,6 +43,7 @@ class StateSnapshot:
 
     model_version: int | None
     interactions: dict[tuple[str, str], tuple[float, str, str, float]] = field(default_factory=dict)
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
     # pooled sum, non-zero count, interaction count, memberships, and with recency-weighted
     # pooling the weighted count and the reference time (None without).
     user_states: dict[str, UserStateValues] = field(default_factory=dict)
@@ -62,6 +64,8 @@ def take_snapshot(uow: UnitOfWork, model_version: int | None = None) -> StateSna
                     row.event_type,
                     row.timestamp,
                 )
+    for user_ids in _pages(uow.users.ids):
+        snapshot.attributes.update(uow.users.attributes_many(user_ids))
     if version is None:
         return snapshot
     for user_ids in _pages(uow.users.ids):
@@ -95,6 +99,11 @@ def differences(first: StateSnapshot, second: StateSnapshot, tolerance: float = 
         left, right = first.interactions.get(key), second.interactions.get(key)
         if left != right:
             found.append(f"interaction {key}: {left} != {right}")
+    for user_id in sorted(first.attributes.keys() | second.attributes.keys()):
+        left_attributes = first.attributes.get(user_id, {})
+        right_attributes = second.attributes.get(user_id, {})
+        if left_attributes != right_attributes:
+            found.append(f"user {user_id}: attributes {left_attributes} != {right_attributes}")
     for user_id in sorted(first.user_states.keys() | second.user_states.keys()):
         left_state, right_state = first.user_states.get(user_id), second.user_states.get(user_id)
         if left_state is None or right_state is None:

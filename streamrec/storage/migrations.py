@@ -2,7 +2,7 @@
 working directory and from an installed package (no alembic.ini).
 
 >>> head_revision()
-'0005'
+'0006'
 """
 
 from __future__ import annotations

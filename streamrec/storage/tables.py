@@ -92,12 +92,18 @@ class ItemRow(Base):
 
 
 class UserRow(Base):
-    """What a user told us about themselves (demographics); independent of any model."""
+    """What a user told us about themselves (demographics); independent of any model.
+
+    ``attribute_event_keys`` holds, per attribute name, the ``[timestamp, event_id]`` of the
+    event whose value is stored (streamrec.services.user_attributes); NULL or a missing name
+    means unknown, and any event's value then wins.
+    """
 
     __tablename__ = "users"
 
     user_id: Mapped[str] = mapped_column(primary_key=True)
     attributes: Mapped[dict[str, Any]]
+    attribute_event_keys: Mapped[dict[str, Any] | None]
     updated_at: Mapped[float]
 
 

@@ -122,6 +122,39 @@ def test_state_is_the_same_however_the_stream_is_batched_and_replayed(settings: 
         assert differences(take_snapshot(first), take_snapshot(second)) == []
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_demographics_are_the_newest_per_attribute_whatever_the_delivery_order(
+    settings: Settings, seed: int
+) -> None:
+    payloads = rating_stream(200, seed=seed, users=4, attribute_share=0.4)
+    events = [parse_interaction(payload, settings.events) for payload in payloads]
+    newest: dict[str, dict[str, tuple[tuple[float, str], str]]] = {}
+    for event in events:
+        known = newest.setdefault(event.user_id, {})
+        for name, value in event.user_attributes.items():
+            key = (event.timestamp, event.event_id)
+            if name not in known or key > known[name][0]:
+                known[name] = (key, value)
+    expected = {
+        user_id: {name: value for name, (_, value) in values.items()}
+        for user_id, values in newest.items()
+    }
+
+    rng = random.Random(seed)
+    shuffled = rng.sample(payloads, len(payloads))  # late and early arrivals alike
+    engine = create_memory_database()
+    register_model(engine, settings)
+    service = IngestService(settings, engine)
+    records = as_records(shuffled)
+    for start in range(0, len(records), 17):
+        service.apply(records[start : start + 17])
+
+    with UnitOfWork(engine) as uow:
+        stored = take_snapshot(uow).attributes
+    assert {user_id: values for user_id, values in stored.items() if values} == expected
+    assert len(expected) == 4
+
+
 def test_incremental_state_equals_a_recomputation_from_the_interactions(
     settings: Settings,
 ) -> None:

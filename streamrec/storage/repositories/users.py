@@ -77,6 +77,7 @@ class UserRepository(Repository):
                     {
                         "user_id": profile.user_id,
                         "attributes": dict(profile.attributes),
+                        "attribute_event_keys": None,
                         "updated_at": now,
                     }
                 )
@@ -102,15 +103,48 @@ class UserRepository(Repository):
             )
         return found
 
-    def save_attributes(self, attributes: Mapping[str, Mapping[str, str]]) -> int:
-        """Replace each user's demographics (merge with the stored ones first to keep them)."""
+    def attribute_event_keys_many(
+        self, user_ids: Iterable[str]
+    ) -> dict[str, dict[str, tuple[float, str]]]:
+        """Per known user among ``user_ids``, the (timestamp, event_id) of the event behind
+        each stored attribute (those known; see UserRow)."""
+        found: dict[str, dict[str, tuple[float, str]]] = {}
+        for chunk in chunked(set(user_ids)):
+            statement = select(_USERS.c.user_id, _USERS.c.attribute_event_keys).where(
+                _USERS.c.user_id.in_(chunk)
+            )
+            for user_id, keys in self._connection.execute(statement):
+                found[user_id] = {
+                    name: (float(timestamp), str(event_id))
+                    for name, (timestamp, event_id) in (keys or {}).items()
+                }
+        return found
+
+    def save_attributes(
+        self,
+        attributes: Mapping[str, Mapping[str, str]],
+        event_keys: Mapping[str, Mapping[str, tuple[float, str]]] | None = None,
+    ) -> int:
+        """Replace each user's demographics (merge with the stored ones first to keep them)
+        and, if given, the keys of the events behind them (else they become unknown)."""
         now = self._clock()
         rows = [
-            {"user_id": user_id, "attributes": dict(values), "updated_at": now}
+            {
+                "user_id": user_id,
+                "attributes": dict(values),
+                "attribute_event_keys": None
+                if event_keys is None or user_id not in event_keys
+                else {name: list(key) for name, key in event_keys[user_id].items()},
+                "updated_at": now,
+            }
             for user_id, values in attributes.items()
         ]
         return upsert(
-            self._connection, _USERS, rows, key=("user_id",), replace=("attributes", "updated_at")
+            self._connection,
+            _USERS,
+            rows,
+            key=("user_id",),
+            replace=("attributes", "attribute_event_keys", "updated_at"),
         )
 
     def ids(self, *, after: str | None = None, limit: int = 1_000) -> list[str]:
