@@ -49,6 +49,9 @@ FLAT_COST_RATIO = 1.25
 SYNTHETIC_ITEMS = 1_000
 STORED_USER_SHARE = 0.5
 WARM_UP_EVENTS = 200
+# Parts of the latency phase whose p50 and p99 are plotted in order (one per second at the
+# default 20 s).
+LATENCY_WINDOWS = 20
 Announce = Callable[[str], None]
 
 
@@ -76,6 +79,8 @@ class Latency:
     # From the consumers' own /metrics: mean seconds per batch stage, mean records per batch.
     batch_stage_seconds: dict[str, float] = field(default_factory=dict)
     mean_batch_records: float | None = None
+    # p50 and p99 of consecutive parts of the measured events, in order of production.
+    over_time: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -290,7 +295,11 @@ def _latency(
     settings: Settings, engine: Engine, rate: float, seconds: float, consumers: int
 ) -> Latency:
     from streamrec.benchmarks.consumer_processes import ConsumerProcesses
-    from streamrec.benchmarks.throughput import percentiles, watch_stored_offsets
+    from streamrec.benchmarks.throughput import (
+        percentiles,
+        percentiles_by_window,
+        watch_stored_offsets,
+    )
     from streamrec.benchmarks.topic_tap import PrequentialTap
 
     _register_model(settings, engine)
@@ -329,6 +338,7 @@ def _latency(
         events=len(measured),
         answered=len(latencies),
         seconds=percentiles(latencies),
+        over_time=percentiles_by_window(latencies, LATENCY_WINDOWS),
         batch_stage_seconds=stages,
         mean_batch_records=batch_records,
     )
@@ -478,7 +488,10 @@ def plot(results: PipelineResults, path: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, (rates, cost) = pyplot.subplots(1, 2, figsize=(13, 4.5))
+    over_time = [] if results.latency is None else results.latency.over_time
+    panels = 3 if over_time else 2
+    figure, axes = pyplot.subplots(1, panels, figsize=(6.5 * panels, 4.5))
+    rates, cost = axes[0], axes[1]
     labels = [raw["what"].replace(", ", "\n") for raw in results.raw]
     values = [raw["per_second"] for raw in results.raw]
     for point in results.sustained:
@@ -502,7 +515,20 @@ def plot(results: PipelineResults, path: Path) -> Path:
         title="per-event cost as the population grows",
         ylim=(0, None),
     )
-    for axis in (rates, cost):
+    if over_time:
+        latency = axes[2]
+        parts = range(1, len(over_time) + 1)
+        for name in ("p50", "p99"):
+            latency.plot(parts, [part[name] for part in over_time], marker=".", label=name)
+        latency.axhline(1.0, color="tab:red", linestyle="--", linewidth=0.8)
+        latency.set(
+            xlabel=f"part of the measured events, in order (of {len(over_time)})",
+            ylabel="event-to-recommendation seconds",
+            title="latency over the run",
+            ylim=(0, None),
+        )
+        latency.legend()
+    for axis in axes:
         axis.grid(alpha=0.3)
     if results.latency is not None and results.latency.seconds:
         summary = ", ".join(

@@ -45,6 +45,19 @@ def percentiles(values: Sequence[float], which: Sequence[int] = (50, 95, 99)) ->
     return {f"p{rank}": float(value) for rank, value in zip(which, computed, strict=True)}
 
 
+def percentiles_by_window(
+    values: Sequence[float], windows: int, which: Sequence[int] = (50, 99)
+) -> list[dict[str, float]]:
+    """``percentiles`` of ``windows`` consecutive, equal parts of ``values`` (in order of
+    arrival): whether a tail comes from a few slow moments or from falling behind.
+
+    >>> percentiles_by_window([0.1, 0.1, 0.2, 0.2, 0.9, 1.0], 3, which=(50,))
+    [{'p50': 0.1}, {'p50': 0.2}, {'p50': 0.95}]
+    """
+    parts = np.array_split(np.asarray(values, dtype=np.float64), min(windows, len(values)))
+    return [percentiles(part.tolist(), which) for part in parts if len(part)]
+
+
 def stored_records(engine: Engine, consumer_group: str, topic: str) -> int:
     """Records of ``topic`` the group has applied (the sum of its stored next offsets)."""
     with UnitOfWork(engine) as uow:

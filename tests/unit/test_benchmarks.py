@@ -18,10 +18,11 @@ from streamrec.benchmarks.pipeline import (
     Sustained,
     benchmark_events,
     markdown_report,
+    plot,
     targets,
 )
 from streamrec.benchmarks.results import replace_section
-from streamrec.benchmarks.throughput import percentiles, sustained_rate
+from streamrec.benchmarks.throughput import percentiles, percentiles_by_window, sustained_rate
 from streamrec.benchmarks.topic_tap import answer_latencies
 from streamrec.config import Settings
 from streamrec.evaluation.prequential import (
@@ -89,6 +90,25 @@ def test_targets_report_what_is_met_and_what_is_not() -> None:
     report = markdown_report(measured)
     assert "**not yet**" in report and "| met |" in report
     assert "p99 1,400 ms" in report
+
+
+@pytest.mark.parametrize("with_timeline", [True, False])
+def test_the_plot_draws_latency_over_the_run_when_it_was_measured(
+    tmp_path: Path, with_timeline: bool
+) -> None:
+    measured = PipelineResults(consumers=1)
+    measured.sustained = [Sustained(0, 1000, 3_000.0), Sustained(10_000, 1000, 2_000.0)]
+    measured.raw = [{"what": "kafka-python produce", "per_second": 20_000.0}]
+    latencies = [0.1 * number for number in range(1, 41)]
+    over_time = percentiles_by_window(latencies, 20) if with_timeline else []
+    measured.latency = Latency(1000.0, 990.0, 40, 40, percentiles(latencies), over_time=over_time)
+    if with_timeline:
+        assert len(over_time) == 20
+        assert over_time[0]["p99"] < over_time[-1]["p50"]  # a run falling behind shows
+    path = plot(measured, tmp_path / "pipeline.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    saved = json.loads(json.dumps(measured.to_dict()))
+    assert len(saved["latency"]["over_time"]) == (20 if with_timeline else 0)
 
 
 def test_child_process_environment_reproduces_the_settings() -> None:
