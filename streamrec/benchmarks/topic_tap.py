@@ -126,8 +126,10 @@ class PrequentialTap:
         return outcomes + self.join.finish()
 
     def latencies(self) -> list[float]:
-        """Event-to-recommendation seconds of every answered input (``measure_latency``)."""
-        return answer_latencies(self._input_times, self._message_times)
+        """Event-to-recommendation seconds of every answered input (``measure_latency``), in
+        the order the inputs were produced (the topic is read partition by partition)."""
+        by_time = sorted(self._input_times, key=lambda input_time: input_time[2])
+        return answer_latencies(by_time, self._message_times)
 
     def close(self) -> None:
         self._tap.close()
