@@ -38,9 +38,9 @@ user's state is built from their whole interaction set at their next event (or b
 >>> result = service.apply(records)
 >>> result.counters.interactions_applied, dict(result.counters.dead_letters_by_reason)
 (1, {'invalid_json': 1})
->>> result.next_offsets, service.stored_offsets(["interactions"])
-({('interactions', 0): 2}, {('interactions', 0): 2})
->>> service.resume_offsets(["interactions"])  # its outputs are not acknowledged yet
+>>> result.next_offsets
+{('interactions', 0): 2}
+>>> service.resume_offsets(["interactions"])  # stored, but its outputs not acknowledged yet
 {('interactions', 0): 0}
 >>> service.acknowledge(result.next_offsets)
 >>> service.resume_offsets(["interactions"])
@@ -126,15 +126,6 @@ class IngestService:
                 "model.decay_half_life_days is set, but the consumer keeps undecayed "
                 "statistics: forward decay needs a landmark stored with the model version"
             )
-
-    def stored_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
-        """The next offset to read of every partition of ``topics`` with a stored offset."""
-        with UnitOfWork(self._engine, clock=self._clock) as uow:
-            return {
-                (topic, partition): offset
-                for topic in sorted(set(topics))
-                for partition, offset in uow.offsets.get(self._group, topic).items()
-            }
 
     def resume_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """Where a consumer resumes each partition of ``topics`` with a stored offset: the
@@ -435,24 +426,33 @@ class _UserWeights:
         resolution: InteractionResolution,
         with_timestamps: bool,
     ) -> _UserWeights:
-        before = {
-            user_id: {row.item_id: row.weight for row in stored_interactions.get(user_id, ())}
-            for user_id in touched
-        }
-        after = {user_id: dict(weights) for user_id, weights in before.items()}
-        for row in resolution.rows_to_store:
-            after[row.user_id][row.item_id] = row.weight
+        before, after = _before_and_after(
+            touched, stored_interactions, resolution, lambda row: row.weight
+        )
         if not with_timestamps:
             # Nothing reads them then, and this runs for every touched user of every batch.
             return cls(before, after, {}, {})
-        timestamps_before = {
-            user_id: {row.item_id: row.timestamp for row in stored_interactions.get(user_id, ())}
-            for user_id in before
-        }
-        timestamps_after = {user_id: dict(times) for user_id, times in timestamps_before.items()}
-        for row in resolution.rows_to_store:
-            timestamps_after[row.user_id][row.item_id] = row.timestamp
+        timestamps_before, timestamps_after = _before_and_after(
+            touched, stored_interactions, resolution, lambda row: row.timestamp
+        )
         return cls(before, after, timestamps_before, timestamps_after)
+
+
+def _before_and_after(
+    touched: Iterable[str],
+    stored_interactions: Mapping[str, list[Interaction]],
+    resolution: InteractionResolution,
+    value: Callable[[Interaction], float],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``value`` of each touched user's interactions by item, before the batch and after."""
+    before = {
+        user_id: {row.item_id: value(row) for row in stored_interactions.get(user_id, ())}
+        for user_id in touched
+    }
+    after = {user_id: dict(values) for user_id, values in before.items()}
+    for row in resolution.rows_to_store:
+        after[row.user_id][row.item_id] = value(row)
+    return before, after
 
 
 def _change_sets(

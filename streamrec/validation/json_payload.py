@@ -148,8 +148,8 @@ def _plain_number(value: object) -> int | float:
 def encode_object(document: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON. Raises ValueError for NaN, Infinity or text that is not UTF-8.
 
-    orjson writes it (a consumer encodes one message per touched user: the standard library
-    took ~57 us for a recommendation of twenty items, orjson ~1 us). orjson writes NaN and
+    orjson writes it: a consumer encodes one message per touched user, and the standard
+    library's encoder was several times slower (docs/performance.md). orjson writes NaN and
     Infinity as null and refuses what it cannot write (integers beyond 64 bits, lone
     surrogates, keys that are not strings); any output with a null, and any refusal, goes
     through the standard library's strict encoder instead, which decides as before.
