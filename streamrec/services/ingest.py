@@ -78,8 +78,10 @@ from streamrec.services.recommending import (
 from streamrec.services.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.services.triage import TriagedBatch, triage
 from streamrec.services.user_attributes import EventKey, merge_attributes
+from streamrec.services.user_cache import KnownUser, UserCache
 from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.state import Interaction, UserProfile
+from streamrec.storage.repositories.users import new_state_token
 from streamrec.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,7 @@ class IngestService:
         self._models = model_cache or ModelCache()
         self._building = BuildingVersionUpdater(settings.model)
         self._shortlist_refresh = ShortlistRefreshSchedule(settings.model.shortlist_refresh_seconds)
+        self._known_users = UserCache(settings.consumer.user_cache_size)
         # One detector per consumer: each sees the users of its own partitions.
         self._drift = HitRateDriftDetector(
             min_interval_seconds=settings.trainer.drift_min_interval_seconds, clock=clock
@@ -126,6 +129,11 @@ class IngestService:
                 "model.decay_half_life_days is set, but the consumer keeps undecayed "
                 "statistics: forward decay needs a landmark stored with the model version"
             )
+
+    @property
+    def kept_users(self) -> int:
+        """How many users' interactions and states this consumer keeps in memory."""
+        return len(self._known_users)
 
     def resume_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """Where a consumer resumes each partition of ``topics`` with a stored offset: the
@@ -149,6 +157,15 @@ class IngestService:
 
     def apply(self, records: Sequence[SourceRecord]) -> BatchResult:
         """Apply ``records`` (in the order the broker delivered them) in one transaction."""
+        try:
+            return self._apply(records)
+        except BaseException:
+            # A commit that failed on the way back may still have reached the database, so
+            # no kept user is trusted after a failure: they are all read again.
+            self._known_users.clear()
+            raise
+
+    def _apply(self, records: Sequence[SourceRecord]) -> BatchResult:
         now = self._clock()
         batch = triage(records, self._settings, received_at=now)
         result = BatchResult(dead_letters=batch.dead_letters)
@@ -157,6 +174,8 @@ class IngestService:
         counters.records = len(records)
         counters.dead_letters_by_reason.update(letter.reason for letter in batch.dead_letters)
         refresh_plan: RefreshPlan | None = None
+        written: dict[str, UserProfile] = {}
+        state_token = new_state_token()
         with UnitOfWork(self._engine, clock=self._clock) as uow:
             stored = self._claim_offsets(uow, records)
             fresh = _FreshRecords(stored)
@@ -169,7 +188,11 @@ class IngestService:
                 self._building.forget_items(item.item_id for item in items)
 
             touched = _touched_users(batch)
-            stored_interactions = uow.interactions.for_users(touched)
+            # One statement: a flip between two reads would apply this batch to the new
+            # version twice or not at all.
+            versions = uow.builds.serving_versions()
+            result.model_version = versions.active
+            stored_interactions, states = self._read_users(uow, touched, versions.active)
             resolution = resolve_interactions(
                 [accepted.interaction for accepted in batch.interactions if fresh(accepted.record)],
                 {
@@ -181,11 +204,6 @@ class IngestService:
             uow.interactions.save_many(resolution.rows_to_store)
             counters.interactions_applied = resolution.applied
             counters.interactions_ignored = resolution.ignored
-            # One statement: a flip between two reads would apply this batch to the new
-            # version twice or not at all.
-            versions = uow.builds.serving_versions()
-            result.model_version = versions.active
-            states = {} if versions.active is None else uow.users.get_many(touched, versions.active)
             attributes, attributes_changed, users_with_rows = self._save_attributes(
                 uow, batch, fresh, touched, states
             )
@@ -207,6 +225,7 @@ class IngestService:
                 serving = self._models.serving(versions.active, uow.models.get)
                 recommended = self._update_and_recommend(
                     uow,
+                    state_token,
                     serving,
                     touched,
                     states,
@@ -219,6 +238,7 @@ class IngestService:
                 result.recommendations = recommended.messages
                 result.prequential_hits = recommended.hits
                 refresh_plan = recommended.refresh_plan
+                written = recommended.states
                 counters.users_updated = len(change_sets)
                 result.drift_signals = self._detect_drift(result.prequential_hits)
             if versions.building is not None:
@@ -230,9 +250,69 @@ class IngestService:
             uow.commit()
         if refresh_plan is not None:
             self._shortlist_refresh.record(refresh_plan)
+        if result.model_version is None:
+            self._known_users.clear()
+        else:
+            self._keep_users(
+                result.model_version, state_token, written, stored_interactions, resolution
+            )
         return result
 
     # Steps of apply ----------------------------------------------------------------------
+
+    def _keep_users(
+        self,
+        version: int,
+        state_token: int,
+        states: Mapping[str, UserProfile],
+        stored_interactions: Mapping[str, list[Interaction]],
+        resolution: InteractionResolution,
+    ) -> None:
+        """After the commit: keep the users whose states the batch wrote, and move the kept
+        interactions of users the batch stored rows for without a new state (a newer event
+        with the same weight changes no state, but the next duplicate of it must be
+        recognised)."""
+        interactions_after = _interactions_after(stored_interactions, resolution)
+        self._known_users.keep(
+            version,
+            state_token,
+            {
+                user_id: KnownUser(
+                    interactions_after.get(user_id) or tuple(stored_interactions.get(user_id, ())),
+                    state,
+                )
+                for user_id, state in states.items()
+            },
+        )
+        self._known_users.replace_interactions(
+            {
+                user_id: interactions
+                for user_id, interactions in interactions_after.items()
+                if user_id not in states
+            }
+        )
+
+    def _read_users(
+        self, uow: UnitOfWork, touched: Collection[str], version: int | None
+    ) -> tuple[dict[str, list[Interaction]], dict[str, UserProfile]]:
+        """The touched users' stored interactions, and their states under ``version``: the
+        copies this consumer kept of the users it wrote (when still current) and the rest
+        read from the database."""
+        known = (
+            {}
+            if version is None
+            else self._known_users.current(
+                touched, version, lambda user_ids: uow.users.state_tokens(user_ids, version)
+            )
+        )
+        unknown = [user_id for user_id in touched if user_id not in known]
+        interactions = {user_id: list(user.interactions) for user_id, user in known.items()}
+        interactions.update(uow.interactions.for_users(unknown))
+        if version is None:
+            return interactions, {}
+        states = {user_id: user.state for user_id, user in known.items()}
+        states.update(uow.users.get_many(unknown, version))
+        return interactions, states
 
     def _claim_offsets(
         self, uow: UnitOfWork, records: Sequence[SourceRecord]
@@ -298,6 +378,7 @@ class IngestService:
     def _update_and_recommend(
         self,
         uow: UnitOfWork,
+        state_token: int,
         serving: ServingModel,
         touched: dict[str, _TouchedUser],
         states: Mapping[str, UserProfile],
@@ -307,9 +388,9 @@ class IngestService:
         users_with_rows: Collection[str],
         now: float,
     ) -> _Recommended:
-        """Update the changed users under the active version and vote the touched users'
-        recommendations; also return the prequential hit indicators of the batch and its
-        shortlist refresh."""
+        """Update the changed users under the active version (their states written with
+        ``state_token``) and vote the touched users' recommendations; also return the
+        prequential hit indicators of the batch, its shortlist refresh and the new states."""
         model_settings = self._settings.model
         version = serving.version
         # The shortlists as the users' latest recommendations saw them, read before this
@@ -332,7 +413,11 @@ class IngestService:
             uow.items.get_many,
             model_settings.pooling_half_life_seconds,
         )
-        uow.users.save_many((update.after for update in updates), users_with_rows=users_with_rows)
+        uow.users.save_many(
+            (update.after for update in updates),
+            users_with_rows=users_with_rows,
+            state_token=state_token,
+        )
         refresh_plan, refreshed = self._apply_statistics(uow, version, updates)
         shortlists = {**known_shortlists, **refreshed}
 
@@ -369,7 +454,9 @@ class IngestService:
             )
             for user, clusters, items in zip(touched.values(), top_clusters, votes, strict=True)
         ]
-        return _Recommended(messages, hits, refresh_plan)
+        return _Recommended(
+            messages, hits, refresh_plan, {update.after.user_id: update.after for update in updates}
+        )
 
     def _detect_drift(self, hits: Iterable[bool]) -> list[DriftSignal]:
         return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
@@ -400,12 +487,13 @@ class IngestService:
 
 @dataclass(frozen=True, slots=True)
 class _Recommended:
-    """What a batch publishes, its prequential hits, and its shortlist refresh (recorded in
-    the schedule once the batch commits)."""
+    """What a batch publishes, its prequential hits, its shortlist refresh (recorded in
+    the schedule once the batch commits), and the states it wrote, by user."""
 
     messages: list[RecommendationMessage]
     hits: list[bool]
     refresh_plan: RefreshPlan | None
+    states: dict[str, UserProfile]
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +541,20 @@ def _before_and_after(
     for row in resolution.rows_to_store:
         after[row.user_id][row.item_id] = value(row)
     return before, after
+
+
+def _interactions_after(
+    stored_interactions: Mapping[str, list[Interaction]], resolution: InteractionResolution
+) -> dict[str, tuple[Interaction, ...]]:
+    """The interactions, after the batch, of each user the batch stored rows for: the
+    stored ones, each replaced by the batch's row for the same item."""
+    by_item: dict[str, dict[str, Interaction]] = {}
+    for row in resolution.rows_to_store:
+        if row.user_id not in by_item:
+            stored = stored_interactions.get(row.user_id, ())
+            by_item[row.user_id] = {interaction.item_id: interaction for interaction in stored}
+        by_item[row.user_id][row.item_id] = row
+    return {user_id: tuple(rows.values()) for user_id, rows in by_item.items()}
 
 
 def _change_sets(

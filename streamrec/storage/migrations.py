@@ -2,7 +2,7 @@
 working directory and from an installed package (no alembic.ini).
 
 >>> head_revision()
-'0006'
+'0007'
 """
 
 from __future__ import annotations

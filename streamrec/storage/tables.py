@@ -158,6 +158,9 @@ class UserStateRow(Base):
     # Recency-weighted pooling only (NULL without it): n_u with recency weights and t_ref.
     weighted_count: Mapped[float | None]
     pooling_reference_time: Mapped[float | None]
+    # Random, new on every write: a consumer's in-memory copy of the state is current while
+    # the token is the one it wrote (streamrec.services.user_cache).
+    state_token: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class InteractionRow(Base):

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from streamrec.state import ModelStatus, UserProfile
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.repositories.users import user_state_row
+from streamrec.storage.repositories.users import new_state_token, user_state_row
 from streamrec.storage.statements import (
     array_parameter_name,
     chunked,
@@ -123,9 +123,9 @@ class ModelBuildRepository(Repository):
         """Insert each profile's state unless its user already has one under that version;
         return the users inserted. A concurrent insert of the same user waits for the other
         transaction and then loses, so exactly one writer adds a user's contributions."""
-        now = self._clock()
+        now, token = self._clock(), new_state_token()
         rows = sorted(
-            (user_state_row(profile, now) for profile in profiles),
+            (user_state_row(profile, now, token) for profile in profiles),
             key=lambda row: (row["model_version"], row["user_id"]),
         )
         if not rows:

@@ -124,6 +124,24 @@ def test_saving_a_state_again_replaces_it(
     assert loaded.profile is None
 
 
+def test_every_write_of_a_state_stores_a_new_token_unless_given_one(
+    unit_of_work_factory: UnitOfWorkFactory, model_version: int
+) -> None:
+    with unit_of_work_factory() as uow:
+        uow.users.save_many([_profile("u1", model_version, seed=1)], state_token=2**62 + 1)
+        given = uow.users.state_tokens(["u1", "u2"], model_version)
+        uow.users.save_many([_profile("u1", model_version, seed=2)])
+        fresh = uow.users.state_tokens(["u1"], model_version)
+        uow.users.save_many([_profile("u1", model_version, seed=3)])
+        uow.commit()
+
+    with unit_of_work_factory() as uow:
+        stored = uow.users.state_tokens(["u1"], model_version)
+    assert given == {"u1": 2**62 + 1}  # u2 has no state
+    assert fresh["u1"] not in (None, 2**62 + 1)
+    assert stored["u1"] not in (None, 2**62 + 1, fresh["u1"])
+
+
 def test_states_of_two_model_versions_coexist(
     unit_of_work_factory: UnitOfWorkFactory, model_version: int
 ) -> None:

@@ -17,6 +17,7 @@ the version that keeps serving.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -42,7 +43,14 @@ _STATE_VALUES = (
     "updated_at",
     "weighted_count",
     "pooling_reference_time",
+    "state_token",
 )
+
+
+def new_state_token() -> int:
+    """A random token for a write of user states (see UserStateRow.state_token): 63 bits,
+    so that two writers never pick the same one in practice."""
+    return secrets.randbits(63)
 
 
 class UserRepository(Repository):
@@ -60,15 +68,32 @@ class UserRepository(Repository):
                 found[row.user_id] = _profile_from(row)
         return found
 
+    def state_tokens(self, user_ids: Iterable[str], model_version: int) -> dict[str, int | None]:
+        """The state token of each user among ``user_ids`` with a state under
+        ``model_version``: one small row per user, to tell whether a kept copy is current."""
+        found: dict[str, int | None] = {}
+        for chunk in chunked(set(user_ids)):
+            statement = select(_STATES.c.user_id, _STATES.c.state_token).where(
+                _STATES.c.model_version == model_version, _STATES.c.user_id.in_(chunk)
+            )
+            found.update({user_id: token for user_id, token in self._connection.execute(statement)})
+        return found
+
     def save_many(
-        self, profiles: Iterable[UserProfile], *, users_with_rows: Collection[str] = ()
+        self,
+        profiles: Iterable[UserProfile],
+        *,
+        users_with_rows: Collection[str] = (),
+        state_token: int | None = None,
     ) -> int:
         """Upsert each profile's state under its own ``model_version``. A user row is created
         with the profile's attributes when missing; existing attributes are left alone, since
         they belong to ``save_attributes`` and a rebuild must not overwrite newer ones.
         ``users_with_rows`` names users the caller knows to have a row already (read in the
-        same transaction): their row is not written again."""
+        same transaction): their row is not written again. The states get ``state_token``
+        (default: a new one), which a caller that keeps copies passes to know its own."""
         now = self._clock()
+        token = new_state_token() if state_token is None else state_token
         users: list[Row] = []
         states: list[Row] = []
         for profile in profiles:
@@ -81,7 +106,7 @@ class UserRepository(Repository):
                         "updated_at": now,
                     }
                 )
-            states.append(user_state_row(profile, now))
+            states.append(user_state_row(profile, now, token))
         upsert(self._connection, _USERS, users, key=("user_id",))
         return upsert(
             self._connection,
@@ -165,7 +190,7 @@ class UserRepository(Repository):
         return self._connection.execute(statement).rowcount
 
 
-def user_state_row(profile: UserProfile, now: float) -> Row:
+def user_state_row(profile: UserProfile, now: float, state_token: int) -> Row:
     """The ``user_states`` row of ``profile`` (which must carry its model version)."""
     if profile.model_version is None:
         raise InvalidRecordError(f"user {profile.user_id}: model_version is unset")
@@ -186,6 +211,7 @@ def user_state_row(profile: UserProfile, now: float) -> Row:
         "pooling_reference_time": None
         if profile.pooling_reference_time is None
         else float(profile.pooling_reference_time),
+        "state_token": state_token,
     }
 
 
