@@ -128,6 +128,16 @@ class ModelSettings(Section):
     hidden_dim: int = Field(128, ge=2, le=4096, description="Hidden width of the MLPs.")
     clusters: int = Field(43, ge=1, le=4096, description="Number of soft clusters K.")
     top_memberships: int = Field(5, ge=1, le=64, description="Memberships used, M.")
+    statistics_membership_precision: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="The cluster statistics hold each user's memberships rounded to the "
+        "nearest power of 1 + this, so that most events move only their own item's "
+        "contributions (streamrec.model.memberships.rounded_memberships); 0 keeps them "
+        "unrounded, moving all of a user's items on every event. Stored with each model "
+        "version when it is trained: a change applies from the next version.",
+    )
     shortlist_length: int = Field(200, ge=1, le=10_000, description="Items per cluster, L.")
     cluster_head: Literal["sigmoid", "centroid"] = Field(
         "centroid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."

@@ -35,6 +35,10 @@ class Architecture:
     centroid_temperature: float
     pooling_weight: PoolingWeight = "preference"
     schema: FeatureSchema = field(default_factory=FeatureSchema)
+    # How this version's cluster statistics hold memberships (model.memberships.
+    # rounded_memberships). Kept with the version, since the statistics of a version must be
+    # built with one value throughout; versions saved before it existed used exact ones.
+    statistics_membership_precision: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, schema: FeatureSchema) -> Architecture:
@@ -50,6 +54,7 @@ class Architecture:
             centroid_temperature=settings.centroid_temperature,
             pooling_weight=settings.pooling_weight,
             schema=schema,
+            statistics_membership_precision=settings.statistics_membership_precision,
         )
 
     def with_clusters(self, clusters: int) -> Architecture:

@@ -62,7 +62,7 @@ from sqlalchemy import Engine
 from streamrec.config import ModelSettings, Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
-from streamrec.model.contributions import UserContribution, batch_delta_columns
+from streamrec.model.contributions import batch_delta_columns
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
 from streamrec.services.model_cache import ModelCache, ServingModel
@@ -418,7 +418,7 @@ class IngestService:
             users_with_rows=users_with_rows,
             state_token=state_token,
         )
-        refresh_plan, refreshed = self._apply_statistics(uow, version, updates)
+        refresh_plan, refreshed = self._apply_statistics(uow, serving, updates)
         shortlists = {**known_shortlists, **refreshed}
 
         current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
@@ -462,11 +462,13 @@ class IngestService:
         return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
 
     def _apply_statistics(
-        self, uow: UnitOfWork, version: int, updates: Sequence[UserStateUpdate]
+        self, uow: UnitOfWork, serving: ServingModel, updates: Sequence[UserStateUpdate]
     ) -> tuple[RefreshPlan | None, Shortlists]:
         """Add the batch's cluster deltas and refresh the shortlists the schedule says are
         due; return the refresh plan and the refreshed shortlists."""
-        deltas = batch_delta_columns([_transition(u) for u in updates])
+        version = serving.version
+        precision = serving.model.architecture.statistics_membership_precision
+        deltas = batch_delta_columns([update.transition(precision) for update in updates])
         if not deltas:
             return None, {}
         uow.clusters.add_delta_columns(
@@ -634,14 +636,6 @@ class _FreshRecords:
 
     def __call__(self, record: SourceRecord) -> bool:
         return record.offset >= self._stored.get(record.topic_partition, 0)
-
-
-def _transition(update: UserStateUpdate) -> tuple[UserContribution, UserContribution]:
-    """The user as the statistics saw them before the batch and as they see them after. A
-    user without a state before never contributed under this version."""
-    before = update.before
-    old = UserContribution(() if before is None else before.top_clusters, update.weights_before)
-    return old, UserContribution(update.after.top_clusters, update.weights_after)
 
 
 def _by_topic(offsets: Mapping[TopicPartition, int]) -> list[tuple[str, dict[int, int]]]:

@@ -46,7 +46,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from streamrec.config import ModelSettings, Settings
-from streamrec.model.contributions import Transition, UserContribution, batch_contribution_deltas
+from streamrec.model.contributions import Transition, batch_contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.recommending import refresh_shortlists
@@ -244,7 +244,13 @@ def build_missing_states(
     )
     inserted = uow.builds.insert_missing_states(update.after for update in updates)
     _add_contributions(
-        uow, version, [_transition(u) for u in updates if u.after.user_id in inserted]
+        uow,
+        version,
+        [
+            u.transition(serving.model.architecture.statistics_membership_precision)
+            for u in updates
+            if u.after.user_id in inserted
+        ],
     )
     return len(inserted)
 
@@ -299,7 +305,12 @@ def apply_to_building_version(
     uow.users.save_many(update.after for update in known_updates)
     kept = [update for update in fresh_updates if update.after.user_id in inserted]
     affected = _add_contributions(
-        uow, version, [_transition(update) for update in (*kept, *known_updates)]
+        uow,
+        version,
+        [
+            update.transition(building.model.architecture.statistics_membership_precision)
+            for update in (*kept, *known_updates)
+        ],
     )
     refresh_shortlists(uow, version, affected, model_settings)
     return [*kept, *known_updates]
@@ -345,16 +356,6 @@ def _from_scratch(
         dict(attributes),
         last_event_at=max((row.timestamp for row in rows), default=None),
         timestamps_after={row.item_id: row.timestamp for row in rows},
-    )
-
-
-def _transition(update: UserStateUpdate) -> Transition:
-    """The user as the statistics saw them before and after; a user without a state before
-    never contributed under this version."""
-    before = () if update.before is None else update.before.top_clusters
-    return (
-        UserContribution(before, update.weights_before),
-        UserContribution(update.after.top_clusters, update.weights_after),
     )
 
 

@@ -294,6 +294,11 @@ class TrainingRunService:
         tolerance = self._settings.trainer.promotion_tolerance
         worse = candidate_scores[key] < active_scores[key] - tolerance
         config, weights = candidate.to_version()
+        # The candidate's statistics are built from scratch when it is switched in, so it
+        # takes the configured rounding whatever the active version used.
+        config["statistics_membership_precision"] = (
+            self._settings.model.statistics_membership_precision
+        )
         verdict = (
             f"{key} {candidate_scores[key]:.4f} vs active version {active.version}'s "
             f"{active_scores[key]:.4f} on {len(sample.held_out)} held-out users "

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamrec.model.contributions import UserContribution
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.memberships import as_pairs
+from streamrec.model.memberships import as_pairs, rounded_memberships
 from streamrec.model.memberships import top_memberships as strongest_memberships
 from streamrec.model.pooling import (
     RecencyPooledSums,
@@ -85,6 +86,20 @@ class UserStateUpdate:
     after: UserProfile
     weights_before: Weights
     weights_after: Weights
+
+    def transition(self, membership_step: float) -> tuple[UserContribution, UserContribution]:
+        """The user as the cluster statistics held them before and hold them after (their
+        memberships rounded to ``model.statistics_membership_precision``): the change to apply.
+        A user without a state before never contributed under this version."""
+        held_before = () if self.before is None else self.before.top_clusters
+        return (
+            UserContribution(
+                rounded_memberships(held_before, membership_step), self.weights_before
+            ),
+            UserContribution(
+                rounded_memberships(self.after.top_clusters, membership_step), self.weights_after
+            ),
+        )
 
 
 def update_user_states(

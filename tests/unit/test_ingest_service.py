@@ -16,6 +16,7 @@ from streamrec.config import Settings
 from streamrec.events import InteractionEvent, ItemEvent
 from streamrec.model.contributions import UserContribution, aggregate_deltas, contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
+from streamrec.model.memberships import rounded_memberships
 from streamrec.model.pooling import full_pooled_sum
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
@@ -155,12 +156,15 @@ def test_demographics_are_the_newest_per_attribute_whatever_the_delivery_order(
     assert len(expected) == 4
 
 
+@pytest.mark.parametrize("membership_precision", [0.0, 0.1])
 def test_incremental_state_equals_a_recomputation_from_the_interactions(
-    settings: Settings,
+    membership_precision: float,
 ) -> None:
+    settings = small_model_settings({"statistics_membership_precision": membership_precision})
     engine = create_memory_database()
     register_model(engine, settings)
-    service = IngestService(settings, engine)
+    # The precision is the model version's: a consumer configured otherwise keeps to it.
+    service = IngestService(small_model_settings({"statistics_membership_precision": 0.3}), engine)
     records = as_records(rating_stream(300, seed=2))
     for start in range(0, len(records), 25):
         service.apply(records[start : start + 25])
@@ -189,7 +193,11 @@ def test_incremental_state_equals_a_recomputation_from_the_interactions(
     all_items, all_masses = [], []
     for user_id, state in states.items():
         items, masses = contribution_deltas(
-            UserContribution((), {}), UserContribution(state.top_clusters, weights_by_user[user_id])
+            UserContribution((), {}),
+            UserContribution(
+                rounded_memberships(state.top_clusters, membership_precision),
+                weights_by_user[user_id],
+            ),
         )
         all_items += items
         all_masses += masses

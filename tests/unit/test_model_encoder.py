@@ -105,6 +105,22 @@ def test_a_saved_version_loads_into_an_identical_model() -> None:
     )
 
 
+def test_a_version_saved_before_rounded_statistics_keeps_exact_ones() -> None:
+    model = EfficientRec.new(
+        SMALL.model_copy(update={"statistics_membership_precision": 0.2}), SCHEMA
+    )
+    config, weights = model.to_version()
+    assert (
+        EfficientRec.from_version(config, weights).architecture.statistics_membership_precision
+        == 0.2
+    )
+    del config["statistics_membership_precision"]
+    assert (
+        EfficientRec.from_version(config, weights).architecture.statistics_membership_precision
+        == 0.0
+    )
+
+
 @pytest.mark.parametrize(
     ("config_change", "weights", "reason"),
     [

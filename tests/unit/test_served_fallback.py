@@ -20,8 +20,11 @@ from tests.fixtures.small_model import register_model, small_model_settings
 
 torch.set_num_threads(1)
 
-# Every batch refreshes the shortlists it changed, so each batch leaves a new fallback.
-SETTINGS = small_model_settings({"shortlist_refresh_seconds": 0.0})
+# Every batch refreshes the shortlists it changed, and the statistics hold exact memberships,
+# so that each of these few events changes the fallback.
+SETTINGS = small_model_settings(
+    {"shortlist_refresh_seconds": 0.0, "statistics_membership_precision": 0.0}
+)
 
 
 def _records(first_offset: int, count: int, partition: int = 0) -> list[SourceRecord]:
