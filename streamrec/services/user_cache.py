@@ -9,12 +9,12 @@ token. One small row per user tells that. Any other write of the state changes t
 the copy is dropped, whoever made it:
 
 - another consumer, after a rebalance or for a producer that does not key by user;
-- a crash between the commit and the copy (the copy is made only after the commit);
-- a rebuild under a new version, since copies are kept per version.
+- a rebuild or a version switch, since copies are kept for one version only.
 
-Every write of a user's interactions under an active version also writes the user's state,
-so a current token means current interactions too. A copy is never handed out twice: each
-batch replaces the copies of the users it changed.
+A batch that raises drops every copy (``IngestService.apply``), because a commit that
+failed on the way back may still have reached the database. Every write of a user's
+interactions under an active version also writes the user's state, except a newer event
+with the same weight: that batch updates the interactions of the user's copy itself.
 
 >>> from streamrec.state import Interaction, UserProfile
 >>> cache = UserCache(capacity=2)
