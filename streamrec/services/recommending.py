@@ -16,8 +16,9 @@ global shortlist: the vote of the M heaviest clusters, weighted by their share o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -193,23 +194,60 @@ def _voted_columns(
     if not clusters or not item_ids:
         empty = np.full((len(top_clusters), 0), NO_ITEM)
         return item_ids, empty, empty.astype(np.float64)
+    if len(seen) != len(top_clusters):
+        raise ValueError("one collection of seen items per user is needed")
     cluster_row = {cluster: row for row, cluster in enumerate(clusters)}
     item_column = {item_id: column for column, item_id in enumerate(item_ids)}
     dense = np.zeros((len(clusters), len(item_ids)))
-    for cluster, shortlist in shortlists.items():
-        for item_id, weight in shortlist:
-            dense[cluster_row[cluster], item_column[item_id]] = weight
+    _fill(
+        dense,
+        [[item_id for item_id, _ in shortlists[cluster]] for cluster in clusters],
+        item_column,
+        [weight for cluster in clusters for _, weight in shortlists[cluster]],
+    )
     memberships = np.zeros((len(top_clusters), len(clusters)))
+    _fill(
+        memberships,
+        [[cluster for cluster, _ in pairs] for pairs in top_clusters],
+        cluster_row,
+        [membership for pairs in top_clusters for _, membership in pairs],
+    )
     excluded = np.zeros((len(top_clusters), len(item_ids)), dtype=bool)
-    for user, (pairs, user_seen) in enumerate(zip(top_clusters, seen, strict=True)):
-        for cluster, membership in pairs:
-            if cluster in cluster_row:
-                memberships[user, cluster_row[cluster]] = membership
-        excluded[user, [item_column[item] for item in user_seen if item in item_column]] = True
+    _fill(excluded, seen, item_column, True)
     retrieval = None if reranking is None else reranking.scores(item_ids)
     vote_weight = 0.0 if reranking is None else reranking.vote_weight
     columns, scores = vote_many(dense, memberships, excluded, count, retrieval, vote_weight)
     return item_ids, columns, scores
+
+
+def _fill(
+    matrix: np.ndarray,
+    keys_by_row: Sequence[Collection[Hashable]],
+    column_of: Mapping[Hashable, int],
+    values: Sequence[float] | bool,
+) -> None:
+    """Set ``matrix[row, column_of[key]]`` for every key of every row of ``keys_by_row``
+    that ``column_of`` knows (the others are skipped), to ``values`` (a flat sequence, one
+    value per key, in the same order) or to a single bool. One fancy assignment with the
+    columns looked up through ``map``: assigning entry by entry cost more than the vote.
+
+    >>> matrix = np.zeros((2, 3))
+    >>> _fill(matrix, [["b", "x"], ["a"]], {"a": 0, "b": 1, "c": 2}, [0.5, 9.0, 0.25])
+    >>> matrix.tolist()
+    [[0.0, 0.5, 0.0], [0.25, 0.0, 0.0]]
+    """
+    lengths = [len(keys) for keys in keys_by_row]
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    columns = np.fromiter(
+        map(column_of.get, chain.from_iterable(keys_by_row), repeat(-1)),
+        dtype=np.int64,
+        count=len(rows),
+    )
+    known = columns >= 0
+    if isinstance(values, bool):
+        matrix[rows[known], columns[known]] = values
+    else:
+        matrix[rows[known], columns[known]] = np.asarray(values, dtype=matrix.dtype)[known]
 
 
 def global_top_clusters(masses: Mapping[int, float], count: int) -> TopClusters:

@@ -1,11 +1,12 @@
-"""The set-based statements every repository shares: one upsert helper and chunked IN lookups.
+"""The set-based statements every repository shares: one upsert helper and chunked lookups.
 
 An upsert is one ``INSERT ... ON CONFLICT DO UPDATE`` for a whole batch. On PostgreSQL the rows
 travel as one array per column, unnested by the server: a single statement, about twice as
 fast as an executemany, which psycopg runs row by row. SQLite, in process, gets an
 executemany. Rows are first merged by key, because one PostgreSQL statement may not touch a
 row twice, and sorted by key, so that concurrent writers lock rows in the same order and
-cannot deadlock each other.
+cannot deadlock each other. A lookup by many keys (``is_one_of``) binds its keys as one
+array on PostgreSQL too.
 
 >>> merge_by_key([{"k": 1, "n": 1.0}, {"k": 1, "n": 2.0}], key=("k",), add=("n",))
 [{'k': 1, 'n': 3.0}]
@@ -27,9 +28,11 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     func,
+    literal,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,6 +55,22 @@ def chunked(values: Iterable[Element], size: int = LOOKUP_CHUNK_SIZE) -> Iterato
             chunk = []
     if chunk:
         yield chunk
+
+
+def is_one_of(
+    connection: Connection, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """``column IN values``, for a lookup by many keys (take them in ``chunked`` pieces).
+
+    On PostgreSQL it is ``column = ANY(CAST(:text AS type[]))`` with ``values`` bound as one
+    text parameter (``array_literal``): an IN list renders and binds one parameter per value,
+    which cost several times the lookup (700 user ids: about 9 ms against 1.6 ms in a one-off
+    timing loop). SQLite keeps the IN list.
+    """
+    if connection.dialect.name == "postgresql":
+        as_array = cast(literal(array_literal(values), Text()), postgresql.ARRAY(column.type))
+        return column == any_(as_array)
+    return column.in_(values)
 
 
 def merge_by_key(

@@ -401,10 +401,15 @@ def test_awkward_ids_and_bytes_round_trip_through_the_set_based_upserts(
         uow.users.save_many(profiles)
         uow.commit()
 
+    # The lookups by many keys bind them as one array literal on PostgreSQL (is_one_of).
+    looked_up = [*awkward, "not stored"]
     with unit_of_work_factory() as uow:
-        stored = uow.interactions.for_users(awkward)
-        states = uow.users.get_many(awkward, model_version)
+        stored = uow.interactions.for_users(looked_up)
+        states = uow.users.get_many(looked_up, model_version)
+        tokens = uow.users.state_tokens(looked_up, model_version)
+        attributes = uow.users.attributes_many(looked_up)
     assert sorted(stored) == sorted(awkward)
+    assert sorted(states) == sorted(tokens) == sorted(attributes) == sorted(awkward)
     # (Compared as sets: the database's collation may order such strings unlike Python.)
     assert all({row.item_id for row in rows} == set(awkward[:3]) for rows in stored.values())
     for profile in profiles:

@@ -27,7 +27,7 @@ from streamrec.storage.codecs import decode_pairs, encode_pairs
 from streamrec.storage.errors import InvalidRecordError
 from streamrec.storage.records import ClusterItemStatistics
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import chunked, upsert, upsert_columns
+from streamrec.storage.statements import chunked, is_one_of, upsert, upsert_columns
 from streamrec.storage.tables import (
     ClusterItemStatisticsRow,
     ClusterMassRow,
@@ -214,7 +214,7 @@ class ClusterRepository(Repository):
             statements = [statement]
         else:
             statements = [
-                statement.where(_SHORTLISTS.c.cluster.in_(chunk))
+                statement.where(is_one_of(self._connection, _SHORTLISTS.c.cluster, chunk))
                 for chunk in chunked(set(clusters))
             ]
         found: dict[int, Shortlist] = {}

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, tuple_
 
 from streamrec.state import Interaction
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import chunked, upsert
+from streamrec.storage.statements import chunked, is_one_of, upsert
 from streamrec.storage.tables import InteractionRow, table_of
 
 _INTERACTIONS = table_of(InteractionRow)
@@ -53,7 +53,7 @@ class InteractionRepository(Repository):
             # rows here, and building each one positionally is the cheapest way.
             statement = (
                 select(*_INTERACTION_FIELDS)
-                .where(_INTERACTIONS.c.user_id.in_(chunk))
+                .where(is_one_of(self._connection, _INTERACTIONS.c.user_id, chunk))
                 .order_by(_INTERACTIONS.c.user_id, _INTERACTIONS.c.item_id)
             )
             for row in self._connection.execute(statement):

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from streamrec.events import ItemEvent
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import chunked, upsert
+from streamrec.storage.statements import chunked, is_one_of, upsert
 from streamrec.storage.tables import ItemRow, table_of
 
 _ITEMS = table_of(ItemRow)
@@ -51,7 +51,7 @@ class ItemRepository(Repository):
         """The stored items among ``item_ids``; unknown ids are absent."""
         found: dict[str, ItemEvent] = {}
         for chunk in chunked(set(item_ids)):
-            statement = select(_ITEMS).where(_ITEMS.c.item_id.in_(chunk))
+            statement = select(_ITEMS).where(is_one_of(self._connection, _ITEMS.c.item_id, chunk))
             for row in self._connection.execute(statement):
                 found[row.item_id] = ItemEvent(
                     item_id=row.item_id,

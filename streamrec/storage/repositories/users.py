@@ -28,7 +28,7 @@ from streamrec.state import UserProfile
 from streamrec.storage.codecs import decode_pairs, decode_vector, encode_pairs, encode_vector
 from streamrec.storage.errors import InvalidRecordError
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import Row, chunked, upsert
+from streamrec.storage.statements import Row, chunked, is_one_of, upsert
 from streamrec.storage.tables import UserRow, UserStateRow, table_of
 
 _USERS = table_of(UserRow)
@@ -62,7 +62,10 @@ class UserRepository(Repository):
             statement = (
                 select(_STATES, _USERS.c.attributes)
                 .join(_USERS, _USERS.c.user_id == _STATES.c.user_id)
-                .where(_STATES.c.model_version == model_version, _STATES.c.user_id.in_(chunk))
+                .where(
+                    _STATES.c.model_version == model_version,
+                    is_one_of(self._connection, _STATES.c.user_id, chunk),
+                )
             )
             for row in self._connection.execute(statement):
                 found[row.user_id] = _profile_from(row)
@@ -74,7 +77,8 @@ class UserRepository(Repository):
         found: dict[str, int | None] = {}
         for chunk in chunked(set(user_ids)):
             statement = select(_STATES.c.user_id, _STATES.c.state_token).where(
-                _STATES.c.model_version == model_version, _STATES.c.user_id.in_(chunk)
+                _STATES.c.model_version == model_version,
+                is_one_of(self._connection, _STATES.c.user_id, chunk),
             )
             found.update({user_id: token for user_id, token in self._connection.execute(statement)})
         return found
@@ -121,7 +125,7 @@ class UserRepository(Repository):
         found: dict[str, dict[str, str]] = {}
         for chunk in chunked(set(user_ids)):
             statement = select(_USERS.c.user_id, _USERS.c.attributes).where(
-                _USERS.c.user_id.in_(chunk)
+                is_one_of(self._connection, _USERS.c.user_id, chunk)
             )
             found.update(
                 {row.user_id: dict(row.attributes) for row in self._connection.execute(statement)}
@@ -136,7 +140,7 @@ class UserRepository(Repository):
         found: dict[str, dict[str, tuple[float, str]]] = {}
         for chunk in chunked(set(user_ids)):
             statement = select(_USERS.c.user_id, _USERS.c.attribute_event_keys).where(
-                _USERS.c.user_id.in_(chunk)
+                is_one_of(self._connection, _USERS.c.user_id, chunk)
             )
             for user_id, keys in self._connection.execute(statement):
                 found[user_id] = {
