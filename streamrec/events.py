@@ -12,7 +12,7 @@ live in ``streamrec.validation``; the contract is documented in docs/events.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SCHEMA_VERSION = 1
 
@@ -46,8 +46,11 @@ class ItemEvent:
     numeric: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class RecommendedItem:
+class RecommendedItem(NamedTuple):
+    """One entry of a recommendation list. A named tuple, not a dataclass: a consumer builds
+    one per published entry (twenty per touched user), and a tuple is built in about half
+    the time of a frozen dataclass."""
+
     item_id: str
     score: float
 
@@ -77,7 +80,7 @@ class RecommendationMessage:
         return {
             "schema_version": SCHEMA_VERSION,
             "user_id": self.user_id,
-            "items": [{"item_id": item.item_id, "score": item.score} for item in self.items],
+            "items": [{"item_id": item_id, "score": score} for item_id, score in self.items],
             "model_version": self.model_version,
             "top_clusters": [
                 {"cluster": cluster, "membership": membership}

@@ -154,9 +154,11 @@ def vote_for_users(
     """Cluster voting for many users at once (one matrix product; see model.voting), the
     candidates re-ranked if ``reranking`` is given."""
     item_ids, columns, scores = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    # tolist() gives plain ints and floats; _make builds each entry without keyword handling.
+    entry = RecommendedItem._make
     return [
         [
-            RecommendedItem(item_ids[column], float(score))
+            entry((item_ids[column], score))
             for column, score in zip(row_columns, row_scores, strict=True)
             if column != NO_ITEM
         ]

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -228,8 +229,29 @@ def column_array_values(table: Table, column: str, rows: list[Row]) -> str:
     values = [row[column] for row in rows]
     if _is_json(table, column):
         # An array of JSON lists would be read as a multi-dimensional array: send text.
-        return array_literal([None if value is None else json.dumps(value) for value in values])
+        return array_literal([None if value is None else json_text(value) for value in values])
     return array_literal(values)
+
+
+def json_text(value: Any) -> str:
+    """``value`` (JSON-shaped: dicts, lists, strings, numbers, booleans) as JSON text.
+
+    orjson writes it (a consumer batch writes each touched user's memberships as JSON: about
+    3 us a user with the standard library, 0.3 us with orjson). Where orjson would decide
+    otherwise than ``json.dumps`` (it writes NaN and Infinity as null, and refuses keys that
+    are not strings), the standard library writes it, as before; the text may differ in
+    spacing and escapes, never in the value read back.
+
+    >>> json_text([[3, 0.25], [1, 1e-07]]), json_text({1: "a"})  # a key that is no string
+    ('[[3,0.25],[1,1e-7]]', '{"1": "a"}')
+    """
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+    if b"null" in encoded:
+        return json.dumps(value)
+    return encoded.decode("utf-8")
 
 
 def array_literal(values: Iterable[Any]) -> str:
@@ -249,6 +271,9 @@ def array_literal(values: Iterable[Any]) -> str:
         return "{" + ",".join(map(float.__repr__, values)) + "}"
     if kinds == {int}:
         return "{" + ",".join(map(int.__repr__, values)) + "}"
+    if kinds == {bytes}:
+        # bytea's hex input form (_element_literal), its backslash escaped for the array.
+        return '{"\\\\x' + '","\\\\x'.join(map(bytes.hex, values)) + '"}'
     if kinds == {str}:
         joined = _SEPARATOR.join(values)
         # PostgreSQL text cannot hold NUL, so NUL can only be the separator (else the
