@@ -16,6 +16,7 @@ array on PostgreSQL too.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -189,7 +190,32 @@ def _execute_upsert(
 ) -> None:
     """One INSERT ... ON CONFLICT of ``parameters``: arrays per column on PostgreSQL, a list
     of rows (executemany) on SQLite."""
-    dialect = connection.dialect.name
+    statement = _upsert_statement(
+        connection.dialect.name,
+        table,
+        tuple(columns),
+        key=tuple(key),
+        replace=tuple(replace),
+        add=tuple(add),
+        newest_by=newest_by,
+    )
+    connection.execute(statement, parameters)
+
+
+# Statements are immutable and depend only on these arguments, so each is built once: a
+# consumer batch runs about seven upserts, and building one took ~0.4 ms of CPU of the
+# ~0.6 ms its execution cost in Python (a one-off timing loop).
+@functools.lru_cache(maxsize=128)
+def _upsert_statement(
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    *,
+    key: tuple[str, ...],
+    replace: tuple[str, ...],
+    add: tuple[str, ...],
+    newest_by: str | None,
+) -> postgresql.Insert | sqlite.Insert:
     statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         statement = postgresql.insert(table).from_select(
@@ -203,16 +229,14 @@ def _execute_upsert(
         )
     excluded = statement.excluded
     if not (replace or add):
-        statement = statement.on_conflict_do_nothing(index_elements=list(key))
-    else:
-        updates: dict[str, ColumnElement[Any]] = {column: excluded[column] for column in replace}
-        updates.update({column: table.c[column] + excluded[column] for column in add})
-        statement = statement.on_conflict_do_update(
-            index_elements=list(key),
-            set_=updates,
-            where=None if newest_by is None else table.c[newest_by] <= excluded[newest_by],
-        )
-    connection.execute(statement, parameters)
+        return statement.on_conflict_do_nothing(index_elements=list(key))
+    updates: dict[str, ColumnElement[Any]] = {column: excluded[column] for column in replace}
+    updates.update({column: table.c[column] + excluded[column] for column in add})
+    return statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_=updates,
+        where=None if newest_by is None else table.c[newest_by] <= excluded[newest_by],
+    )
 
 
 def array_parameter_name(column: str) -> str:
