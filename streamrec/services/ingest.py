@@ -62,7 +62,7 @@ from sqlalchemy import Engine
 from streamrec.config import ModelSettings, Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
-from streamrec.model.contributions import batch_delta_columns
+from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
 from streamrec.services.model_cache import ModelCache, ServingModel
@@ -79,7 +79,7 @@ from streamrec.services.shortlist_refresh import RefreshPlan, ShortlistRefreshSc
 from streamrec.services.triage import TriagedBatch, triage
 from streamrec.services.user_attributes import EventKey, merge_attributes
 from streamrec.services.user_cache import KnownUser, UserCache
-from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
+from streamrec.services.user_states import UserChangeSet, update_user_states
 from streamrec.state import Interaction, UserProfile
 from streamrec.storage.repositories.users import new_state_token
 from streamrec.storage.unit_of_work import UnitOfWork
@@ -201,26 +201,29 @@ class IngestService:
                     for row in rows
                 },
             )
-            uow.interactions.save_many(resolution.rows_to_store)
             counters.interactions_applied = resolution.applied
             counters.interactions_ignored = resolution.ignored
             attributes, attributes_changed, users_with_rows = self._save_attributes(
                 uow, batch, fresh, touched, states
             )
-            weights = _UserWeights.of(
-                touched,
-                stored_interactions,
-                resolution,
-                with_timestamps=self._settings.model.pooling_half_life_seconds is not None,
-            )
-            change_sets = _change_sets(
-                resolution,
-                attributes_changed,
-                states,
-                weights,
-                attributes,
-                self._settings.model.pooling_half_life_seconds,
-            )
+            # Nothing in the batch reads the interactions back: the database stores them
+            # while the weights and change sets are worked out.
+            with uow.overlapped_writes():
+                uow.interactions.save_many(resolution.rows_to_store)
+                weights = _UserWeights.of(
+                    touched,
+                    stored_interactions,
+                    resolution,
+                    with_timestamps=self._settings.model.pooling_half_life_seconds is not None,
+                )
+                change_sets = _change_sets(
+                    resolution,
+                    attributes_changed,
+                    states,
+                    weights,
+                    attributes,
+                    self._settings.model.pooling_half_life_seconds,
+                )
             if versions.active is not None:
                 serving = self._models.serving(versions.active, uow.models.get)
                 recommended = self._update_and_recommend(
@@ -413,12 +416,17 @@ class IngestService:
             uow.items.get_many,
             model_settings.pooling_half_life_seconds,
         )
-        uow.users.save_many(
-            (update.after for update in updates),
-            users_with_rows=users_with_rows,
-            state_token=state_token,
-        )
-        refresh_plan, refreshed = self._apply_statistics(uow, serving, updates)
+        # Nothing in the batch reads the states back: the database stores them while the
+        # cluster deltas are worked out (pure computation, no statement).
+        with uow.overlapped_writes():
+            uow.users.save_many(
+                (update.after for update in updates),
+                users_with_rows=users_with_rows,
+                state_token=state_token,
+            )
+            precision = serving.model.architecture.statistics_membership_precision
+            deltas = batch_delta_columns([update.transition(precision) for update in updates])
+        refresh_plan, refreshed = self._apply_statistics(uow, version, deltas)
         shortlists = {**known_shortlists, **refreshed}
 
         current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
@@ -462,13 +470,10 @@ class IngestService:
         return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
 
     def _apply_statistics(
-        self, uow: UnitOfWork, serving: ServingModel, updates: Sequence[UserStateUpdate]
+        self, uow: UnitOfWork, version: int, deltas: ClusterDeltaColumns
     ) -> tuple[RefreshPlan | None, Shortlists]:
         """Add the batch's cluster deltas and refresh the shortlists the schedule says are
         due; return the refresh plan and the refreshed shortlists."""
-        version = serving.version
-        precision = serving.model.architecture.statistics_membership_precision
-        deltas = batch_delta_columns([update.transition(precision) for update in updates])
         if not deltas:
             return None, {}
         uow.clusters.add_delta_columns(

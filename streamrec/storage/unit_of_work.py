@@ -16,6 +16,8 @@ go on with a new transaction.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
@@ -97,6 +99,41 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self._require_connection().commit()
+
+    @contextmanager
+    def overlapped_writes(self) -> Iterator[None]:
+        """Statements inside the block are sent without waiting for their results, so the
+        database runs them while the Python code inside goes on (PostgreSQL's pipeline mode,
+        psycopg's ``Connection.pipeline``); leaving the block waits for them all and raises
+        the first error. Only writes whose results nothing reads belong inside: a statement
+        that returns rows fails there. On SQLite, in process, statements run as usual.
+
+        >>> from streamrec.storage.memory import create_memory_database
+        >>> with UnitOfWork(create_memory_database()) as uow:
+        ...     with uow.overlapped_writes():
+        ...         uow.offsets.save("consumers", "interactions", {0: 5})
+        ...     uow.offsets.get("consumers", "interactions")
+        {0: 5}
+        """
+        connection = self._require_connection()
+        if connection.dialect.name != "postgresql":
+            yield
+            return
+        dialect = connection.dialect
+        driver_connection = connection.connection.driver_connection
+        try:
+            with driver_connection.pipeline():
+                yield
+        except dialect.loaded_dbapi.Error as error:
+            # Raised while the block waited for its statements, outside SQLAlchemy: wrapped
+            # as SQLAlchemy wraps driver errors (callers retry its OperationalError), and the
+            # connection dropped from the pool if it is gone.
+            gone = dialect.is_disconnect(error, driver_connection, None)
+            if gone:
+                connection.invalidate(error)
+            raise DBAPIError.instance(
+                None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=gone
+            ) from error
 
     def rollback(self) -> None:
         self._require_connection().rollback()
