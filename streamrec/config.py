@@ -306,6 +306,22 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'streamrec.db').as_posix()}"
 
 
+def changed_model_settings(settings: Settings) -> dict[str, Any]:
+    """The model and training settings that differ from their defaults, by dotted name: what
+    a measured result needs beside it to be reproduced.
+
+    >>> changed_model_settings(Settings(model=ModelSettings(clusters=100)))
+    {'model.clusters': 100}
+    """
+    changed: dict[str, Any] = {}
+    for name, section in (("model", settings.model), ("training", settings.training)):
+        defaults = type(section)().model_dump()
+        for key, value in section.model_dump().items():
+            if value != defaults[key]:
+                changed[f"{name}.{key}"] = value
+    return changed
+
+
 class ConfigurationError(Exception):
     """A setting is wrong; the message names it, in one line."""
 

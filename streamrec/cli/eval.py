@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 
 from streamrec.benchmarks.results import replace_section
-from streamrec.config import Settings
+from streamrec.config import Settings, changed_model_settings
 from streamrec.datasets.base import Dataset
 from streamrec.datasets.registry import load_dataset
 from streamrec.evaluation.harness import EvaluationRun, evaluate
@@ -148,7 +148,9 @@ def command(
         threads=threads,
         progress=progress,
     )
-    run = EvaluationRun(dataset.name, protocol, seed, split.summary())
+    run = EvaluationRun(
+        dataset.name, protocol, seed, split.summary(), settings=changed_model_settings(settings)
+    )
     with _limited_threads(threads, needs_torch=STREAMREC in methods or run_sweep):
         for name in methods:
             try:

@@ -59,6 +59,9 @@ class EvaluationRun:
     results: list[MethodResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    # streamrec's model and training settings that differ from the defaults (config file,
+    # environment), so that a result names what produced it.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class EvaluationRun:
             "protocol": self.protocol,
             "seed": self.seed,
             "split": self.split,
+            "settings": self.settings,
             "results": [result.to_dict() for result in self.results],
             "skipped": self.skipped,
             "sweep": self.sweep,

@@ -97,6 +97,9 @@ def markdown_report(run: EvaluationRun) -> str:
     sections = [
         f"# Evaluation: {run.dataset}, protocol {run.protocol}, seed {run.seed}",
         f"Split: {split}.",
+        "streamrec settings changed from the defaults: "
+        + (", ".join(f"`{name}` {value}" for name, value in run.settings.items()) or "none")
+        + ".",
         markdown_table(run),
     ]
     notes = [f"- {name}: {reason}" for name, reason in run.skipped.items()]

@@ -413,6 +413,33 @@ def test_eval_command_writes_results_for_the_selected_methods(
     document = (tmp_path / "quality.md").read_text()
     assert "## ml-latest, loo, seed 0" in document
     assert "| item-knn |" in document and "eval-ml-latest-loo-seed0.json" in document
+    assert written["settings"] == {} and "changed from the defaults: none." in document
+
+
+def test_eval_results_name_the_settings_that_differ_from_the_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file = tmp_path / "tuned.toml"
+    config_file.write_text("[model]\nshortlist_length = 400\n")
+    monkeypatch.setenv("STREAMREC_MODEL__CLUSTERS", "100")
+    code, output = run_cli(
+        [
+            "--config", str(config_file),
+            "eval",
+            "--dataset", str(DATA / "ml-latest"),
+            "--protocol", "loo",
+            "--methods", "popularity",
+            "--output-dir", str(tmp_path),
+            "--latency-users", "0",
+            "--no-progress",
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, output
+    written = json.loads((tmp_path / "eval-ml-latest-loo-seed0.json").read_text())
+    assert written["settings"] == {"model.clusters": 100, "model.shortlist_length": 400}
+    report = (tmp_path / "eval-ml-latest-loo-seed0.md").read_text()
+    assert "`model.clusters` 100, `model.shortlist_length` 400." in report
 
 
 def test_eval_command_refuses_bad_input_in_one_line(
