@@ -106,7 +106,8 @@ class UnitOfWork:
         database runs them while the Python code inside goes on (PostgreSQL's pipeline mode,
         psycopg's ``Connection.pipeline``); leaving the block waits for them all and raises
         the first error. Only writes whose results nothing reads belong inside: a statement
-        that returns rows fails there. On SQLite, in process, statements run as usual.
+        that returns rows fails there. On SQLite, in process, and with a PostgreSQL driver
+        without pipeline mode (psycopg 3 has it with libpq 14 or later), they run as usual.
 
         >>> from streamrec.storage.memory import create_memory_database
         >>> with UnitOfWork(create_memory_database()) as uow:
@@ -116,10 +117,12 @@ class UnitOfWork:
         {0: 5}
         """
         connection = self._require_connection()
-        if connection.dialect.name != "postgresql":
+        dialect = connection.dialect
+        # psycopg 3 with libpq 14 or later has pipeline mode; other drivers run as usual.
+        pipeline = getattr(dialect.loaded_dbapi, "Pipeline", None)
+        if dialect.name != "postgresql" or pipeline is None or not pipeline.is_supported():
             yield
             return
-        dialect = connection.dialect
         driver_connection = connection.connection.driver_connection
         try:
             with driver_connection.pipeline():

@@ -117,3 +117,17 @@ def test_a_failed_overlapped_write_fails_the_block_and_nothing_is_kept(
 
     with unit_of_work_factory() as uow:
         assert _stored(uow) == (0, {}, {})
+
+
+def test_without_pipeline_mode_overlapped_writes_run_as_usual(
+    unit_of_work_factory: UnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with a libpq older than 14, which psycopg's pipeline mode needs.
+    psycopg = pytest.importorskip("psycopg")
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    with unit_of_work_factory() as uow:
+        _write_overlapped(uow, offset=1)
+        uow.commit()
+
+    with unit_of_work_factory() as uow:
+        assert _stored(uow) == (1, {"invalid_json": 1}, {0: 1})
