@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamrec.model.contributions import UserContribution, aggregate_deltas, contribution_deltas
 from streamrec.model.decay import ForwardDecay
@@ -15,28 +17,27 @@ CLUSTERS = 6
 TOP = 3
 
 
-def random_top_clusters(generator: np.random.Generator) -> tuple[tuple[int, float], ...]:
-    memberships = generator.random((1, CLUSTERS))
-    dense = dense_top_memberships(memberships, TOP)[0]
+def top_clusters_of(memberships: np.ndarray) -> tuple[tuple[int, float], ...]:
+    dense = dense_top_memberships(memberships[None, :], TOP)[0]
     return tuple((int(c), float(dense[c])) for c in np.flatnonzero(dense))
 
 
-def replay(
-    seed: int, decay: ForwardDecay | None
+# One event: (user, item, weight, the user's memberships after it).
+Event = tuple[str, str, float, np.ndarray]
+
+
+def stream_deltas(
+    events: list[Event], decay: ForwardDecay | None
 ) -> tuple[list[tuple[ClusterItemDelta, ...]], list[tuple[ClusterMassDelta, ...]], dict]:
-    """A random stream of events; after each one the user's memberships move at random.
-    Returns the deltas of each event and each user's final state."""
-    generator = np.random.default_rng(seed)
+    """The deltas of each event in order (a later weight on a pair replaces the earlier one,
+    and the user's memberships move to the event's), and each user's final state."""
     users: dict[str, UserContribution] = {}
     item_batches, mass_batches = [], []
-    for step in range(300):
-        user_id = f"u{generator.integers(8)}"
-        item_id = f"i{generator.integers(15)}"
-        weight = float(generator.choice([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    for step, (user_id, item_id, weight, memberships) in enumerate(events):
         timestamp = 1_000.0 + step * 3_600.0
         before = users.get(user_id, UserContribution((), {}))
         after = UserContribution(
-            top_clusters=random_top_clusters(generator),
+            top_clusters=top_clusters_of(memberships),
             weights={**before.weights, item_id: weight},
             timestamps={**before.timestamps, item_id: timestamp},
             last_event_at=timestamp,
@@ -46,6 +47,23 @@ def replay(
         mass_batches.append(tuple(masses))
         users[user_id] = after
     return item_batches, mass_batches, users
+
+
+def replay(
+    seed: int, decay: ForwardDecay | None
+) -> tuple[list[tuple[ClusterItemDelta, ...]], list[tuple[ClusterMassDelta, ...]], dict]:
+    """A random stream of 300 events; after each one the user's memberships move at random."""
+    generator = np.random.default_rng(seed)
+    events = [
+        (
+            f"u{generator.integers(8)}",
+            f"i{generator.integers(15)}",
+            float(generator.choice([-1.0, -0.5, 0.0, 0.5, 1.0])),
+            generator.random(CLUSTERS),
+        )
+        for _ in range(300)
+    ]
+    return stream_deltas(events, decay)
 
 
 def built_in_batch(
@@ -73,13 +91,26 @@ def built_in_batch(
 
 
 def assert_same(first: ClusterStatistics, second: ClusterStatistics) -> None:
-    order = [second.item_index[item] for item in first.item_ids]
-    assert sorted(first.item_ids) == sorted(second.item_ids)
+    """Equal statistics for every item either knows (an item one of them never saw counts as
+    all zeros: a contribution of zero membership leaves no trace)."""
+    items = sorted(set(first.item_ids) | set(second.item_ids))
     for name in ("liked", "rated", "weighted"):
         np.testing.assert_allclose(
-            getattr(first, name), getattr(second, name)[:, order], rtol=1e-9, atol=1e-9
+            dense_columns(first, name, items),
+            dense_columns(second, name, items),
+            rtol=1e-9,
+            atol=1e-9,
         )
     np.testing.assert_allclose(first.mass, second.mass, rtol=1e-9, atol=1e-9)
+
+
+def dense_columns(statistics: ClusterStatistics, name: str, items: list[str]) -> np.ndarray:
+    values = getattr(statistics, name)
+    columns = np.zeros((statistics.clusters, len(items)))
+    for position, item in enumerate(items):
+        if item in statistics.item_index:
+            columns[:, position] = values[:, statistics.item_index[item]]
+    return columns
 
 
 @pytest.mark.parametrize(
@@ -129,3 +160,35 @@ def test_read_time_normalisation_makes_older_contributions_weigh_less() -> None:
     columns = statistics.columns_of(["old", "new"])
     assert liked[0, columns].tolist() == pytest.approx([0.5, 1.0])
     assert mass.tolist() == pytest.approx([1.5])
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from([f"u{user}" for user in range(4)]),
+        st.sampled_from([f"i{item}" for item in range(6)]),
+        st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0]),
+        st.lists(st.floats(0.0, 1.0), min_size=CLUSTERS, max_size=CLUSTERS).map(np.array),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=EVENTS, with_decay=st.booleans(), batch_size=st.integers(1, 8))
+def test_any_event_sequence_streamed_in_any_batches_equals_the_batch_build(
+    events: list[Event], with_decay: bool, batch_size: int
+) -> None:
+    """Changed ratings (a pair seen again) and membership moves (every event) included; the
+    consumer aggregates a batch's deltas before applying them, as here."""
+    decay = ForwardDecay(half_life_seconds=86_400.0, landmark=0.0) if with_decay else None
+    item_batches, mass_batches, users = stream_deltas(events, decay)
+    streamed = ClusterStatistics(CLUSTERS, decay=decay)
+    for start in range(0, len(events), batch_size):
+        streamed.apply(
+            *aggregate_deltas(
+                [delta for batch in item_batches[start : start + batch_size] for delta in batch],
+                [delta for batch in mass_batches[start : start + batch_size] for delta in batch],
+            )
+        )
+    assert_same(streamed, built_in_batch(users, decay))
