@@ -77,6 +77,16 @@ def test_a_user_with_nothing_gets_the_global_shortlist_and_demographics_get_vote
     assert len(described) == 3
 
 
+def test_a_history_of_items_never_seen_in_training_still_gets_a_full_list(
+    recommender: EfficientRecRecommender,
+) -> None:
+    # Hashed ids give any item a vector, so such a user is encoded and voted for as usual.
+    unknown = [("never-seen-1", 1.0), ("never-seen-2", 0.5)]
+    (items,) = recommender.recommend_many([UserHistory("stranger", unknown)], n=5)
+    assert len(items) == 5
+    assert not set(items) & {"never-seen-1", "never-seen-2"}
+
+
 def test_shortlist_length_and_memberships_change_without_retraining(
     recommender: EfficientRecRecommender,
 ) -> None:

@@ -123,9 +123,10 @@ def test_training_learns_planted_groups(cluster_head: str) -> None:
         top_memberships=1,
         progress=False,
     )
-    early = np.mean([losses.total for losses in report.losses[:5]])
-    late = np.mean([losses.total for losses in report.losses[-5:]])
-    assert late < early
+    for name in ("total", "triplet"):
+        early = np.mean([getattr(losses, name) for losses in report.losses[:5]])
+        late = np.mean([getattr(losses, name) for losses in report.losses[-5:]])
+        assert late < early, name
     # Users of one planted group end up closer to each other than to other groups.
     histories = [([f"g{group}-i{item}" for item in range(4)], [1.0] * 4) for group in range(4)]
     histories += [([f"g{group}-i{item}" for item in range(4, 8)], [1.0] * 4) for group in range(4)]
