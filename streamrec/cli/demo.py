@@ -295,9 +295,11 @@ def _print_hit_rates(
     console.print(table)
     console.print(
         "The hit rate is read from the recommendations topic: a user's events are judged by "
-        "what the pipeline had published before the batch that applied them. This first "
-        "model was trained on the same data; `streamrec bench prequential` trains on a "
-        "prefix and compares with more baselines."
+        "what the pipeline had published before the batch that applied them, while the "
+        "popularity baseline learns after every event; on MovieLens, whose users rate in "
+        "bursts of what is popular at the time, that favours popularity (docs/performance.md). "
+        "This first model was trained on the same data; `streamrec bench prequential` trains "
+        "on a prefix and compares with more baselines."
     )
 
 
