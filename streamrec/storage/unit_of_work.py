@@ -118,7 +118,6 @@ class UnitOfWork:
         """
         connection = self._require_connection()
         dialect = connection.dialect
-        # psycopg 3 with libpq 14 or later has pipeline mode; other drivers run as usual.
         pipeline = getattr(dialect.loaded_dbapi, "Pipeline", None)
         if dialect.name != "postgresql" or pipeline is None or not pipeline.is_supported():
             yield
