@@ -314,3 +314,42 @@ class TrainerLockRow(Base):
     owner: Mapped[str]
     acquired_at: Mapped[float]
     expires_at: Mapped[float]
+
+
+# Robustness tables (migration 0008) ------------------------------------------------------
+
+
+class ProcessedEventRow(Base):
+    """Every accepted interaction event id, with a fingerprint of its content.
+
+    ``interactions`` keeps only the latest event per (user, item), so it cannot tell whether an
+    event id was seen before. This table can: an id seen again with the same fingerprint is a
+    duplicate (ignored), with another fingerprint a reused id (dead-lettered). Rows older than
+    ``events.deduplication_retention_days`` may be pruned: that is the deduplication window.
+    """
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str]
+    item_id: Mapped[str]
+    received_at: Mapped[float] = mapped_column(index=True)
+
+
+class OffsetResetRow(Base):
+    """An operator's decision to move a consumer group's stored offset on one partition, made
+    because the stored offset lay outside the log (``streamrec consume --reset-offsets``)."""
+
+    __tablename__ = "offset_resets"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    consumer_group: Mapped[str]
+    topic: Mapped[str]
+    partition: Mapped[int]
+    stored_offset: Mapped[int] = mapped_column(BigInteger)
+    log_start_offset: Mapped[int] = mapped_column(BigInteger)
+    log_end_offset: Mapped[int] = mapped_column(BigInteger)
+    choice: Mapped[str] = mapped_column(String(16))
+    new_offset: Mapped[int] = mapped_column(BigInteger)
+    reset_at: Mapped[float]
