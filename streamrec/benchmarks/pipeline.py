@@ -389,7 +389,7 @@ def _rate_text(per_second: float | None) -> str:
 
 
 def targets(results: PipelineResults) -> list[dict[str, Any]]:
-    """Each target of issue 4 with the measured value and whether it is met."""
+    """Each pipeline target with the measured value and whether it is met."""
     found: list[dict[str, Any]] = []
     empty = next((point for point in results.sustained if point.stored_users == 0), None)
     if empty is not None:
@@ -473,7 +473,7 @@ def markdown_report(results: PipelineResults) -> str:
         [target["target"], target["measured"], "met" if target["met"] else "**not yet**"]
         for target in targets(results)
     ]
-    text += "\n" + markdown_table(["target (issue 4)", "measured", ""], verdicts)
+    text += "\n" + markdown_table(["target", "measured", ""], verdicts)
     return text
 
 

@@ -1,5 +1,5 @@
 """``streamrec bench recommendation-latency``: the time of one recommendation, beside a
-full-catalogue scoring of the same user (issue 3's target: p99 at most 2 ms).
+full-catalogue scoring of the same user (the target: p99 at most 2 ms).
 
 Both paths start from what the consumer stores for a user: the top-M memberships and the
 profile z_u (so the retrieval query P z_u). Each request also looks up the user's own items,
@@ -166,7 +166,7 @@ def report_markdown(result: dict[str, Any], plot_name: str | None) -> str:
         f"{result['mean_candidates']:.0f} candidates per user on average.",
         "",
         markdown_table(["path", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)"], rows),
-        f"Target (issue 3): one recommendation p99 at most {TARGET_P99_MS:g} ms: "
+        f"Target: one recommendation p99 at most {TARGET_P99_MS:g} ms: "
         f"{serving_p99:.3f} ms, {met}.",
     ]
     if plot_name:

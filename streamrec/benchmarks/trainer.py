@@ -429,7 +429,7 @@ def trainer_section(table: str, output_dir: Path) -> str:
     body = table.replace("\n## ", "\n### ").removeprefix("## ")
     return (
         "Measured by `streamrec bench trainer` (PostgreSQL, synthetic users); raw numbers in "
-        f"{output_dir.as_posix()}/trainer.json. Targets (issue 5): fine-tune time flat as users "
+        f"{output_dir.as_posix()}/trainer.json. Targets: fine-tune time flat as users "
         "grow (it samples), rebuild throughput reported, quality gained after a planted drift."
         f"\n\n### {body}\n![trainer](../{output_dir.as_posix()}/trainer.png)\n"
     )

@@ -218,5 +218,5 @@ def test_recommendation_latency_times_both_paths_and_reports_the_target(
     for durations in result["durations_ns"].values():
         assert len(durations) == result["users"] * 2 and min(durations) > 0
     assert result["mean_candidates"] <= 5 * result["top_memberships"]
-    assert "Target (issue 3)" in (tmp_path / "performance.md").read_text()
+    assert "Target: one recommendation p99" in (tmp_path / "performance.md").read_text()
     assert (tmp_path / "recommendation-latency-ml-latest.png").stat().st_size > 0
