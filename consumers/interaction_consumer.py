@@ -43,7 +43,7 @@ from streamrec.drift import DriftSignal
 from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
 from streamrec.storage.records import DeadLetter, TrainingTrigger
 from streamrec.validation import encode_recommendation
-from trainer.control_messages import TrainCommand, encode_control
+from streamrec.validation.control import TrainCommand, encode_control
 
 logger = logging.getLogger(__name__)
 

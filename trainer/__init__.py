@@ -2,7 +2,8 @@
 
 - ``process``: ``TrainerProcess``, the schedule (APScheduler 3), control-topic commands with
   the drift rate limit, metrics and health;
-- ``control`` and ``control_messages``: the control topic on Kafka and its JSON messages;
+- ``control``: the control topic on Kafka (its JSON messages are in
+  ``streamrec.validation.control``, shared with the consumers);
 - ``schedule``: settings.trainer.schedule as an APScheduler trigger;
 - ``metrics``: the process's own metrics beside the shared TrainerMetrics.
 

@@ -19,8 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from streamrec.config import Settings
-from streamrec.validation.rejection import Rejection
-from trainer.control_messages import (
+from streamrec.validation.control import (
     ControlMessage,
     ModelActivated,
     RunFinished,
@@ -29,6 +28,7 @@ from trainer.control_messages import (
     encode_control,
     parse_control,
 )
+from streamrec.validation.rejection import Rejection
 
 logger = logging.getLogger(__name__)
 

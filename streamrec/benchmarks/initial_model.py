@@ -16,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from streamrec.config import Settings
-from streamrec.datasets.base import Dataset, InteractionTable
+from streamrec.datasets.base import Dataset
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.storage import UnitOfWork
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from streamrec.benchmarks.results import output_options
 from streamrec.config import Settings
+from streamrec.observability.progress import TrainingProgressBar
 
 TARGET_P99_MS = 2.0
 SERVING = "serving (M shortlists, re-ranked)"
@@ -73,7 +74,9 @@ def measure(
     training = settings.training
     if steps is not None:
         training = training.model_copy(update={"steps": steps})
-    recommender = EfficientRecRecommender(settings.model, training, progress=True)
+    recommender = EfficientRecRecommender(
+        settings.model, training, training_observer=TrainingProgressBar()
+    )
     recommender.fit(split.train, dataset.items, dataset.user_attributes)
     model, shortlists = recommender.model, recommender.shortlists
     assert model is not None and shortlists is not None

@@ -143,10 +143,10 @@ def measure_drift_gain(
     """One real trainer run after a planted drift; the candidate's and the active version's
     precision on the same held-out users."""
     from streamrec.benchmarks.stack import new_run_id, scratch_database
-    from streamrec.datasets.base import InteractionTable
     from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
     from streamrec.model.efficientrec import EfficientRec
     from streamrec.model.features import FeatureSchema
+    from streamrec.model.interaction_table import InteractionTable
     from streamrec.model.training.sampler import InMemoryUserSampler
     from streamrec.model.training.trainer import train
     from streamrec.services.training_run import RunRequest, TrainingRunService, precision_key
@@ -178,7 +178,6 @@ def measure_drift_gain(
         {},
         settings.training,
         steps=pretraining_steps,
-        progress=False,
     )
     # Any candidate is promoted: the point is its score beside the active version's.
     judged = settings.model_copy(

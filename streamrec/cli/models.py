@@ -201,8 +201,8 @@ def _announcer(settings: Settings) -> Callable[[int, int | None], None]:
     """Announce a flip on the control topic, best effort (consumers also poll the registry)."""
 
     def announce(version: int, previous: int | None) -> None:
+        from streamrec.validation.control import ModelActivated
         from trainer.control import ControlPublisher
-        from trainer.control_messages import ModelActivated
 
         try:
             publisher = ControlPublisher(settings)

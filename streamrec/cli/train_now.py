@@ -40,8 +40,8 @@ def command(
     from streamrec.errors import UserFacingError
     from streamrec.kafka import ensure_topics
     from streamrec.storage.records import TrainingTrigger
+    from streamrec.validation.control import RunStarted, TrainCommand
     from trainer.control import ControlPublisher, control_replies
-    from trainer.control_messages import RunStarted, TrainCommand
 
     ensure_topics(settings, [settings.topics.control])
     request = TrainCommand(

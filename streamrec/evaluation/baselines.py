@@ -5,10 +5,10 @@ whatever its weight), score every training item for a batch of user histories, a
 return an item from the history. Users unseen in training are served by folding them in: their
 history row is all these models need (ALS solves one small least-squares problem per user).
 
->>> from streamrec.datasets.base import InteractionTable
+>>> from streamrec.model.interaction_table import InteractionTable
 >>> train = InteractionTable.from_rows(
 ...     [("u1", "a", 1.0, 0.0, None), ("u1", "b", 1.0, 1.0, None), ("u2", "b", 1.0, 2.0, None)])
->>> from streamrec.evaluation.protocol import UserHistory
+>>> from streamrec.model.history import UserHistory
 >>> popularity = PopularityRecommender()
 >>> popularity.fit(train, {}, {})
 >>> popularity.recommend_many([UserHistory("new", [("a", 1.0)])], n=5)
@@ -24,9 +24,9 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.linalg import lapack
 
-from streamrec.datasets.base import InteractionTable
-from streamrec.evaluation.protocol import UserHistory
 from streamrec.events import ItemEvent
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 
 DEFAULT_BATCH_SIZE = 256
 # Above this share of non-zeros a sparse similarity matrix is cheaper to keep dense.

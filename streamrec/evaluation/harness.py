@@ -27,8 +27,9 @@ from tqdm import tqdm
 
 from streamrec.datasets.base import Dataset
 from streamrec.evaluation import metrics
-from streamrec.evaluation.protocol import OfflineRecommender, UserHistory
+from streamrec.evaluation.protocol import OfflineRecommender
 from streamrec.evaluation.splits import COLD_USERS, LEAVE_ONE_OUT, EvaluationCase, EvaluationSplit
+from streamrec.model.history import UserHistory
 
 COLD_USERS_CUTOFF = 50
 LEAVE_ONE_OUT_CUTOFFS = (5, 10, 20)

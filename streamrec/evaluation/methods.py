@@ -27,6 +27,7 @@ from streamrec.evaluation.baselines import (
     PopularityRecommender,
 )
 from streamrec.evaluation.protocol import OfflineRecommender
+from streamrec.observability.progress import TrainingProgressBar
 
 STREAMREC = "streamrec"
 BASELINES = ("popularity", "item-knn", "ease", "als")
@@ -107,7 +108,9 @@ def _streamrec(options: MethodOptions, settings: Settings) -> OfflineRecommender
         )
         raise MethodUnavailable(f"streamrec skipped: invalid model settings ({problems})") from None
     recommender = EfficientRecRecommender(
-        model_settings, training_settings, progress=options.progress
+        model_settings,
+        training_settings,
+        training_observer=TrainingProgressBar() if options.progress else None,
     )
     recommender.name = STREAMREC
     return recommender

@@ -7,23 +7,11 @@ may never have seen, given only their history (the cold-user case EfficientRec e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamrec.datasets.base import InteractionTable
 from streamrec.events import ItemEvent
-
-
-@dataclass(frozen=True)
-class UserHistory:
-    """What a recommender may know of one evaluated user: their (item_id, weight) history in
-    time order, their demographics if the dataset has any, and the time of each interaction
-    (epoch seconds, one per interaction; None where the source does not give them)."""
-
-    user_id: str
-    interactions: Sequence[tuple[str, float]]
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    timestamps: Sequence[float] | None = None
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 
 
 class OfflineRecommender(Protocol):

@@ -5,7 +5,8 @@ interactions are split at random 50/50 into the history the recommender sees and
 items it should find. *loo* (leave-one-out, the ELCRec benchmark): every user's last interaction
 is held out, everything before it is both the user's history and training data.
 
->>> from streamrec.datasets.base import Dataset, InteractionTable
+>>> from streamrec.datasets.base import Dataset
+>>> from streamrec.model.interaction_table import InteractionTable
 >>> rows = [(f"u{user}", f"i{item}", 1.0, float(item), 4.0)
 ...         for user in range(20) for item in range(user % 5, user % 5 + 6)]
 >>> dataset = Dataset("toy", InteractionTable.from_rows(rows))
@@ -25,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.datasets.base import Dataset, InteractionTable
-from streamrec.evaluation.protocol import UserHistory
+from streamrec.datasets.base import Dataset
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 
 COLD_USERS = "cold-users"
 LEAVE_ONE_OUT = "loo"

@@ -3,7 +3,7 @@
 A later event on the same (user, item) replaces the earlier weight, so only the latest row of
 each pair is kept. User u's interactions are rows offsets[u]:offsets[u + 1].
 
->>> from streamrec.datasets.base import InteractionTable
+>>> from streamrec.model.interaction_table import InteractionTable
 >>> table = InteractionTable.from_rows([("u1", "a", 1.0, 0.0, None), ("u2", "a", 0.5, 1.0, None),
 ...                                     ("u1", "a", -1.0, 2.0, None)])
 >>> sets = InteractionSets.from_table(table)
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamrec.datasets.base import InteractionTable
+from streamrec.model.interaction_table import InteractionTable
 
 
 @dataclass(frozen=True)

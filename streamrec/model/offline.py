@@ -14,14 +14,14 @@ timestamps. The encoder is trained on unweighted views unless ``train_with_recen
 recency at inference only measured better on Amazon Beauty (docs/model.md).
 
 >>> from streamrec.config import ModelSettings, TrainingSettings
->>> from streamrec.datasets.base import InteractionTable
->>> from streamrec.evaluation.protocol import UserHistory
+>>> from streamrec.model.interaction_table import InteractionTable
+>>> from streamrec.model.history import UserHistory
 >>> table = InteractionTable.from_rows(
 ...     (f"u{user}", f"i{(user * 7 + step) % 30}", 1.0, float(step), None)
 ...     for user in range(40) for step in range(6))
 >>> recommender = EfficientRecRecommender(
 ...     ModelSettings(hash_buckets=256, clusters=4, shortlist_length=10),
-...     TrainingSettings(users_per_step=16, steps=5), progress=False)
+...     TrainingSettings(users_per_step=16, steps=5))
 >>> recommender.fit(table, {}, {})
 >>> recommendations = recommender.recommend_many([UserHistory("new", [("i3", 1.0)])], n=5)
 >>> len(recommendations[0]), "i3" in recommendations[0]
@@ -38,19 +38,19 @@ import numpy as np
 from scipy import sparse
 
 from streamrec.config import ModelSettings, TrainingSettings
-from streamrec.datasets.base import InteractionTable
-from streamrec.evaluation.protocol import UserHistory
 from streamrec.events import ItemEvent
 from streamrec.model.decay import ForwardDecay
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
+from streamrec.model.history import UserHistory
 from streamrec.model.interaction_sets import InteractionSets
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.memberships import dense_top_memberships, top_memberships
 from streamrec.model.pooling import bag_recency_factors, pooled_vectors, set_recency_factors
 from streamrec.model.shortlists import NO_ITEM, Shortlists
 from streamrec.model.statistics import ClusterStatistics
 from streamrec.model.training.sampler import InMemoryUserSampler
-from streamrec.model.training.trainer import TrainingReport, train
+from streamrec.model.training.trainer import TrainingObserver, TrainingReport, train
 from streamrec.model.voting import recommend
 
 # Users encoded and scored per batch: bounds the (users x items) score matrices.
@@ -76,7 +76,8 @@ class EfficientRecRecommender:
         self,
         model_settings: ModelSettings,
         training_settings: TrainingSettings,
-        progress: bool = True,
+        *,
+        training_observer: TrainingObserver | None = None,
         model: EfficientRec | None = None,
         train_with_recency: bool = False,
     ) -> None:
@@ -86,7 +87,7 @@ class EfficientRecRecommender:
         False (default) trains as without the setting and weights at inference only."""
         self.model_settings = model_settings
         self.training_settings = training_settings
-        self.progress = progress
+        self.training_observer = training_observer
         self.given_model = model
         self.train_with_recency = train_with_recency
         self.training_report: TrainingReport | None = None
@@ -178,7 +179,7 @@ class EfficientRecRecommender:
             items,
             self.training_settings,
             top_memberships=self.model_settings.top_memberships,
-            progress=self.progress,
+            observer=self.training_observer,
             pooling_half_life_seconds=self.model_settings.pooling_half_life_seconds
             if self.train_with_recency
             else None,

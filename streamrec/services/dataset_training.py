@@ -23,12 +23,14 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from streamrec.config import Settings
-from streamrec.datasets.base import Dataset, InteractionTable
+from streamrec.datasets.base import Dataset
 from streamrec.errors import UserFacingError
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.training.sampler import InMemoryUserSampler
 from streamrec.model.training.trainer import train
+from streamrec.observability.progress import TrainingProgressBar
 from streamrec.services.training_run import SwitchRefusedError, TrainingRunService
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.unit_of_work import UnitOfWork
@@ -75,7 +77,7 @@ def train_and_activate(
         settings.training,
         steps=steps,
         top_memberships=settings.model.top_memberships,
-        progress=progress,
+        observer=TrainingProgressBar() if progress else None,
     )
     announce(f"trained {report.steps} steps in {report.seconds:.1f} s")
     announce(report.clusters.summary())

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from streamrec.datasets.base import InteractionTable
-from streamrec.evaluation.protocol import UserHistory
 from streamrec.evaluation.splits import EvaluationCase
 from streamrec.events import ItemEvent
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.state import Interaction
 from streamrec.storage.unit_of_work import UnitOfWork
 

@@ -137,7 +137,6 @@ def fine_tune_candidate(
         sample.items,
         settings.training.model_copy(update={"seed": seed}),
         top_memberships=settings.model.top_memberships,
-        progress=False,
     )
     return candidate, report.to_dict()
 
@@ -439,7 +438,7 @@ def evaluate(model: EfficientRec, sample: TrainingSample, settings: Settings) ->
     """Precision, recall and NDCG at N of ``model`` on the sample's held-out users, with
     cluster statistics built from the sample's training users (the same for every model
     judged on this sample)."""
-    recommender = EfficientRecRecommender(settings.model, settings.training, False, model=model)
+    recommender = EfficientRecRecommender(settings.model, settings.training, model=model)
     recommender.fit(sample.table, sample.items, sample.attributes)
     count = settings.model.recommendations
     recommended = recommender.recommend_many([case.history for case in sample.held_out], count)

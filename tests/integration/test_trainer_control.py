@@ -14,6 +14,7 @@ from streamrec.config import Settings
 from streamrec.kafka import create_producer
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
+from streamrec.validation.control import ModelActivated, parse_control
 from tests.integration.pipeline_support import on_postgresql, read_topic, settings_environment
 from tests.integration.trainer_support import (
     activate_with_state,
@@ -23,7 +24,6 @@ from tests.integration.trainer_support import (
     trained_model,
     trainer_settings,
 )
-from trainer.control_messages import ModelActivated, parse_control
 
 MALFORMED = [b"{not json", b'{"schema_version": 1, "type": "train"}', b'{"schema_version": 9}']
 

@@ -17,14 +17,15 @@ from streamrec.config import Settings
 from streamrec.datasets.base import RatingScale
 from streamrec.datasets.synthetic import SyntheticStream
 from streamrec.drift import DriftSignal, HitRateDriftDetector
-from streamrec.evaluation.protocol import UserHistory
 from streamrec.events import InteractionEvent
+from streamrec.model.history import UserHistory
 from streamrec.model.offline import EfficientRecRecommender
 from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.records import TrainingRun, TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import parse_interaction
+from streamrec.validation.control import TrainCommand, parse_control
 from tests.integration.pipeline_support import (
     consume_in_process,
     on_postgresql,
@@ -41,7 +42,6 @@ from tests.integration.trainer_support import (
     wait_until,
 )
 from trainer.control import ControlPublisher
-from trainer.control_messages import TrainCommand, parse_control
 from trainer.process import TrainerProcess
 
 # Every group swaps all its items halfway through the stream. Enough events on each side of
@@ -80,7 +80,7 @@ def test_drift_in_the_synthetic_stream_triggers_one_rate_limited_retrain(
     drift_time = stream.drift_time
     assert drift_time is not None
     before_drift = table.subset(table.timestamps < drift_time)
-    recommender = EfficientRecRecommender(settings.model, settings.training, False)
+    recommender = EfficientRecRecommender(settings.model, settings.training)
     recommender.fit(before_drift, {}, {})
     assert recommender.model is not None
     # The serving model is the one trained before the drift; all stored data is new to it.
@@ -162,7 +162,7 @@ def test_a_consumer_seeing_drift_asks_the_trainer_for_a_drift_run(
     table = stream.to_dataset().table
     drift_time = stream.drift_time
     assert drift_time is not None
-    recommender = EfficientRecRecommender(settings.model, settings.training, False)
+    recommender = EfficientRecRecommender(settings.model, settings.training)
     recommender.fit(table.subset(table.timestamps < drift_time), {}, {})
     assert recommender.model is not None
     register(engine, recommender.model, ModelStatus.ACTIVE, created_at=0.0)

@@ -111,13 +111,13 @@ def trained_model(
     settings: Settings, interactions: Sequence[Interaction], seed: int = 0
 ) -> EfficientRec:
     """A model trained briefly on ``interactions``: clearly better than an untrained one."""
-    from streamrec.datasets.base import InteractionTable
+    from streamrec.model.interaction_table import InteractionTable
 
     table = InteractionTable.from_rows(
         (row.user_id, row.item_id, row.weight, row.timestamp, None) for row in interactions
     )
     model = EfficientRec.new(settings.model, FeatureSchema(), seed=seed)
-    train(model, InMemoryUserSampler(table), {}, settings.training, progress=False)
+    train(model, InMemoryUserSampler(table), {}, settings.training)
     return model
 
 

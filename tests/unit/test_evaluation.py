@@ -12,7 +12,7 @@ import pytest
 
 from streamrec.cli.main import main
 from streamrec.config import Settings
-from streamrec.datasets.base import Dataset, InteractionTable
+from streamrec.datasets.base import Dataset
 from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream
 from streamrec.evaluation import metrics
 from streamrec.evaluation.baselines import (
@@ -23,7 +23,6 @@ from streamrec.evaluation.baselines import (
 from streamrec.evaluation.harness import EvaluationRun, cluster_sizes, evaluate, quality
 from streamrec.evaluation.methods import MethodOptions, MethodUnavailable, build_method
 from streamrec.evaluation.plots import plot_sweep
-from streamrec.evaluation.protocol import UserHistory
 from streamrec.evaluation.report import cluster_summary, markdown_report, write_results
 from streamrec.evaluation.splits import (
     COLD_USERS,
@@ -35,6 +34,8 @@ from streamrec.evaluation.splits import (
 )
 from streamrec.evaluation.sweep import sweep
 from streamrec.events import ItemEvent
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from streamrec.config import ModelSettings, TrainingSettings
-from streamrec.datasets.base import InteractionTable
 from streamrec.events import ItemEvent
 from streamrec.model.efficientrec import EfficientRec, ModelFormatError
 from streamrec.model.features import FeatureSchema
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.training.sampler import InMemoryUserSampler
 from streamrec.model.training.trainer import train
 
@@ -52,7 +52,6 @@ def test_the_parameter_count_is_the_same_for_a_thousand_and_a_million_users(
             {},
             TrainingSettings(users_per_step=32),
             steps=2,
-            progress=False,
         )
         counts.append(model.parameter_count())
     assert counts[0] == counts[1] > 0

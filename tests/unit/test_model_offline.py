@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from streamrec.config import ModelSettings, TrainingSettings
-from streamrec.datasets.base import InteractionTable
-from streamrec.evaluation.protocol import UserHistory
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.offline import EfficientRecRecommender
 
 GROUPS = 4
@@ -39,7 +39,6 @@ def recommender() -> EfficientRecRecommender:
             cluster_head="centroid",
         ),
         TrainingSettings(users_per_step=64, steps=150, learning_rate=1e-2),
-        progress=False,
     )
     recommender.fit(planted_table(), {}, {"u1": {"age": "25"}})
     return recommender
@@ -113,7 +112,7 @@ def test_reranking_returns_candidates_of_the_users_clusters(
 
 
 def test_reconfigure_before_fit_is_an_error() -> None:
-    fresh = EfficientRecRecommender(ModelSettings(), TrainingSettings(), progress=False)
+    fresh = EfficientRecRecommender(ModelSettings(), TrainingSettings())
     with pytest.raises(RuntimeError, match="fit"):
         fresh.reconfigure(shortlist_length=3)
 

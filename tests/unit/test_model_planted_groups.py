@@ -53,7 +53,6 @@ def fitted(split: EvaluationSplit, planted: Dataset, seed: int) -> EfficientRecR
             feature_buckets=64,
         ),
         TrainingSettings(users_per_step=64, steps=150, learning_rate=1e-2, seed=seed),
-        progress=False,
     )
     recommender.fit(split.train, planted.items, planted.user_attributes)
     return recommender

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streamrec.config import ModelSettings, Settings, TrainingSettings
-from streamrec.datasets.base import InteractionTable
-from streamrec.evaluation.protocol import UserHistory
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
+from streamrec.model.history import UserHistory
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.offline import EfficientRecRecommender
 from streamrec.model.pooling import (
     RecencyPooledSums,
@@ -233,7 +233,6 @@ def fitted(half_life: float | None, train_with_recency: bool = False) -> Efficie
             hash_buckets=256, clusters=4, shortlist_length=10, pooling_half_life_seconds=half_life
         ),
         TrainingSettings(users_per_step=16, steps=5),
-        progress=False,
         train_with_recency=train_with_recency,
     )
     recommender.fit(toy_table(), {}, {})
@@ -276,7 +275,7 @@ def test_training_with_recency_needs_a_sampler_with_timestamps() -> None:
     with pytest.raises(ValueError, match="timestamps"):
         train(
             model, lambda users, generator: no_times, {}, TrainingSettings(users_per_step=4),
-            steps=1, progress=False, pooling_half_life_seconds=1.0,
+            steps=1, pooling_half_life_seconds=1.0,
         )  # fmt: skip
 
 

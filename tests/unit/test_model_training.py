@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from streamrec.config import ModelSettings, TrainingSettings
-from streamrec.datasets.base import InteractionTable
 from streamrec.model.cluster_report import cluster_report
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
+from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.training.losses import (
     membership_balance,
     membership_consistency,
@@ -121,7 +121,6 @@ def test_training_learns_planted_groups(cluster_head: str) -> None:
         TrainingSettings(users_per_step=64, learning_rate=1e-2),
         steps=60,
         top_memberships=1,
-        progress=False,
     )
     for name in ("total", "triplet"):
         early = np.mean([getattr(losses, name) for losses in report.losses[:5]])
@@ -146,7 +145,6 @@ def test_fine_tuning_trains_a_copy_and_leaves_the_serving_model_untouched() -> N
         InMemoryUserSampler(planted_table()),
         {},
         TrainingSettings(users_per_step=32, fine_tune_steps=3),
-        progress=False,
     )
     assert report.steps == 3
     np.testing.assert_array_equal(model.item_vectors(["g0-i1"], {}), before)
@@ -163,7 +161,7 @@ def test_any_callable_can_be_the_sampler() -> None:
         return in_memory(users, generator)
 
     model = EfficientRec.new(SMALL, FeatureSchema())
-    train(model, database_like, {}, TrainingSettings(users_per_step=16), steps=2, progress=False)
+    train(model, database_like, {}, TrainingSettings(users_per_step=16), steps=2)
     assert calls[:2] == [16, 16]
 
 

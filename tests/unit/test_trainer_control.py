@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.trainer import random_key
-from streamrec.validation.rejection import Rejection, RejectionReason
-from trainer.control_messages import (
+from streamrec.validation.control import (
     ModelActivated,
     RunFinished,
     RunStarted,
@@ -19,6 +18,7 @@ from trainer.control_messages import (
     encode_control,
     parse_control,
 )
+from streamrec.validation.rejection import Rejection, RejectionReason
 from trainer.schedule import ScheduleError, schedule_trigger
 
 MESSAGES = [

@@ -5,7 +5,7 @@ from the database in the trainer process. The cost of a batch depends on how man
 holds (and their capped set sizes), never on how many users exist.
 
 >>> import numpy as np
->>> from streamrec.datasets.base import InteractionTable
+>>> from streamrec.model.interaction_table import InteractionTable
 >>> table = InteractionTable.from_rows(
 ...     [("u1", "a", 1.0, 0.0, None), ("u1", "b", 0.5, 1.0, None), ("u2", "a", -1.0, 2.0, None),
 ...      ("u2", "c", 1.0, 3.0, None)])
@@ -22,8 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
-from streamrec.datasets.base import InteractionTable
 from streamrec.model.interaction_sets import InteractionSets
+from streamrec.model.interaction_table import InteractionTable
 
 
 @dataclass(frozen=True)

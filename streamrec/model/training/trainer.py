@@ -9,14 +9,14 @@ the centroid head's own pull/push loss. The cost of a step does not depend on ho
 exist.
 
 >>> from streamrec.config import ModelSettings, TrainingSettings
->>> from streamrec.datasets.base import InteractionTable
+>>> from streamrec.model.interaction_table import InteractionTable
 >>> from streamrec.model.features import FeatureSchema
 >>> table = InteractionTable.from_rows(
 ...     (f"u{user}", f"i{(user * 7 + step) % 30}", 1.0, float(step), None)
 ...     for user in range(40) for step in range(6))
 >>> model = EfficientRec.new(ModelSettings(hash_buckets=256, clusters=4), FeatureSchema())
 >>> report = train(model, InMemoryUserSampler(table), {},
-...                TrainingSettings(users_per_step=16), steps=3, progress=False)
+...                TrainingSettings(users_per_step=16), steps=3)
 >>> report.steps, len(report.losses)
 (3, 3)
 """
@@ -27,11 +27,10 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from streamrec.config import TrainingSettings
 from streamrec.events import ItemEvent
@@ -46,7 +45,7 @@ from streamrec.model.training.losses import (
 )
 from streamrec.model.training.sampler import InMemoryUserSampler, UserBatch, UserSampler
 
-__all__ = ["InMemoryUserSampler", "TrainingReport", "fine_tune", "train"]
+__all__ = ["InMemoryUserSampler", "TrainingObserver", "TrainingReport", "fine_tune", "train"]
 
 # Users encoded (whole sets) at the end of training to report cluster health.
 REPORT_BATCHES = 4
@@ -83,6 +82,20 @@ class TrainingReport:
         }
 
 
+class TrainingObserver(Protocol):
+    """Watches a training run (a progress bar, a log); the loop itself shows nothing.
+
+    ``stepped`` gets the step's losses, and every ``PROGRESS_EVERY`` steps (and at the last)
+    the cluster health of that step's users; None in between, because measuring it costs.
+    """
+
+    def started(self, steps: int) -> None: ...
+
+    def stepped(self, step: int, losses: StepLosses, clusters: ClusterReport | None) -> None: ...
+
+    def finished(self, report: TrainingReport) -> None: ...
+
+
 def train(
     model: EfficientRec,
     sampler: UserSampler,
@@ -90,7 +103,7 @@ def train(
     settings: TrainingSettings,
     steps: int | None = None,
     top_memberships: int = 5,
-    progress: bool = True,
+    observer: TrainingObserver | None = None,
     initialise_clusters: bool = True,
     pooling_half_life_seconds: float | None = None,
 ) -> TrainingReport:
@@ -114,10 +127,11 @@ def train(
     history: list[StepLosses] = []
     started = time.perf_counter()
     encoder.train()
+    if observer is not None:
+        observer.started(steps)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        bar = tqdm(range(steps), disable=not progress, desc="training", unit="step")
-        for step in bar:
+        for step in range(steps):
             batch = sampler(settings.users_per_step, generator)
             if step == 0 and initialise_clusters:
                 _initialise_clusters(model, batch, items, settings.seed, pooling_half_life_seconds)
@@ -131,15 +145,13 @@ def train(
                 optimiser.step()
                 schedule.step()
             history.append(StepLosses(**{name: value.item() for name, value in losses.items()}))
-            if progress and (step % PROGRESS_EVERY == 0 or step == steps - 1):
-                health = cluster_report(memberships.detach().numpy(), top_memberships)
-                bar.set_postfix(
-                    loss=f"{history[-1].total:.3f}",
-                    triplet=f"{history[-1].triplet:.3f}",
-                    largest=f"{health.largest_share:.0%}",
-                    empty=health.empty_clusters,
-                    entropy=f"{health.mean_entropy:.2f}",
+            if observer is not None:
+                health = (
+                    cluster_report(memberships.detach().numpy(), top_memberships)
+                    if step % PROGRESS_EVERY == 0 or step == steps - 1
+                    else None
                 )
+                observer.stepped(step, history[-1], health)
     encoder.eval()
     report = TrainingReport(
         steps=steps,
@@ -155,8 +167,8 @@ def train(
             pooling_half_life_seconds,
         ),
     )
-    if progress:
-        tqdm.write(report.clusters.summary())
+    if observer is not None:
+        observer.finished(report)
     return report
 
 
@@ -166,7 +178,7 @@ def fine_tune(
     items: Mapping[str, ItemEvent],
     settings: TrainingSettings,
     top_memberships: int = 5,
-    progress: bool = True,
+    observer: TrainingObserver | None = None,
     pooling_half_life_seconds: float | None = None,
 ) -> tuple[EfficientRec, TrainingReport]:
     """A copy of ``model`` trained for settings.fine_tune_steps; the original is untouched,
@@ -179,7 +191,7 @@ def fine_tune(
         settings,
         settings.fine_tune_steps,
         top_memberships,
-        progress,
+        observer,
         initialise_clusters=False,
         pooling_half_life_seconds=pooling_half_life_seconds,
     )
