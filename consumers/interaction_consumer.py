@@ -40,6 +40,14 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from consumers.retrying import Backoff, StopRequested, is_transient_error, retry_transient
 from streamrec.config import Settings
 from streamrec.drift import DriftSignal
+from streamrec.offsets import (
+    OffsetReset,
+    OffsetResetChoice,
+    OutOfRange,
+    StoredOffsets,
+    StoredOffsetsOutsideLogError,
+    find_outside_log,
+)
 from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
 from streamrec.storage.records import DeadLetter, TrainingTrigger
 from streamrec.validation import encode_recommendation
@@ -56,7 +64,11 @@ class BatchApplier(Protocol):
 
     def apply(self, records: Sequence[SourceRecord]) -> BatchResult: ...
 
-    def resume_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], int]: ...
+    def stored_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], StoredOffsets]: ...
+
+    def reset_offsets(
+        self, outside: Sequence[OutOfRange], choice: OffsetResetChoice
+    ) -> list[OffsetReset]: ...
 
     def acknowledge(self, next_offsets: Mapping[tuple[str, int], int]) -> None: ...
 
@@ -112,7 +124,9 @@ class InteractionConsumer:
     """The loop over an already-built Kafka consumer and producer (see ``run_consumer``).
 
     ``consumer`` must not be subscribed yet: ``run`` subscribes it with the listener that
-    seeks each assigned partition to its stored offset.
+    seeks each assigned partition to its stored offset. An assigned partition whose stored
+    offset lies outside its log stops the loop with ``StoredOffsetsOutsideLogError``, unless
+    ``offset_reset`` says where to resume it (the operator's ``--reset-offsets``).
     """
 
     def __init__(
@@ -125,6 +139,7 @@ class InteractionConsumer:
         hooks: ConsumerHooks | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        offset_reset: OffsetResetChoice | None = None,
     ) -> None:
         self._settings = settings
         self._applier = applier
@@ -136,6 +151,7 @@ class InteractionConsumer:
         self._stop = threading.Event()
         self._partitions_to_seek: set[TopicPartition] = set()
         self._topics = [settings.topics.interactions, settings.topics.items]
+        self._offset_reset = offset_reset
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit, and leave (safe from a signal handler)."""
@@ -190,8 +206,8 @@ class InteractionConsumer:
         return summary
 
     def seek_when_polled(self, partitions: Iterable[TopicPartition]) -> None:
-        """Position ``partitions`` where they resume (``BatchApplier.resume_offsets``) right
-        after the poll in progress returns, dropping what that poll fetched from them.
+        """Position ``partitions`` where they resume (``StoredOffsets.resume``) right after
+        the poll in progress returns, dropping what that poll fetched from them.
 
         Called from the rebalance listener, which kafka-python runs on its network thread:
         the database is read in the loop instead, so a slow database cannot hold up the
@@ -303,18 +319,47 @@ class InteractionConsumer:
         pending = set(self._partitions_to_seek)
         if not pending:
             return
-        assigned = self._consumer.assignment()
-        resume = self._applier.resume_offsets({partition.topic for partition in pending})
-        for partition in sorted(pending):
-            if partition not in assigned:
-                continue
-            offset = resume.get((partition.topic, partition.partition))
-            if offset is None:
+        owned = sorted(pending & self._consumer.assignment())
+        stored = self._applier.stored_offsets({partition.topic for partition in owned})
+        stored = self._reset_if_outside_log(owned, stored)
+        for partition in owned:
+            offsets = stored.get((partition.topic, partition.partition))
+            if offsets is None:
                 self._consumer.seek_to_beginning(partition)
             else:
-                self._consumer.seek(partition, offset)
+                self._consumer.seek(partition, offsets.resume)
         self._partitions_to_seek.difference_update(pending)
         logger.info("positioned %d partitions where they resume", len(pending))
+
+    def _reset_if_outside_log(
+        self,
+        partitions: Sequence[TopicPartition],
+        stored: dict[tuple[str, int], StoredOffsets],
+    ) -> dict[tuple[str, int], StoredOffsets]:
+        """``stored``, after resetting the partitions whose stored offsets lie outside their
+        log to the operator's choice; without a choice, stop: resuming there would skip new
+        records as if applied, or pass over records that are gone, without a word."""
+        from streamrec.kafka import read_log_ranges
+
+        with_offsets = [
+            (partition.topic, partition.partition)
+            for partition in partitions
+            if (partition.topic, partition.partition) in stored
+        ]
+        logs = read_log_ranges(self._settings, self._consumer, with_offsets, stored)
+        outside = find_outside_log(stored, logs)
+        if not outside:
+            return stored
+        if self._offset_reset is None:
+            error = StoredOffsetsOutsideLogError(outside)
+            logger.error("%s", error)
+            raise error
+        resets = self._applier.reset_offsets(outside, self._offset_reset)
+        for reset in resets:
+            logger.warning("offset reset by the operator's choice: %s", reset.describe())
+        # Kafka's committed offsets follow, so that lag monitoring sees the new positions.
+        self._commit_kafka_offsets({(r.topic, r.partition): r.new_offset for r in resets})
+        return self._applier.stored_offsets({partition.topic for partition in partitions})
 
     def _retry(self, operation: Callable[[], Any]) -> Any:
         return retry_transient(
@@ -376,15 +421,19 @@ def run_consumer(
     max_records: int | None = None,
     idle_exit_seconds: float | None = None,
     hooks: ConsumerHooks | None = None,
+    offset_reset: OffsetResetChoice | None = None,
 ) -> RunSummary:
     """Build the Kafka clients from ``settings`` and run the loop in this process, stopping
-    cleanly on SIGTERM or SIGINT. Must be called from the main thread (signal handlers)."""
+    cleanly on SIGTERM or SIGINT. Must be called from the main thread (signal handlers).
+    ``offset_reset``: where to resume partitions whose stored offsets lie outside the log."""
     from streamrec.kafka import create_consumer, create_producer
 
     producer = create_producer(settings)
     try:
         kafka_consumer = create_consumer(settings, group_id=settings.kafka.consumer_group)
-        loop = InteractionConsumer(settings, applier, kafka_consumer, producer, hooks=hooks)
+        loop = InteractionConsumer(
+            settings, applier, kafka_consumer, producer, hooks=hooks, offset_reset=offset_reset
+        )
 
         def stop(signal_number: int, frame: FrameType | None) -> None:
             name = signal.Signals(signal_number).name

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -30,10 +31,12 @@ from kafka.errors import (
     TopicAlreadyExistsError,
 )
 from kafka.record import util as record_util
+from kafka.structs import TopicPartition
 
 from streamrec.broker import running_broker_address
 from streamrec.config import Settings
 from streamrec.errors import UserFacingError
+from streamrec.offsets import LogRange, StoredOffsets
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,10 @@ CLIENT_ID_PREFIX = "streamrec"
 # How long a client waits for the first metadata answer before we report the broker down.
 BOOTSTRAP_TIMEOUT_MS = 10_000
 TOPIC_READY_TIMEOUT_SECONDS = 10.0
+# How long a fetch may take to confirm a log's end before the listed end is believed.
+LOG_END_FETCH_TIMEOUT_SECONDS = 10.0
+# The confirming fetch only wants the high watermark in the response, not the records.
+LOG_END_FETCH_BYTES = 1024
 # Kafka's own rule for topic names.
 _LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _MASK = "***"
@@ -199,6 +206,75 @@ def ensure_topics(
     if missing:
         logger.info("created topics %s with %d partitions", ", ".join(missing), partition_count)
     return missing
+
+
+def read_log_ranges(
+    settings: Settings,
+    consumer: KafkaConsumer,
+    partitions: Iterable[tuple[str, int]],
+    stored: Mapping[tuple[str, int], StoredOffsets] | None = None,
+) -> dict[tuple[str, int], LogRange]:
+    """The range of offsets each partition's log holds, as the broker lists them
+    (``beginning_offsets``, ``end_offsets``).
+
+    Where a partition's ``stored`` next offset lies past the listed end, the end is confirmed
+    by a fetch, whose response carries the partition's high watermark, before anyone acts on
+    it: a consumer stops on such a finding. Apache Kafka lists the high watermark itself, so
+    there the fetch only repeats it; a Kafka-compatible broker may list less (the base offset
+    of the last record batch plus one, say).
+    """
+    wanted = [TopicPartition(topic, partition) for topic, partition in sorted(set(partitions))]
+    if not wanted:
+        return {}
+    starts = consumer.beginning_offsets(wanted)
+    ends = consumer.end_offsets(wanted)
+    ranges = {
+        (partition.topic, partition.partition): LogRange(starts[partition], ends[partition])
+        for partition in wanted
+    }
+    doubtful = {
+        key: log.start
+        for key, log in ranges.items()
+        if stored is not None and key in stored and stored[key].next_offset > log.end
+    }
+    if doubtful:
+        for key, fetched_end in _fetched_log_ends(settings, doubtful).items():
+            listed = ranges[key]
+            if fetched_end != listed.end:
+                logger.info(
+                    "%s[%d]: the broker lists the log end at %d, a fetch finds %d",
+                    *key,
+                    listed.end,
+                    fetched_end,
+                )
+            ranges[key] = LogRange(listed.start, max(listed.end, fetched_end))
+    return ranges
+
+
+def _fetched_log_ends(
+    settings: Settings, starts: Mapping[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """The high watermark of each partition, from fetching at ``starts`` (a consumer of its
+    own, outside any group); partitions that did not answer in time are left out."""
+    probe = create_consumer(settings, group_id=None, max_partition_fetch_bytes=LOG_END_FETCH_BYTES)
+    try:
+        partitions = [TopicPartition(topic, partition) for topic, partition in starts]
+        probe.assign(partitions)
+        for partition in partitions:
+            probe.seek(partition, starts[(partition.topic, partition.partition)])
+        ends: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + LOG_END_FETCH_TIMEOUT_SECONDS
+        while len(ends) < len(partitions) and time.monotonic() < deadline:
+            probe.poll(timeout_ms=200, max_records=1)
+            for partition in partitions:
+                end = probe.highwater(partition)
+                if end is not None and (partition.topic, partition.partition) not in ends:
+                    ends[(partition.topic, partition.partition)] = end
+                    # Paused, so that the next poll reads the other partitions' responses.
+                    probe.pause(partition)
+        return ends
+    finally:
+        probe.close()
 
 
 def checksums_are_accelerated() -> bool:

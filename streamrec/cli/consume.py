@@ -4,6 +4,11 @@ Start as many as the interactions topic has partitions, on any machines: they fo
 consumer group and split the partitions. ``--max-events`` and ``--idle-exit`` make a run
 finite (tests, the demo, benchmarks); without them it runs until SIGTERM or Ctrl-C, which
 finish the current batch, commit and leave the group.
+
+A consumer assigned a partition whose stored offset lies outside the broker's log (a
+recreated topic, retention that deleted unread records) stops with one line and a non-zero
+status; ``--reset-offsets earliest|latest`` is the operator's choice of where to resume such
+partitions, recorded in the log and the database (docs/operations.md, Runbook).
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ KILLED_EXIT_STATUS = 137
     help="Stop when no record arrived for this long (after joining the group).",
 )
 @click.option(
+    "--reset-offsets",
+    "reset_offsets",
+    type=click.Choice(["earliest", "latest"]),
+    default=None,
+    help="Resume partitions whose stored offset lies outside the log at the log's start "
+    "(earliest) or end (latest); other partitions are not moved. Without it such a "
+    "partition stops the consumer.",
+)
+@click.option(
     "--exit-at",
     default=None,
     hidden=True,
@@ -47,7 +61,11 @@ KILLED_EXIT_STATUS = 137
 )
 @click.pass_obj
 def command(
-    settings: Settings, max_events: int | None, idle_exit: float | None, exit_at: str | None
+    settings: Settings,
+    max_events: int | None,
+    idle_exit: float | None,
+    reset_offsets: str | None,
+    exit_at: str | None,
 ) -> None:
     """Consume interactions and item updates; publish fresh recommendations."""
     from consumers import ConsumerHooks, run_consumer
@@ -60,6 +78,7 @@ def command(
         observed_hooks,
         serve_if_configured,
     )
+    from streamrec.offsets import OffsetResetChoice
     from streamrec.services.ingest import IngestService
     from streamrec.storage import check_connection, create_database_engine
 
@@ -87,6 +106,7 @@ def command(
             max_records=max_events,
             idle_exit_seconds=idle_exit,
             hooks=hooks,
+            offset_reset=None if reset_offsets is None else OffsetResetChoice(reset_offsets),
         )
     finally:
         if server is not None:

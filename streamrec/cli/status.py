@@ -1,7 +1,9 @@
 """``streamrec status``: consumer lag per partition, progress, dead letters, model, counts.
 
 Lag compares the broker's end offsets with the offsets the consumers stored in the database
-(the truth for resuming). A broker that does not answer leaves the database part shown.
+(the truth for resuming). A stored offset outside the log (a recreated topic, retention that
+deleted unread records) is shown as OUT OF RANGE instead of a lag, with the operator's last
+resets. A broker that does not answer leaves the database part shown.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from kafka import KafkaConsumer
     from kafka.structs import TopicPartition as KafkaTopicPartition
 
+    from streamrec.offsets import LogRange, OffsetReset, StoredOffsets
+
 TopicPartition = tuple[str, int]
 
 
@@ -26,17 +30,18 @@ def command(settings: Settings) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from streamrec.services.status import read_status
+    from streamrec.services.status import read_status, stored_offsets
     from streamrec.storage import UnitOfWork, create_database_engine
 
     topics = [settings.topics.interactions, settings.topics.items]
-    beginning, end, broker_error = _broker_offsets(settings, topics)
+    group = settings.kafka.consumer_group
     engine = create_database_engine(settings.effective_database_url)
     try:
         with UnitOfWork(engine) as uow:
-            status = read_status(
-                uow, settings.kafka.consumer_group, topics, beginning, end, broker_error
-            )
+            stored = stored_offsets(uow, group, topics)
+        log_ranges, broker_error = _broker_log_ranges(settings, topics, stored)
+        with UnitOfWork(engine) as uow:
+            status = read_status(uow, group, topics, log_ranges, broker_error)
     finally:
         engine.dispose()
 
@@ -48,11 +53,19 @@ def command(settings: Settings) -> None:
         table.add_row(
             lag.topic,
             str(lag.partition),
-            _shown(lag.stored),
-            _shown(lag.end),
-            _shown(lag.lag),
+            _shown(lag.stored_offset),
+            _shown(None if lag.log is None else lag.log.end),
+            lag.describe_lag(),
         )
     console.print(table)
+    # Plain lines as well as the table cells: a narrow terminal wraps or cuts the cells.
+    for lag in status.outside_log:
+        console.print(
+            f"{lag.topic}[{lag.partition}] {lag.describe_lag()}: a consumer stops here until "
+            "`streamrec consume --reset-offsets earliest|latest` (docs/operations.md, Runbook)",
+            markup=False,
+            soft_wrap=True,
+        )
     if status.broker_error:
         console.print(f"broker: {status.broker_error}")
     letters = ", ".join(
@@ -67,36 +80,36 @@ def command(settings: Settings) -> None:
         f"users with state: {status.users_with_state}    items: {status.items}    "
         f"interactions: {status.interactions}"
     )
+    if status.offset_resets:
+        console.print("last offset resets:")
+        for reset in status.offset_resets:
+            console.print(f"  {_reset_line(reset)}", markup=False, soft_wrap=True)
 
 
-def _broker_offsets(
-    settings: Settings, topics: list[str]
-) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int], str | None]:
-    """(beginning offsets, end offsets, None), or empty maps and why the broker failed."""
+def _broker_log_ranges(
+    settings: Settings, topics: list[str], stored: dict[TopicPartition, StoredOffsets]
+) -> tuple[dict[TopicPartition, LogRange], str | None]:
+    """(each partition's log range, None), or an empty map and why the broker failed."""
     from kafka.errors import KafkaError
 
     from streamrec.errors import UserFacingError
-    from streamrec.kafka import create_consumer
+    from streamrec.kafka import create_consumer, read_log_ranges
 
     try:
         consumer = create_consumer(settings, group_id=None)
     except UserFacingError as error:
-        return {}, {}, str(error)
+        return {}, str(error)
     try:
         partitions = [
-            partition for topic in topics for partition in _partitions_of(consumer, topic)
+            (partition.topic, partition.partition)
+            for topic in topics
+            for partition in _partitions_of(consumer, topic)
         ]
-        beginning = consumer.beginning_offsets(partitions)
-        end = consumer.end_offsets(partitions)
-    except KafkaError as error:
-        return {}, {}, f"cannot read offsets: {error}"
+        return read_log_ranges(settings, consumer, partitions, stored), None
+    except (KafkaError, UserFacingError) as error:
+        return {}, f"cannot read offsets: {error}"
     finally:
         consumer.close()
-    return (
-        {(p.topic, p.partition): offset for p, offset in beginning.items()},
-        {(p.topic, p.partition): offset for p, offset in end.items()},
-        None,
-    )
 
 
 def _partitions_of(consumer: KafkaConsumer, topic: str) -> list[KafkaTopicPartition]:
@@ -110,3 +123,10 @@ def _partitions_of(consumer: KafkaConsumer, topic: str) -> list[KafkaTopicPartit
 
 def _shown(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _reset_line(reset: OffsetReset) -> str:
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(reset.reset_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{when} {reset.describe()}"

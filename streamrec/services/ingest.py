@@ -63,9 +63,11 @@ from streamrec.config import ModelSettings, Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
+from streamrec.offsets import OffsetReset, OffsetResetChoice, OutOfRange, StoredOffsets
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
 from streamrec.services.model_cache import ModelCache, ServingModel
+from streamrec.services.offset_resets import reset_offsets
 from streamrec.services.rebuild import BuildingVersionUpdater
 from streamrec.services.recommending import (
     Reranking,
@@ -154,6 +156,25 @@ class IngestService:
             for topic, offsets in _by_topic(next_offsets):
                 uow.offsets.acknowledge(self._group, topic, offsets)
             uow.commit()
+
+    def stored_offsets(self, topics: Iterable[str]) -> dict[TopicPartition, StoredOffsets]:
+        """The next and acknowledged offsets of each partition of ``topics`` with a row."""
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
+            return {
+                (topic, partition): offsets
+                for topic in sorted(set(topics))
+                for partition, offsets in uow.offsets.stored(self._group, topic).items()
+            }
+
+    def reset_offsets(
+        self, outside: Sequence[OutOfRange], choice: OffsetResetChoice
+    ) -> list[OffsetReset]:
+        """Move the partitions whose stored position lies outside the log to where the
+        operator chose, and record it (``streamrec.services.offset_resets``)."""
+        with UnitOfWork(self._engine, clock=self._clock) as uow:
+            resets = reset_offsets(uow, self._group, outside, choice, now=self._clock())
+            uow.commit()
+        return resets
 
     def apply(self, records: Sequence[SourceRecord]) -> BatchResult:
         """Apply ``records`` (in the order the broker delivered them) in one transaction."""
