@@ -149,6 +149,17 @@ def snapshot(engine: Engine, version: int | None = None) -> StateSnapshot:
 def reference_snapshot(engine: Engine, settings: Settings, version: int) -> StateSnapshot:
     """The state ``version`` has when rebuilt from scratch over the stored interactions, in a
     separate in-memory database."""
+    reference, copy = rebuilt_copy(engine, settings, version)
+    try:
+        return snapshot(reference, copy)
+    finally:
+        reference.dispose()
+
+
+def rebuilt_copy(engine: Engine, settings: Settings, version: int) -> tuple[Engine, int]:
+    """A separate in-memory database holding the stored interactions, demographics and items
+    and ``version`` rebuilt from scratch over them (still building there); returns it and
+    the copy's version number."""
     with UnitOfWork(engine) as uow:
         stored = uow.models.get(version)
         assert stored is not None
@@ -168,7 +179,7 @@ def reference_snapshot(engine: Engine, settings: Settings, version: int) -> Stat
         )
         uow.commit()
     VersionRebuilder(settings, reference).rebuild(copy)
-    return snapshot(reference, copy)
+    return reference, copy
 
 
 def _all_user_ids(uow: UnitOfWork) -> list[str]:

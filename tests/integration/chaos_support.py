@@ -1,0 +1,247 @@
+"""What the chaos tests share: real ``kill -9`` of child processes from the test side, at
+moments a seeded RNG picks; the consumer's own database sessions, found by name, for
+``pg_terminate_backend``; and the comparison of a run's end state and recommendations with a
+clean run of the same input.
+
+Nothing here reaches into the processes under test: they are killed, and their database
+sessions terminated, the way an operating system or a database administrator would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from streamrec.config import Settings
+from streamrec.model.efficientrec import EfficientRec
+from streamrec.services.ingest import IngestService
+from streamrec.services.recommending import current_recommendations
+from streamrec.services.snapshot import differences, take_snapshot
+from streamrec.state import ModelStatus, ModelVersion
+from streamrec.storage import UnitOfWork, create_database_engine
+from streamrec.storage.memory import create_memory_database
+from tests.integration.pipeline_support import (
+    input_records,
+    pipeline_settings,
+    read_topic,
+)
+
+# Popen.returncode of a child that died of SIGKILL.
+KILLED_BY_SIGKILL = -signal.SIGKILL
+WAIT_SECONDS = 60.0
+POLL_SECONDS = 0.05
+# Scores of a recommendation list that agree this closely are the same number summed in
+# another order: their items may swap places.
+SCORE_TOLERANCE = 1e-5
+
+Ranking = list[tuple[str, float]]
+
+
+def chaos_settings(kafka_settings: Settings, database_url: str) -> Settings:
+    """The pipeline tests' settings, tuned for processes that die: a killed member's
+    partitions move after 2 s instead of 6, and every batch refreshes the shortlists it
+    changed, so that the stored shortlists always follow the statistics and recommendations
+    can be compared between runs cut into different batches."""
+    settings = pipeline_settings(
+        kafka_settings, database_url, session_timeout_ms=2_000, heartbeat_interval_ms=500
+    )
+    return settings.model_copy(
+        update={"model": settings.model.model_copy(update={"shortlist_refresh_seconds": 0.0})}
+    )
+
+
+def with_session_name(settings: Settings, name: str) -> Settings:
+    """``settings`` whose database sessions carry ``application_name`` = ``name``, so that
+    the test can find (and terminate) exactly this process's sessions in pg_stat_activity,
+    whatever else uses the server."""
+    url = make_url(settings.effective_database_url).update_query_dict({"application_name": name})
+    return settings.model_copy(
+        update={"database_url": SecretStr(url.render_as_string(hide_password=False))}
+    )
+
+
+def kill_hard(process: subprocess.Popen[str]) -> str:
+    """SIGKILL ``process`` (no handler runs, nothing is flushed or closed) and return what
+    it printed. It must have been alive: a kill that came too late proves nothing."""
+    assert process.poll() is None, f"already exited with {process.returncode}"
+    os.kill(process.pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=WAIT_SECONDS)
+    assert process.returncode == KILLED_BY_SIGKILL, output
+    return output or ""
+
+
+def stored_records(engine: Engine, settings: Settings) -> int:
+    """Interaction records the consumer group applied: the sum of its stored next offsets."""
+    with UnitOfWork(engine) as uow:
+        offsets = uow.offsets.get(settings.kafka.consumer_group, settings.topics.interactions)
+    return sum(offsets.values())
+
+
+def wait_for_stored_records(
+    engine: Engine,
+    settings: Settings,
+    at_least: int,
+    alive: Sequence[subprocess.Popen[str]] = (),
+    timeout: float = WAIT_SECONDS,
+) -> int:
+    """Block until the group stored offsets covering ``at_least`` interaction records;
+    fail at once if one of the ``alive`` processes exited meanwhile."""
+    deadline = time.monotonic() + timeout
+    while (stored := stored_records(engine, settings)) < at_least:
+        for process in alive:
+            if process.poll() is not None:
+                output, _ = process.communicate()
+                raise AssertionError(
+                    f"exited with {process.returncode} before {at_least}:\n{output}"
+                )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{stored} of {at_least} records stored after {timeout:.0f} s")
+        time.sleep(POLL_SECONDS)
+    return stored
+
+
+def active_sessions(engine: Engine, name: str) -> list[tuple[int, str]]:
+    """(backend pid, state) of the sessions called ``name`` that are inside a statement or
+    a transaction, i.e. in the middle of a batch rather than between batches."""
+    statement = text(
+        "SELECT pid, state FROM pg_stat_activity WHERE application_name = :name "
+        "AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()"
+    )
+    with engine.connect() as connection:
+        return [(row.pid, row.state) for row in connection.execute(statement, {"name": name})]
+
+
+def terminate_backend(engine: Engine, pid: int) -> bool:
+    """``pg_terminate_backend(pid)``: the server drops that session as a crash or an
+    administrator would; true if it was still there."""
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        )
+
+
+def clean_run(settings: Settings, model: EfficientRec) -> Engine:
+    """An in-memory database in the state one uninterrupted run over the input topics ends
+    in: every input record applied in a single batch, under ``model``."""
+    engine = create_memory_database()
+    config, weights = model.to_version()
+    with UnitOfWork(engine) as uow:
+        uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
+        uow.commit()
+    IngestService(settings, engine).apply(input_records(settings))
+    return engine
+
+
+def recommendation_lists(
+    engine: Engine, settings: Settings, users: Iterable[str]
+) -> dict[str, Ranking]:
+    """What ``streamrec recommend`` serves each user from the stored state."""
+    lists: dict[str, Ranking] = {}
+    with UnitOfWork(engine) as uow:
+        for user_id in sorted(set(users)):
+            message = current_recommendations(uow, user_id, settings.model, now=0.0)
+            assert message is not None, "no active model version"
+            lists[user_id] = [(item.item_id, item.score) for item in message.items]
+    return lists
+
+
+def ranking_differences(
+    expected: dict[str, Ranking], actual: dict[str, Ranking], tolerance: float = SCORE_TOLERANCE
+) -> list[str]:
+    """Every user whose two lists differ, one line each (empty when they agree).
+
+    Lists agree when their scores agree rank by rank within ``tolerance`` and they hold the
+    same items, except that items whose scores are within ``tolerance`` of each other may
+    swap places, and a group of such items at the end of the list may hold others of the
+    same score.
+
+    >>> ranking_differences({"u": [("a", 0.5), ("b", 0.5), ("c", 0.1)]},
+    ...                     {"u": [("b", 0.5), ("a", 0.5), ("c", 0.1)]})
+    []
+    >>> ranking_differences({"u": [("a", 0.5), ("c", 0.1)]}, {"u": [("a", 0.5), ("d", 0.1)]})
+    []
+    >>> ranking_differences({"u": [("a", 0.5), ("c", 0.1)]}, {"u": [("c", 0.5), ("a", 0.1)]})
+    ["user u: [('a', 0.5), ('c', 0.1)] != [('c', 0.5), ('a', 0.1)]"]
+    """
+    found = []
+    for user_id in sorted(expected.keys() | actual.keys()):
+        left, right = expected.get(user_id), actual.get(user_id)
+        if left is None or right is None or not _rankings_agree(left, right, tolerance):
+            found.append(f"user {user_id}: {left} != {right}")
+    return found
+
+
+def _rankings_agree(left: Ranking, right: Ranking, tolerance: float) -> bool:
+    if len(left) != len(right):
+        return False
+    if not all(
+        math.isclose(a, b, abs_tol=tolerance) for (_, a), (_, b) in zip(left, right, strict=True)
+    ):
+        return False
+    for group in _tied_groups([score for _, score in left], tolerance):
+        # A tie at the end of the list may be broken by items just outside it: there the
+        # scores alone must agree.
+        ends_the_list = group[-1] == len(left) - 1
+        left_items = {left[rank][0] for rank in group}
+        if not ends_the_list and left_items != {right[rank][0] for rank in group}:
+            return False
+    return True
+
+
+def _tied_groups(scores: Sequence[float], tolerance: float) -> list[list[int]]:
+    groups: list[list[int]] = []
+    for rank, score in enumerate(scores):
+        if groups and math.isclose(scores[groups[-1][-1]], score, abs_tol=tolerance):
+            groups[-1].append(rank)
+        else:
+            groups.append([rank])
+    return groups
+
+
+def published_users(settings: Settings) -> set[str]:
+    """Users with at least one message on the recommendations topic."""
+    return {record.key.decode() for record in read_topic(settings, settings.topics.recommendations)}
+
+
+def assert_same_as_clean_run(
+    settings: Settings, model: EfficientRec, engine: Engine, *, records: int
+) -> dict[str, Any]:
+    """The database under ``engine`` holds what a clean run over the input topics gives:
+    the same interactions and demographics, user states and cluster statistics within
+    float tolerance, the same recommendations for every user; every user's list was
+    published; and the offsets cover each of the ``records`` input records exactly once.
+    Returns the stored dead letters by reason."""
+    reference = clean_run(settings, model)
+    try:
+        with UnitOfWork(reference) as uow:
+            expected = take_snapshot(uow)
+        with UnitOfWork(engine) as uow:
+            actual = take_snapshot(uow)
+            dead_letters = uow.dead_letters.counts_by_reason()
+        users = {user_id for user_id, _ in expected.interactions}
+        assert differences(expected, actual) == []
+        expected_lists = recommendation_lists(reference, settings, users)
+        assert (
+            ranking_differences(expected_lists, recommendation_lists(engine, settings, users)) == []
+        )
+        # Not a comparison of empty lists: most users have unseen items to be recommended.
+        assert sum(map(bool, expected_lists.values())) > len(users) / 2
+    finally:
+        reference.dispose()
+    assert published_users(settings) == users
+    assert stored_records(engine, settings) == records
+    return dead_letters
+
+
+def administrator_engine(database_url: str) -> Engine:
+    """A separate engine for the test's own statements (terminations, polling)."""
+    return create_database_engine(database_url)
