@@ -91,6 +91,16 @@ class TopicSettings(Section):
 class EventSettings(Section):
     max_event_bytes: int = Field(65_536, ge=256, le=10_485_760, description="Larger is rejected.")
     max_id_length: int = Field(256, ge=1, le=4096, description="Longest user/item/event id.")
+    max_dead_letter_payload_bytes: int = Field(
+        65_536,
+        ge=0,
+        le=524_288,
+        description="A dead letter (topic message and table row) keeps at most this many "
+        "bytes of the rejected payload, with the whole payload's size and SHA-256 beside "
+        "them; 0 keeps none. At the default, equal to max_event_bytes, only payloads too "
+        "large to be events are cut; the bound keeps every dead letter under the producer's "
+        "and broker's 1 MiB message limit.",
+    )
     rating_min: float = Field(0.5, description="Lowest explicit rating; maps to weight -1.")
     rating_max: float = Field(5.0, description="Highest explicit rating; maps to weight +1.")
     implicit_weights: dict[str, float] = Field(

@@ -22,6 +22,7 @@ from streamrec.config import Settings
 from streamrec.events import ItemEvent
 from streamrec.preferences import preference_weight
 from streamrec.services.batch import SourceRecord
+from streamrec.services.dead_letters import dead_letter_of
 from streamrec.services.interactions import AcceptedInteraction
 from streamrec.storage.records import DeadLetter
 from streamrec.validation import Rejection, parse_interaction, parse_item
@@ -62,14 +63,17 @@ class TriagedBatch:
 
 
 def triage(records: Sequence[SourceRecord], settings: Settings, received_at: float) -> TriagedBatch:
-    """Validate each record against the event contract of its topic."""
+    """Validate each record against the event contract of its topic, its key included."""
     batch = TriagedBatch()
     topics = settings.topics
+    kept_bytes = settings.events.max_dead_letter_payload_bytes
     for record in records:
         if record.topic == topics.interactions:
-            parsed = parse_interaction(record.value, settings.events)
+            parsed = parse_interaction(record.value, settings.events, key=record.key)
             if isinstance(parsed, Rejection):
-                batch.rejected.append(_rejected(record, parsed.reason, parsed.detail, received_at))
+                batch.rejected.append(
+                    _rejected(record, parsed.reason, parsed.detail, received_at, kept_bytes)
+                )
                 continue
             source = record.source_event(parsed.timestamp)
             weight = preference_weight(parsed, settings.events)
@@ -77,29 +81,28 @@ def triage(records: Sequence[SourceRecord], settings: Settings, received_at: flo
                 AcceptedInteractionRecord(record, AcceptedInteraction(parsed, weight, source))
             )
         elif record.topic == topics.items:
-            parsed_item = parse_item(record.value, settings.events)
+            parsed_item = parse_item(record.value, settings.events, key=record.key)
             if isinstance(parsed_item, Rejection):
                 batch.rejected.append(
-                    _rejected(record, parsed_item.reason, parsed_item.detail, received_at)
+                    _rejected(
+                        record, parsed_item.reason, parsed_item.detail, received_at, kept_bytes
+                    )
                 )
                 continue
             batch.items.append(AcceptedItem(record, parsed_item))
         else:
             expected = f"{topics.interactions!r} or {topics.items!r}"
             detail = f"topic: {record.topic!r} is not {expected}"
-            batch.rejected.append(_rejected(record, UNEXPECTED_TOPIC, detail, received_at))
+            batch.rejected.append(
+                _rejected(record, UNEXPECTED_TOPIC, detail, received_at, kept_bytes)
+            )
     return batch
 
 
-def _rejected(record: SourceRecord, reason: str, detail: str, received_at: float) -> RejectedRecord:
-    letter = DeadLetter(
-        source_topic=record.topic,
-        payload=b"" if record.value is None else bytes(record.value),
-        reason=str(reason),
-        detail=detail,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        key=record.key,
-        received_at=received_at,
+def _rejected(
+    record: SourceRecord, reason: str, detail: str, received_at: float, kept_bytes: int
+) -> RejectedRecord:
+    letter = dead_letter_of(
+        record, reason, detail, received_at=received_at, max_payload_bytes=kept_bytes
     )
     return RejectedRecord(record, letter)

@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -31,10 +32,14 @@ class ClusterItemStatistics(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """Input that was rejected: the original bytes, where they came from, and why.
+    """Input that was rejected: its bytes, where they came from, and why.
 
     ``reason`` is a short code (counted and indexed); ``detail`` is the one-line explanation.
-    ``received_at`` unset means "now" when stored.
+    ``received_at`` unset means "now" when stored. ``payload`` may be a bounded copy, the
+    first bytes of the original (``streamrec.services.dead_letters``): then
+    ``payload_size`` and ``payload_sha256`` describe the whole original. They are not
+    stored in the table (its ``detail`` says when a copy was cut), so a letter read back has
+    them unset, and its payload describes itself.
     """
 
     source_topic: str
@@ -46,6 +51,25 @@ class DeadLetter:
     key: bytes | None = None
     received_at: float | None = None
     id: int | None = None
+    payload_size: int | None = None
+    payload_sha256: str | None = None
+
+    @property
+    def original_size(self) -> int:
+        """Bytes of the original payload, of which ``payload`` holds the first."""
+        return len(self.payload) if self.payload_size is None else self.payload_size
+
+    @property
+    def original_sha256(self) -> str:
+        """Hex SHA-256 of the original payload."""
+        if self.payload_sha256 is not None:
+            return self.payload_sha256
+        return hashlib.sha256(self.payload).hexdigest()
+
+    @property
+    def truncated(self) -> bool:
+        """True when ``payload`` holds less than the original payload."""
+        return self.original_size > len(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,20 +33,28 @@ from streamrec.validation.fields import (
 )
 from streamrec.validation.json_payload import decode_object, encode_object, shown
 from streamrec.validation.rejection import InvalidEvent, Rejection, RejectionReason
+from streamrec.validation.routing import check_own_fields, key_mismatch
 
 # How many known types an unknown_event_type detail lists before eliding the rest.
 _TYPES_SHOWN = 10
 
 
 def parse_interaction(
-    payload: bytes | bytearray | memoryview | None, settings: EventSettings
+    payload: bytes | bytearray | memoryview | None,
+    settings: EventSettings,
+    key: bytes | None = None,
 ) -> InteractionEvent | Rejection:
-    """The event in ``payload``, or why it is refused. Never raises."""
+    """The event in ``payload``, or why it is refused. Never raises.
+
+    ``key`` is the message's key: when there is one it must be the event's user id
+    (``key_mismatch``), checked once the event is otherwise valid.
+    """
     try:
         document = decode_object(payload, settings.max_event_bytes)
-        return _read_interaction(document, settings)
+        event = _read_interaction(document, settings)
     except InvalidEvent as error:
         return error.rejection
+    return key_mismatch(key, event.user_id, "user_id") or event
 
 
 def encode_interaction(event: InteractionEvent) -> bytes:
@@ -69,6 +77,7 @@ def encode_interaction(event: InteractionEvent) -> bytes:
 
 def _read_interaction(document: dict[str, Any], settings: EventSettings) -> InteractionEvent:
     check_schema_version(document)
+    check_own_fields(document, "interaction")
     event_id = read_id(required(document, "event_id"), "event_id", settings.max_id_length)
     user_id = read_id(required(document, "user_id"), "user_id", settings.max_id_length)
     item_id = read_id(required(document, "item_id"), "item_id", settings.max_id_length)

@@ -33,17 +33,25 @@ from streamrec.validation.fields import (
 )
 from streamrec.validation.json_payload import decode_object, encode_object
 from streamrec.validation.rejection import InvalidEvent, Rejection
+from streamrec.validation.routing import check_own_fields, key_mismatch
 
 
 def parse_item(
-    payload: bytes | bytearray | memoryview | None, settings: EventSettings
+    payload: bytes | bytearray | memoryview | None,
+    settings: EventSettings,
+    key: bytes | None = None,
 ) -> ItemEvent | Rejection:
-    """The item upsert in ``payload``, or why it is refused. Never raises."""
+    """The item upsert in ``payload``, or why it is refused. Never raises.
+
+    ``key`` is the message's key: when there is one it must be the item id
+    (``key_mismatch``), checked once the event is otherwise valid.
+    """
     try:
         document = decode_object(payload, settings.max_event_bytes)
-        return _read_item(document, settings)
+        item = _read_item(document, settings)
     except InvalidEvent as error:
         return error.rejection
+    return key_mismatch(key, item.item_id, "item_id") or item
 
 
 def encode_item(event: ItemEvent) -> bytes:
@@ -65,6 +73,7 @@ def encode_item(event: ItemEvent) -> bytes:
 
 def _read_item(document: dict[str, Any], settings: EventSettings) -> ItemEvent:
     check_schema_version(document)
+    check_own_fields(document, "item")
     item_id = read_id(required(document, "item_id"), "item_id", settings.max_id_length)
     timestamp = read_timestamp(required(document, "timestamp"), "timestamp")
     title = document.get("title")

@@ -34,6 +34,8 @@ class RejectionReason(StrEnum):
     INVALID_TEXT = "invalid_text"
     INVALID_TIMESTAMP = "invalid_timestamp"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    WRONG_TOPIC = "wrong_topic"
+    KEY_MISMATCH = "key_mismatch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from streamrec.validation.fields import (
     MAX_USER_ATTRIBUTES,
     MAX_VALUES_PER_FEATURE,
 )
+from streamrec.validation.routing import ITEM_FIELDS
 
 EVENT_SETTINGS = EventSettings()
 KNOWN_TYPES = sorted(known_event_types(EVENT_SETTINGS))
@@ -212,8 +213,8 @@ def test_unknown_top_level_fields_are_ignored(
     event: InteractionEvent, field: str, value: Any
 ) -> None:
     document = interaction_document(event)
-    if field in INTERACTION_FIELDS:
-        return
+    if field in INTERACTION_FIELDS or field in ITEM_FIELDS:
+        return  # an item event's field is not unknown: it is refused as wrong_topic
     document[field] = value
     assert parse_interaction(payload_of(document), EVENT_SETTINGS) == event
 
@@ -616,6 +617,11 @@ REASON_EXAMPLES: list[tuple[RejectionReason, bytes | None]] = [
     (RejectionReason.INVALID_TEXT, interaction_json(user_attributes={"gender": "\ud800"})),
     (RejectionReason.INVALID_TIMESTAMP, interaction_json(timestamp="2024-05-01T12:00:00")),
     (RejectionReason.UNKNOWN_EVENT_TYPE, interaction_json(type="Click")),
+    (RejectionReason.WRONG_TOPIC, interaction_json(categorical={"genres": ["Drama"]})),
+]
+# Reasons that need the message's key besides its payload: (reason, payload, key).
+KEYED_REASON_EXAMPLES: list[tuple[RejectionReason, bytes, bytes]] = [
+    (RejectionReason.KEY_MISMATCH, interaction_json(user_id="u1"), b"u2"),
 ]
 
 
@@ -624,8 +630,15 @@ def test_reason_examples(reason: RejectionReason, payload: bytes | None) -> None
     assert reason_of(parse_interaction(payload, EVENT_SETTINGS)) is reason
 
 
+@pytest.mark.parametrize(("reason", "payload", "key"), KEYED_REASON_EXAMPLES)
+def test_keyed_reason_examples(reason: RejectionReason, payload: bytes, key: bytes) -> None:
+    assert reason_of(parse_interaction(payload, EVENT_SETTINGS, key=key)) is reason
+
+
 def test_every_reason_has_an_example() -> None:
-    assert {reason for reason, _ in REASON_EXAMPLES} == set(RejectionReason)
+    examples = {reason for reason, _ in REASON_EXAMPLES}
+    examples |= {reason for reason, _, _ in KEYED_REASON_EXAMPLES}
+    assert examples == set(RejectionReason)
 
 
 def test_details_name_the_field() -> None:
