@@ -37,6 +37,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from consumers.dead_letter_publishing import DeadLetterPublisher, OnRefusedDeadLetter
 from consumers.retrying import Backoff, StopRequested, is_transient_error, retry_transient
 from streamrec.config import Settings
 from streamrec.drift import DriftSignal
@@ -49,7 +50,7 @@ from streamrec.offsets import (
     find_outside_log,
 )
 from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
-from streamrec.storage.records import DeadLetter, TrainingTrigger
+from streamrec.storage.records import TrainingTrigger
 from streamrec.validation import encode_recommendation
 from streamrec.validation.control import TrainCommand, encode_control
 
@@ -100,7 +101,8 @@ class ConsumerHooks:
     batch is committed, with the batch's records; ``on_retry`` before each backoff sleep;
     ``on_idle`` after an empty poll; ``on_assignment`` with the partitions owned after every
     rebalance (empty while one is in progress); ``on_lag`` after each batch, with the records
-    still behind the broker's end of each partition of the batch.
+    still behind the broker's end of each partition of the batch; ``on_dead_letter_refused``
+    when the broker refused a dead letter for good (``consumers.dead_letter_publishing``).
     """
 
     on_stage: Callable[[Stage, int], None] | None = None
@@ -109,6 +111,7 @@ class ConsumerHooks:
     on_idle: Callable[[], None] | None = None
     on_assignment: Callable[[frozenset[tuple[str, int]]], None] | None = None
     on_lag: Callable[[dict[tuple[str, int], int]], None] | None = None
+    on_dead_letter_refused: OnRefusedDeadLetter | None = None
 
 
 @dataclass(slots=True)
@@ -146,6 +149,12 @@ class InteractionConsumer:
         self._consumer = consumer
         self._producer = producer
         self._hooks = hooks or ConsumerHooks()
+        self._dead_letters = DeadLetterPublisher(
+            producer,
+            settings.topics.dead_letters,
+            timeout_seconds=PUBLISH_TIMEOUT_SECONDS,
+            on_refused=self._hooks.on_dead_letter_refused,
+        )
         self._backoff = backoff or Backoff()
         self._clock = clock
         self._stop = threading.Event()
@@ -283,15 +292,9 @@ class InteractionConsumer:
             )
             for message in result.recommendations
         ]
-        pending += [
-            self._producer.send(
-                topics.dead_letters,
-                key=letter.key,
-                value=letter.payload,
-                headers=dead_letter_headers(letter),
-            )
-            for letter in result.dead_letters
-        ]
+        # A dead letter the broker refuses for good must not fail the batch: it is settled
+        # on its own, after the flush.
+        letters = self._dead_letters.send(result.dead_letters)
         pending += [
             self._producer.send(topics.control, key=b"train", value=encode_control(command))
             for command in commands
@@ -302,6 +305,7 @@ class InteractionConsumer:
         for future in pending:
             # Raises the broker's error for any message that was not acknowledged.
             future.get(timeout=PUBLISH_TIMEOUT_SECONDS)
+        self._dead_letters.settle(letters)
 
     def _commit_kafka_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         offsets = {
@@ -396,22 +400,6 @@ class _SeekToResumeOffsets(ConsumerRebalanceListener):
 def drift_train_command(signal: DriftSignal) -> TrainCommand:
     """The control-topic request for an early run that a drift signal makes."""
     return TrainCommand(uuid4().hex, TrainingTrigger.DRIFT, time.time(), signal.describe())
-
-
-def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
-    """Kafka headers of a dead-letter message: why it was rejected and where it came from.
-
-    The message value is the original payload, byte for byte, and its key the original key.
-    """
-    headers = {
-        "reason": letter.reason,
-        "detail": letter.detail or "",
-        "source_topic": letter.source_topic,
-        "source_partition": "" if letter.source_partition is None else str(letter.source_partition),
-        "source_offset": "" if letter.source_offset is None else str(letter.source_offset),
-        "received_at": "" if letter.received_at is None else repr(letter.received_at),
-    }
-    return [(name, value.encode("utf-8")) for name, value in headers.items()]
 
 
 def run_consumer(

@@ -101,6 +101,14 @@ class ConsumerMetrics(ProcessMetrics):
         self.dead_letters = Counter(
             "dead_letters", "Rejected input records, by reason code.", ["reason"], **common
         )
+        self.dead_letters_refused = Counter(
+            "dead_letters_refused",
+            "Dead letters the broker refused for good, by what was published instead: "
+            "headers_only (the headers without key or payload), dropped (nothing; the "
+            "dead_letters table row is the record).",
+            ["fallback"],
+            **common,
+        )
         self.recommendations_published = Counter(
             "recommendations_published", "Recommendation messages published.", **common
         )
@@ -174,6 +182,16 @@ class ConsumerMetrics(ProcessMetrics):
 
     def observe_retry(self, error: BaseException, delay_seconds: float) -> None:
         self.batch_retries.labels(type(error).__name__).inc()
+
+    def observe_refused_dead_letter(self, fallback: str) -> None:
+        """Count a dead letter the broker refused, by ``fallback``: headers_only or dropped.
+
+        >>> metrics = ConsumerMetrics()
+        >>> metrics.observe_refused_dead_letter("dropped")
+        >>> metrics.sample("streamrec_dead_letters_refused_total", fallback="dropped")
+        1.0
+        """
+        self.dead_letters_refused.labels(fallback).inc()
 
     def set_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         """The current lag of each assigned (topic, partition)."""

@@ -92,6 +92,10 @@ def observed_hooks(
         metrics.set_lag(lags)
         _call(given.on_lag, lags)
 
+    def on_dead_letter_refused(letter: Any, fallback: Any, error: BaseException) -> None:
+        metrics.observe_refused_dead_letter(str(fallback))
+        _call(given.on_dead_letter_refused, letter, fallback, error)
+
     return ConsumerHooks(
         on_stage=on_stage,
         on_batch=on_batch,
@@ -99,6 +103,7 @@ def observed_hooks(
         on_idle=on_idle,
         on_assignment=on_assignment,
         on_lag=on_lag,
+        on_dead_letter_refused=on_dead_letter_refused,
     )
 
 

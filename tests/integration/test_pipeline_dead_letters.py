@@ -3,6 +3,7 @@ table with a reason, and every valid event around them is applied."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -102,15 +103,25 @@ def test_hostile_payloads_are_dead_lettered_and_valid_events_applied(
     summary = consume_in_process(pipeline, engine, idle_exit_seconds=1.5)
     assert summary.counters.dead_letters == len(bad)
 
+    # Each letter keeps its payload whole up to the bound, and describes the whole original.
+    kept = pipeline.events.max_dead_letter_payload_bytes
     letters = read_topic(pipeline, pipeline.topics.dead_letters)
-    assert sorted(letter.value or b"" for letter in letters) == sorted(bad)
+    assert sorted(letter.value or b"" for letter in letters) == sorted(
+        payload[:kept] for payload in bad
+    )
     known_reasons = {reason.value for reason in RejectionReason}
+    originals = []
     for letter in letters:
         headers = {name: value.decode() for name, value in letter.headers}
         assert headers["reason"] in known_reasons
         assert headers["detail"]
         assert headers["source_topic"] == pipeline.topics.interactions
         assert int(headers["source_offset"]) >= 0
+        assert headers["payload_truncated"] == str(int(headers["payload_size"]) > kept).lower()
+        originals.append((int(headers["payload_size"]), headers["payload_sha256"]))
+    assert sorted(originals) == sorted(
+        (len(payload), hashlib.sha256(payload).hexdigest()) for payload in bad
+    )
     with UnitOfWork(engine) as uow:
         stored = [
             letter
@@ -118,7 +129,7 @@ def test_hostile_payloads_are_dead_lettered_and_valid_events_applied(
             if letter.source_topic == pipeline.topics.interactions
         ]
         applied = uow.interactions.for_users({event.user_id for event in valid})
-    assert sorted(letter.payload for letter in stored) == sorted(bad)
+    assert sorted(letter.payload for letter in stored) == sorted(payload[:kept] for payload in bad)
     assert {(row.user_id, row.item_id) for rows in applied.values() for row in rows} == {
         (event.user_id, event.item_id) for event in valid
     }
