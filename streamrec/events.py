@@ -67,7 +67,17 @@ class SourceEvent:
 
 @dataclass(frozen=True, slots=True)
 class RecommendationMessage:
-    """The output: a user's ranked items, published keyed by user id."""
+    """The output: a user's ranked items, published keyed by user id.
+
+    ``lead_clusters``, when given, holds one (cluster, share) pair per item, in the items'
+    order: the cluster that contributed most to the item's vote and its share of the vote
+    (``streamrec.model.explanations``). Empty when not computed.
+
+    >>> message = RecommendationMessage("u1", (RecommendedItem("i9", 0.8),), 3, ((4, 0.9),),
+    ...                                 1700000000.0, lead_clusters=((4, 1.0),))
+    >>> message.to_json_dict()["items"]
+    [{'item_id': 'i9', 'score': 0.8, 'cluster': 4, 'share': 1.0}]
+    """
 
     user_id: str
     items: tuple[RecommendedItem, ...]
@@ -75,12 +85,22 @@ class RecommendationMessage:
     top_clusters: tuple[tuple[int, float], ...]
     generated_at: float
     source: SourceEvent | None = None
+    lead_clusters: tuple[tuple[int, float], ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
+        if self.lead_clusters:
+            items = [
+                {"item_id": item_id, "score": score, "cluster": cluster, "share": share}
+                for (item_id, score), (cluster, share) in zip(
+                    self.items, self.lead_clusters, strict=True
+                )
+            ]
+        else:
+            items = [{"item_id": item_id, "score": score} for item_id, score in self.items]
         return {
             "schema_version": SCHEMA_VERSION,
             "user_id": self.user_id,
-            "items": [{"item_id": item_id, "score": score} for item_id, score in self.items],
+            "items": items,
             "model_version": self.model_version,
             "top_clusters": [
                 {"cluster": cluster, "membership": membership}

@@ -1,4 +1,6 @@
-"""``streamrec recommend USER``: a user's current recommendations, from the stored state."""
+"""``streamrec recommend USER [--explain]``: a user's current recommendations, from the
+stored state; with ``--explain``, which clusters voted for each item and how much
+(``streamrec.services.explaining``; the scale is in docs/api.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,33 @@ import click
 from streamrec.config import Settings
 
 
+def _user_id(context: click.Context, _: click.Parameter, user_id: str) -> str:
+    """USER as an event would give it: not empty, not too long, no control characters."""
+    from streamrec.validation.fields import read_id
+    from streamrec.validation.rejection import InvalidEvent
+
+    settings = context.find_object(Settings) or Settings()
+    try:
+        return read_id(user_id, "user id", settings.events.max_id_length)
+    except InvalidEvent as error:
+        raise click.BadParameter(error.rejection.detail) from None
+
+
 @click.command(name="recommend")
-@click.argument("user_id")
+@click.argument("user_id", callback=_user_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation message JSON.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="For each item: the clusters that voted for it, their share of its vote, and its "
+    "support (0-1). With --json, the explained JSON of the HTTP API.",
+)
 @click.pass_obj
-def command(settings: Settings, user_id: str, as_json: bool) -> None:
+def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> None:
     """Print USER's current recommendations (with item titles when known)."""
+    if explain:
+        _explain(settings, user_id, as_json)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -49,4 +72,46 @@ def command(settings: Settings, user_id: str, as_json: bool) -> None:
         stored = titles.get(item.item_id)
         title = stored.title if stored is not None and stored.title else ""
         table.add_row(str(rank), item.item_id, title, f"{item.score:.4f}")
+    Console().print(table)
+
+
+def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamrec.errors import UserFacingError
+    from streamrec.services.explaining import Explainer, explained_document
+    from streamrec.storage import UnitOfWork, create_database_engine
+
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        with UnitOfWork(engine) as uow:
+            explained = Explainer(settings.model).for_user(uow, user_id, time.time())
+    finally:
+        engine.dispose()
+    if explained is None:
+        raise UserFacingError(
+            "no active model version: train one first (`streamrec train --dataset ...`)"
+        )
+    if as_json:
+        click.echo(json.dumps(explained_document(explained), indent=2))
+        return
+    message = explained.message
+    clusters = ", ".join(f"{cluster} ({share:.2f})" for cluster, share in message.top_clusters)
+    heading = f"{user_id}: model version {message.model_version}, clusters {clusters or 'none'}"
+    if not explained.known_user:
+        heading += " (unknown user: the global shortlist)"
+    table = Table(title=heading, caption="share: part of the item's vote; support: 0-1")
+    numeric = ("rank", "score", "support")
+    for column in ("rank", "item", "title", "score", "support", "voted by (share)"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for rank, why in enumerate(explained.explanations, start=1):
+        stored = explained.items.get(why.item_id)
+        voters = ", ".join(f"{vote.cluster} ({vote.share:.0%})" for vote in why.clusters)
+        title = stored.title or "" if stored is not None else ""
+        table.add_row(
+            str(rank), why.item_id, title, f"{why.score:.4f}", f"{why.support:.3f}", voters
+        )
     Console().print(table)

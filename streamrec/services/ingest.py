@@ -75,7 +75,7 @@ from streamrec.services.recommending import (
     recommended_item_ids,
     refresh_shortlists,
     reranking_for,
-    vote_for_users,
+    vote_with_leads,
 )
 from streamrec.services.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.services.triage import TriagedBatch, triage
@@ -465,7 +465,7 @@ class IngestService:
             for user_id in touched
         ]
         profiles = [current[user_id].profile if user_id in current else None for user_id in touched]
-        votes = vote_for_users(
+        votes, leads = vote_with_leads(
             top_clusters,
             shortlists,
             [weights.after[user_id] for user_id in touched],
@@ -480,8 +480,11 @@ class IngestService:
                 top_clusters=clusters,
                 generated_at=now,
                 source=user.source,
+                lead_clusters=lead,
             )
-            for user, clusters, items in zip(touched.values(), top_clusters, votes, strict=True)
+            for user, clusters, items, lead in zip(
+                touched.values(), top_clusters, votes, leads, strict=True
+            )
         ]
         return _Recommended(
             messages, hits, refresh_plan, {update.after.user_id: update.after for update in updates}

@@ -17,13 +17,14 @@ global shortlist: the vote of the M heaviest clusters, weighted by their share o
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain, repeat
 
 import numpy as np
 
 from streamrec.config import ModelSettings
 from streamrec.events import RecommendationMessage, RecommendedItem
+from streamrec.model.explanations import lead_clusters
 from streamrec.model.shortlists import NO_ITEM, shortlist_weights
 from streamrec.model.voting import vote_many
 from streamrec.services.model_cache import FeatureLoader, ModelCache, ServingModel
@@ -32,6 +33,10 @@ from streamrec.storage.unit_of_work import UnitOfWork
 
 Shortlist = Sequence[tuple[str, float]]
 TopClusters = tuple[tuple[int, float], ...]
+# Per recommended item, the cluster that contributed most to its vote and its share of it.
+LeadClusters = tuple[tuple[int, float], ...]
+# Decimals of a published lead share: the compact form is for reading, not for arithmetic.
+LEAD_SHARE_DECIMALS = 3
 
 # Only rated_share follows the rated-mass order the statistics are indexed by; the other
 # weights choose their shortlist from a wider pool of the cluster's most rated items.
@@ -153,7 +158,35 @@ def vote_for_users(
 ) -> list[list[RecommendedItem]]:
     """Cluster voting for many users at once (one matrix product; see model.voting), the
     candidates re-ranked if ``reranking`` is given."""
-    item_ids, columns, scores = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    voted = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    return _recommended_items(voted)
+
+
+def vote_with_leads(
+    top_clusters: Sequence[TopClusters],
+    shortlists: Mapping[int, Shortlist],
+    seen: Sequence[Collection[str]],
+    count: int,
+    reranking: Reranking | None = None,
+) -> tuple[list[list[RecommendedItem]], list[LeadClusters]]:
+    """``vote_for_users``, and for each user's items their lead clusters: the cluster that
+    contributed most to each item's vote, with its share rounded to LEAD_SHARE_DECIMALS
+    (``model.explanations.lead_clusters``; what a recommendation message carries)."""
+    voted = _voted_columns(top_clusters, shortlists, seen, count, reranking, with_leads=True)
+    items = _recommended_items(voted)
+    if voted.lead_clusters is None or voted.lead_shares is None:
+        return items, [() for _ in items]
+    leads = [
+        tuple(zip(row_clusters[: len(row_items)], row_shares[: len(row_items)], strict=True))
+        for row_items, row_clusters, row_shares in zip(
+            items, voted.lead_clusters.tolist(), voted.lead_shares.tolist(), strict=True
+        )
+    ]
+    return items, leads
+
+
+def _recommended_items(voted: _Voted) -> list[list[RecommendedItem]]:
+    item_ids = voted.item_ids
     # tolist() gives plain ints and floats; _make builds each entry without keyword handling.
     entry = RecommendedItem._make
     return [
@@ -162,7 +195,9 @@ def vote_for_users(
             for column, score in zip(row_columns, row_scores, strict=True)
             if column != NO_ITEM
         ]
-        for row_columns, row_scores in zip(columns.tolist(), scores.tolist(), strict=True)
+        for row_columns, row_scores in zip(
+            voted.columns.tolist(), voted.scores.tolist(), strict=True
+        )
     ]
 
 
@@ -175,11 +210,25 @@ def recommended_item_ids(
 ) -> list[set[str]]:
     """The item ids ``vote_for_users`` would recommend, as sets: what a hit test needs,
     without building a RecommendedItem per entry (a batch has tens of thousands)."""
-    item_ids, columns, _ = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    voted = _voted_columns(top_clusters, shortlists, seen, count, reranking)
+    item_ids = voted.item_ids
     return [
         {item_ids[column] for column in row_columns if column != NO_ITEM}
-        for row_columns in columns.tolist()
+        for row_columns in voted.columns.tolist()
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Voted:
+    """The candidate item ids, each user's recommended columns into them with scores
+    (NO_ITEM where fewer than ``count`` candidates are left), and, if asked for, each
+    entry's lead cluster id and share."""
+
+    item_ids: list[str]
+    columns: np.ndarray
+    scores: np.ndarray
+    lead_clusters: np.ndarray | None = None
+    lead_shares: np.ndarray | None = None
 
 
 def _voted_columns(
@@ -188,14 +237,14 @@ def _voted_columns(
     seen: Sequence[Collection[str]],
     count: int,
     reranking: Reranking | None,
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The candidate item ids, and each user's recommended columns into them with scores
-    (NO_ITEM where fewer than ``count`` candidates are left)."""
+    with_leads: bool = False,
+) -> _Voted:
+    """Each user's vote (``_Voted``), with the lead clusters if ``with_leads``."""
     clusters = sorted(shortlists)
     item_ids = sorted({item_id for shortlist in shortlists.values() for item_id, _ in shortlist})
     if not clusters or not item_ids:
         empty = np.full((len(top_clusters), 0), NO_ITEM)
-        return item_ids, empty, empty.astype(np.float64)
+        return _Voted(item_ids, empty, empty.astype(np.float64), empty, empty.astype(np.float64))
     if len(seen) != len(top_clusters):
         raise ValueError("one collection of seen items per user is needed")
     cluster_row = {cluster: row for row, cluster in enumerate(clusters)}
@@ -219,7 +268,17 @@ def _voted_columns(
     retrieval = None if reranking is None else reranking.scores(item_ids)
     vote_weight = 0.0 if reranking is None else reranking.vote_weight
     columns, scores = vote_many(dense, memberships, excluded, count, retrieval, vote_weight)
-    return item_ids, columns, scores
+    if not with_leads:
+        return _Voted(item_ids, columns, scores)
+    depth = max(map(len, top_clusters), default=0)
+    rows, shares = lead_clusters(dense, memberships, columns, depth)
+    return _Voted(
+        item_ids,
+        columns,
+        scores,
+        np.asarray(clusters, dtype=np.int64)[rows],
+        shares.round(LEAD_SHARE_DECIMALS),
+    )
 
 
 def _fill(
@@ -269,10 +328,41 @@ def _best(scored: Iterable[tuple[str, float]], count: int) -> list[tuple[str, fl
 
 
 def current_recommendations(
-    uow: UnitOfWork, user_id: str, settings: ModelSettings, now: float
+    uow: UnitOfWork,
+    user_id: str,
+    settings: ModelSettings,
+    now: float,
+    models: ModelCache | None = None,
 ) -> RecommendationMessage | None:
     """The user's recommendations from the stored state, as the pipeline would publish them;
-    None when no model version is active. A user without a state gets the global shortlist."""
+    None when no model version is active. A user without a state gets the global shortlist.
+    ``models`` keeps loaded versions between calls (a long-lived reader passes its own)."""
+    voted = voted_for_user(uow, user_id, settings, now, models)
+    return None if voted is None else voted.message
+
+
+@dataclass(frozen=True, slots=True)
+class VotedList:
+    """One user's recommendations and what they were voted from, enough to explain them
+    (``model.explanations.explain``): the shortlists of the user's top clusters, and the
+    re-ranking's vote weight when the list was re-ranked (None: the scores are the votes)."""
+
+    message: RecommendationMessage
+    shortlists: Mapping[int, Shortlist]
+    vote_weight: float | None
+    # False for a user without a state under the version (served the global shortlist).
+    known_user: bool = True
+
+
+def voted_for_user(
+    uow: UnitOfWork,
+    user_id: str,
+    settings: ModelSettings,
+    now: float,
+    models: ModelCache | None = None,
+) -> VotedList | None:
+    """``current_recommendations`` with what they were voted from; None when no version is
+    active."""
     version = uow.models.active_version()
     if version is None:
         return None
@@ -281,14 +371,37 @@ def current_recommendations(
         top_clusters = global_top_clusters(uow.clusters.masses(version), settings.top_memberships)
     else:
         top_clusters = state.top_clusters
-    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
     seen = {row.item_id for row in uow.interactions.for_users([user_id]).get(user_id, ())}
+    profile = None if state is None else state.profile
+    voted = vote_for_one(uow, version, user_id, top_clusters, profile, seen, settings, now, models)
+    return voted if state is not None else replace(voted, known_user=False)
+
+
+def vote_for_one(
+    uow: UnitOfWork,
+    version: int,
+    user_id: str,
+    top_clusters: TopClusters,
+    profile: np.ndarray | None,
+    seen: Collection[str],
+    settings: ModelSettings,
+    now: float,
+    models: ModelCache | None = None,
+) -> VotedList:
+    """The vote of one user with these top clusters and profile z_u (None: no profile, the
+    votes are kept) under ``version``, ``seen`` items left out, re-ranked as configured."""
+    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
     reranking = None
-    if settings.rerank and state is not None and state.profile is not None:
-        serving = ModelCache().serving(version, uow.models.get)
-        reranking = reranking_for(serving, [state.profile], settings, uow.items.get_many)
-    items = vote(top_clusters, shortlists, seen, settings.recommendations, reranking)
-    return RecommendationMessage(user_id, tuple(items), version, top_clusters, generated_at=now)
+    if settings.rerank and profile is not None:
+        serving = (models or ModelCache()).serving(version, uow.models.get)
+        reranking = reranking_for(serving, [profile], settings, uow.items.get_many)
+    [items], [leads] = vote_with_leads(
+        [top_clusters], shortlists, [seen], settings.recommendations, reranking
+    )
+    message = RecommendationMessage(
+        user_id, tuple(items), version, top_clusters, generated_at=now, lead_clusters=leads
+    )
+    return VotedList(message, shortlists, None if reranking is None else reranking.vote_weight)
 
 
 def fallback_recommendations(uow: UnitOfWork, settings: ModelSettings) -> list[RecommendedItem]:

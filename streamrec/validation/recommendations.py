@@ -9,6 +9,10 @@ raises ValueError instead of returning a Rejection.
 ...                                 generated_at=1700000000.0)
 >>> decode_recommendation(encode_recommendation(message)) == message
 True
+>>> explained = RecommendationMessage("u1", (RecommendedItem("i9", 0.8),), 3, ((4, 0.9),),
+...                                   1700000000.0, lead_clusters=((4, 1.0),))
+>>> decode_recommendation(encode_recommendation(explained)).lead_clusters
+((4, 1.0),)
 >>> decode_recommendation(b'{"schema_version": 1}')
 Traceback (most recent call last):
 ...
@@ -24,6 +28,7 @@ from streamrec.validation.fields import (
     check_schema_version,
     read_array,
     read_float,
+    read_float_between,
     read_id,
     read_integer,
     read_object,
@@ -57,7 +62,10 @@ def _read_recommendation(document: dict[str, Any]) -> RecommendationMessage:
     check_schema_version(document)
     user_id = read_id(required(document, "user_id"), "user_id", _LONGEST_ID)
     entries = read_array(required(document, "items"), "items", _MAX_ENTRIES)
-    items = tuple(_read_item(entry, f"items[{index}]") for index, entry in enumerate(entries))
+    read = [_read_item(entry, f"items[{index}]") for index, entry in enumerate(entries)]
+    items = tuple(item for item, _ in read)
+    # The lead clusters are kept only when every item names one: they align with the items.
+    leads = tuple(lead for _, lead in read if lead is not None)
     clusters = read_array(required(document, "top_clusters"), "top_clusters", _MAX_ENTRIES)
     top_clusters = tuple(
         _read_cluster(entry, f"top_clusters[{index}]") for index, entry in enumerate(clusters)
@@ -70,15 +78,21 @@ def _read_recommendation(document: dict[str, Any]) -> RecommendationMessage:
         top_clusters=top_clusters,
         generated_at=read_float(required(document, "generated_at"), "generated_at"),
         source=None if source is None else _read_source(source),
+        lead_clusters=leads if len(leads) == len(items) else (),
     )
 
 
-def _read_item(value: Any, where: str) -> RecommendedItem:
+def _read_item(value: Any, where: str) -> tuple[RecommendedItem, tuple[int, float] | None]:
+    """The item, and its lead cluster and share when the entry carries them."""
     entry = read_object(value, where, _MAX_ENTRIES)
-    return RecommendedItem(
+    item = RecommendedItem(
         item_id=read_id(*_field(entry, where, "item_id"), _LONGEST_ID),
         score=read_float(*_field(entry, where, "score")),
     )
+    if entry.get("cluster") is None or entry.get("share") is None:
+        return item, None
+    cluster = read_integer(*_field(entry, where, "cluster"), 0)
+    return item, (cluster, read_float_between(*_field(entry, where, "share"), 0.0, 1.0))
 
 
 def _read_cluster(value: Any, where: str) -> tuple[int, float]:
