@@ -52,7 +52,8 @@ class BatchCounters:
 
     records: int = 0
     interactions_applied: int = 0
-    # A repeated event_id, or an event older than the stored one for the same (user, item).
+    # An exact duplicate of an event (same id, same content), or an event not newer than the
+    # stored one for the same (user, item). A reused id with other content is a dead letter.
     interactions_ignored: int = 0
     items_upserted: int = 0
     # Records below the stored offsets: applied by an earlier run, so state is not touched.

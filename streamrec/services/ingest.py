@@ -5,8 +5,11 @@
 1. reads the stored next offsets of the batch's partitions; records below them were applied
    by an earlier run (a replay after a crash) and do not touch state again;
 2. upserts item features (the newest item event wins) and drops their cached vectors;
-3. stores interactions by the rule in ``streamrec.services.interactions`` (a repeated event
-   changes nothing, an older event never overwrites a newer weight);
+3. looks the batch's interaction event ids up among those stored within the deduplication
+   window (``streamrec.services.event_ids``): an id seen before with other content is
+   dead-lettered as ``event_id_reused`` and never applied; then stores the new ids, and the
+   interactions by the rule in ``streamrec.services.interactions`` (a repeated event changes
+   nothing, an older event never overwrites a newer weight);
 4. reads the active and the building version in one statement;
 5. under the ACTIVE version: records the prequential hit of each applied event (was its item
    among the user's recommendations as they stood before the batch), moves each touched
@@ -16,7 +19,8 @@
    votes the touched users' recommendations; the hits feed the consumer's drift detector;
 6. while a version is BUILDING (a rebuild is under way): applies the same user changes to it
    (``streamrec.services.rebuild.BuildingVersionUpdater``), so the new version misses no event;
-7. stores the new dead letters and the next offsets, and commits.
+7. stores the new dead letters and the next offsets, deletes a bounded number of event ids
+   older than the window when due, and commits.
 
 It returns what is to be published (a recommendation per touched user, every dead letter of
 the batch, a drift signal when the hit rate fell) and the offsets to commit to Kafka. Users
@@ -65,6 +69,12 @@ from streamrec.events import InteractionEvent, RecommendationMessage, SourceEven
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
 from streamrec.offsets import OffsetReset, OffsetResetChoice, OutOfRange, StoredOffsets
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
+from streamrec.services.event_ids import (
+    PRUNE_LIMIT,
+    DeduplicationWindow,
+    EventIdCheck,
+    check_event_ids,
+)
 from streamrec.services.interactions import InteractionResolution, resolve_interactions
 from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.offset_resets import reset_offsets
@@ -122,6 +132,7 @@ class IngestService:
         self._building = BuildingVersionUpdater(settings.model)
         self._shortlist_refresh = ShortlistRefreshSchedule(settings.model.shortlist_refresh_seconds)
         self._known_users = UserCache(settings.consumer.user_cache_size)
+        self._deduplication = DeduplicationWindow(settings.events.deduplication_retention_days)
         # One detector per consumer: each sees the users of its own partitions.
         self._drift = HitRateDriftDetector(
             min_interval_seconds=settings.trainer.drift_min_interval_seconds, clock=clock
@@ -201,6 +212,10 @@ class IngestService:
             stored = self._claim_offsets(uow, records)
             fresh = _FreshRecords(stored)
             counters.records_already_applied = sum(not fresh(record) for record in records)
+            checked = self._check_event_ids(uow, batch, fresh, now)
+            batch = checked.batch
+            result.dead_letters = batch.dead_letters
+            counters.dead_letters_by_reason.update(letter.reason for letter in checked.reused)
 
             items = [accepted.item for accepted in batch.items if fresh(accepted.record)]
             if items:
@@ -227,10 +242,11 @@ class IngestService:
             attributes, attributes_changed, users_with_rows = self._save_attributes(
                 uow, batch, fresh, touched, states
             )
-            # Nothing in the batch reads the interactions back: the database stores them
-            # while the weights and change sets are worked out.
+            # Nothing in the batch reads the interactions (or the event ids) back: the
+            # database stores them while the weights and change sets are worked out.
             with uow.overlapped_writes():
                 uow.interactions.save_many(resolution.rows_to_store)
+                uow.processed_events.add_many(checked.first_seen)
                 weights = _UserWeights.of(
                     touched,
                     stored_interactions,
@@ -271,6 +287,7 @@ class IngestService:
                 rejected.letter for rejected in batch.rejected if fresh(rejected.record)
             )
             self._save_offsets(uow, [record for record in records if fresh(record)])
+            self._prune_event_ids(uow, now)
             uow.commit()
         if refresh_plan is not None:
             self._shortlist_refresh.record(refresh_plan)
@@ -315,6 +332,37 @@ class IngestService:
                 if user_id not in states
             }
         )
+
+    def _check_event_ids(
+        self,
+        uow: UnitOfWork,
+        batch: TriagedBatch,
+        fresh: Callable[[SourceRecord], bool],
+        now: float,
+    ) -> EventIdCheck:
+        """Judge the batch's interaction event ids against the ids stored within the
+        deduplication window (one lookup) and against each other
+        (``streamrec.services.event_ids``): a reused id leaves the batch as a dead letter."""
+        stored = uow.processed_events.get_many(
+            accepted.interaction.event.event_id for accepted in batch.interactions
+        )
+        return check_event_ids(
+            batch,
+            fresh,
+            stored,
+            received_at=now,
+            max_payload_bytes=self._settings.events.max_dead_letter_payload_bytes,
+        )
+
+    def _prune_event_ids(self, uow: UnitOfWork, now: float) -> None:
+        """When due, delete up to ``PRUNE_LIMIT`` event ids received before the
+        deduplication window."""
+        if not self._deduplication.prune_due(now):
+            return
+        deleted = uow.processed_events.prune(
+            received_before=self._deduplication.received_before(now), limit=PRUNE_LIMIT
+        )
+        self._deduplication.pruned(deleted, now)
 
     def _read_users(
         self, uow: UnitOfWork, touched: Collection[str], version: int | None

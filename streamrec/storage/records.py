@@ -30,6 +30,18 @@ class ClusterItemStatistics(NamedTuple):
     weighted_sum: float
 
 
+class ProcessedEvent(NamedTuple):
+    """An interaction event id as first stored: the fingerprint of its content
+    (``streamrec.services.event_ids.event_fingerprint``), the (user, item) it named, and when
+    it was received (seconds since the epoch)."""
+
+    event_id: str
+    fingerprint: str
+    user_id: str
+    item_id: str
+    received_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """Input that was rejected: its bytes, where they came from, and why.

@@ -32,10 +32,12 @@ from streamrec.storage.repositories import (
     ItemRepository,
     ModelRepository,
     OffsetRepository,
+    ProcessedEventRepository,
     TrainingRunRepository,
     UserRepository,
 )
 from streamrec.storage.repositories.base import Clock
+from streamrec.storage.repositories.catalogue import CatalogueRepository
 from streamrec.storage.trainer import (
     ModelBuildRepository,
     RunLogRepository,
@@ -54,10 +56,12 @@ class UnitOfWork:
     models: ModelRepository
     offsets: OffsetRepository
     dead_letters: DeadLetterRepository
+    processed_events: ProcessedEventRepository
     training_runs: TrainingRunRepository
     builds: ModelBuildRepository
     samples: TrainingSampleRepository
     run_log: RunLogRepository
+    catalogue: CatalogueRepository
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
         self._engine = engine
@@ -79,10 +83,12 @@ class UnitOfWork:
         self.models = ModelRepository(connection, self._clock)
         self.offsets = OffsetRepository(connection, self._clock)
         self.dead_letters = DeadLetterRepository(connection, self._clock)
+        self.processed_events = ProcessedEventRepository(connection, self._clock)
         self.training_runs = TrainingRunRepository(connection, self._clock)
         self.builds = ModelBuildRepository(connection, self._clock)
         self.samples = TrainingSampleRepository(connection, self._clock)
         self.run_log = RunLogRepository(connection, self._clock)
+        self.catalogue = CatalogueRepository(connection, self._clock)
         return self
 
     def __exit__(

@@ -36,6 +36,9 @@ class RejectionReason(StrEnum):
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     WRONG_TOPIC = "wrong_topic"
     KEY_MISMATCH = "key_mismatch"
+    # Not found by validation, which is stateless: by the ingest service, against the ids
+    # it stored (streamrec.services.event_ids).
+    EVENT_ID_REUSED = "event_id_reused"
 
 
 @dataclass(frozen=True, slots=True)

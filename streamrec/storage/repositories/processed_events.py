@@ -1,0 +1,74 @@
+"""Processed event ids: every accepted interaction event id still inside the deduplication
+window, with the fingerprint of its content.
+
+>>> from streamrec.storage import UnitOfWork, create_memory_database
+>>> with UnitOfWork(create_memory_database()) as uow:
+...     _ = uow.processed_events.add_many([ProcessedEvent("e1", "ab12", "u1", "i1", 10.0)])
+...     found = uow.processed_events.get_many(["e1", "e2"])
+...     deleted = uow.processed_events.prune(received_before=20.0, limit=100)
+...     sorted(found), found["e1"].fingerprint, deleted, uow.processed_events.count()
+(['e1'], 'ab12', 1, 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select
+
+from streamrec.storage.records import ProcessedEvent
+from streamrec.storage.repositories.base import Repository
+from streamrec.storage.statements import chunked, is_one_of, upsert
+from streamrec.storage.tables import ProcessedEventRow, table_of
+
+_PROCESSED = table_of(ProcessedEventRow)
+# The columns in ProcessedEvent's field order: rows are built positionally.
+_PROCESSED_FIELDS = (
+    _PROCESSED.c.event_id,
+    _PROCESSED.c.fingerprint,
+    _PROCESSED.c.user_id,
+    _PROCESSED.c.item_id,
+    _PROCESSED.c.received_at,
+)
+
+
+class ProcessedEventRepository(Repository):
+    def get_many(self, event_ids: Iterable[str]) -> dict[str, ProcessedEvent]:
+        """The stored events among ``event_ids``, by id: one statement per
+        ``LOOKUP_CHUNK_SIZE`` ids (one for a consumer batch)."""
+        found: dict[str, ProcessedEvent] = {}
+        for chunk in chunked(set(event_ids)):
+            statement = select(*_PROCESSED_FIELDS).where(
+                is_one_of(self._connection, _PROCESSED.c.event_id, chunk)
+            )
+            for row in self._connection.execute(statement):
+                found[row[0]] = ProcessedEvent(*row)
+        return found
+
+    def add_many(self, events: Iterable[ProcessedEvent]) -> int:
+        """Insert ``events`` in one statement; an id already stored keeps its row (another
+        consumer may have stored it since this one looked). Returns the number of ids."""
+        return upsert(
+            self._connection,
+            _PROCESSED,
+            (event._asdict() for event in events),
+            key=("event_id",),
+        )
+
+    def prune(self, *, received_before: float, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest events received before ``received_before``;
+        return how many went. On PostgreSQL rows another transaction is deleting are skipped
+        (``FOR UPDATE SKIP LOCKED``), so consumers pruning at once never wait for each
+        other."""
+        oldest = (
+            select(_PROCESSED.c.event_id)
+            .where(_PROCESSED.c.received_at < received_before)
+            .order_by(_PROCESSED.c.received_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = delete(_PROCESSED).where(_PROCESSED.c.event_id.in_(oldest))
+        return self._connection.execute(statement).rowcount
+
+    def count(self) -> int:
+        return self._connection.scalar(select(func.count()).select_from(_PROCESSED)) or 0
