@@ -37,7 +37,6 @@ from streamrec.storage.repositories import (
     UserRepository,
 )
 from streamrec.storage.repositories.base import Clock
-from streamrec.storage.repositories.catalogue import CatalogueRepository
 from streamrec.storage.trainer import (
     ModelBuildRepository,
     RunLogRepository,
@@ -61,7 +60,6 @@ class UnitOfWork:
     builds: ModelBuildRepository
     samples: TrainingSampleRepository
     run_log: RunLogRepository
-    catalogue: CatalogueRepository
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
         self._engine = engine
@@ -88,7 +86,6 @@ class UnitOfWork:
         self.builds = ModelBuildRepository(connection, self._clock)
         self.samples = TrainingSampleRepository(connection, self._clock)
         self.run_log = RunLogRepository(connection, self._clock)
-        self.catalogue = CatalogueRepository(connection, self._clock)
         return self
 
     def __exit__(
