@@ -21,10 +21,13 @@ names the setting.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import (
     BaseModel,
@@ -35,7 +38,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from streamrec.redaction import MASK, is_secret_name, mask_secrets
 
 CONFIG_FILE_VARIABLE = "STREAMREC_CONFIG_FILE"
 
@@ -78,6 +88,59 @@ class KafkaSettings(Section):
         description="Longest the broker holds a fetch with no new data (Kafka's default 500 "
         "ms adds that much to the event-to-recommendation latency at low rates).",
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_are_host_port_pairs(cls, servers: str | None) -> str | None:
+        if servers is None:
+            return None
+        listed = [server.strip() for server in servers.split(",")]
+        for server in listed:
+            _host_and_port(server)
+        return ",".join(listed)
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL"):
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
+                )
+        return self
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def _host_and_port(server: str) -> tuple[str, int]:
+    """``host:port`` or ``[IPv6 address]:port``, checked; ValueError says what is wrong.
+
+    >>> _host_and_port("kafka-1.internal:9092"), _host_and_port("[::1]:9092")
+    (('kafka-1.internal', 9092), ('::1', 9092))
+    >>> _host_and_port("::::")
+    Traceback (most recent call last):
+    ...
+    ValueError: '::::' is not host:port (e.g. kafka-1:9092, [::1]:9092)
+    """
+    # Credentials have no place here, but one written as user:password@host is not shown.
+    shown = server if "@" not in server else f"***@{server.rpartition('@')[2]}"
+    problem = ValueError(f"{shown!r} is not host:port (e.g. kafka-1:9092, [::1]:9092)")
+    host, separator, port = server.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            host = str(ipaddress.IPv6Address(host[1:-1]))
+        except ValueError:
+            raise problem from None
+    elif not _HOST_NAME.fullmatch(host):
+        raise problem
+    if not separator or not port.isdigit() or not 0 < int(port) < 65_536:
+        raise problem
+    return host, int(port)
 
 
 class TopicSettings(Section):
@@ -250,10 +313,20 @@ class TrainerSettings(Section):
     @classmethod
     def _schedule_is_known(cls, schedule: str) -> str:
         kind, _, rest = schedule.partition(":")
-        if kind not in {"interval", "cron"} or not rest.strip():
+        rest = rest.strip()
+        if kind not in {"interval", "cron"} or not rest:
             raise ValueError("must be 'interval:SECONDS' or 'cron:<crontab line>'")
-        if kind == "interval" and not rest.strip().isdigit():
-            raise ValueError("interval must be a whole number of seconds")
+        if kind == "interval" and not (rest.isdigit() and int(rest) >= 1):
+            raise ValueError("interval must be a whole number of seconds, at least 1")
+        if kind == "cron":
+            # The trainer builds the same trigger (trainer.schedule): checked here, a wrong
+            # line fails when the settings load, not when the trainer starts.
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(rest)
+            except ValueError as error:
+                raise ValueError(f"crontab line {rest!r}: {error}") from None
         return schedule
 
 
@@ -369,6 +442,39 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             for problem in error.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None
+    except SettingsError as error:
+        # pydantic-settings decodes a dict or list setting from its variable as JSON and
+        # names only the section when that fails: name the variable and the JSON error.
+        raise ConfigurationError(f"invalid settings: {_unparseable_variable() or error}") from None
+
+
+def _unparseable_variable() -> str | None:
+    """Which ``STREAMREC_*`` variable of a dict, list or section setting is not valid JSON,
+    and why, if one is not."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    for variable, value in sorted(os.environ.items()):
+        if not variable.upper().startswith(prefix):
+            continue
+        names = variable[len(prefix) :].lower().split(delimiter)
+        if _holds_json(Settings, names):
+            try:
+                json.loads(value)
+            except ValueError as error:
+                return f"{variable} is not valid JSON ({error})"
+    return None
+
+
+def _holds_json(model: type[BaseModel], names: list[str]) -> bool:
+    """Whether the setting at ``names`` under ``model`` is read from JSON: a dict, a list or a
+    whole section."""
+    field = model.model_fields.get(names[0])
+    if field is None:
+        return False
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return len(names) == 1 or _holds_json(annotation, names[1:])
+    return len(names) == 1 and get_origin(annotation) in (dict, list)
 
 
 def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -380,16 +486,38 @@ def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, with every secret masked (for display and logs)."""
-    from sqlalchemy.engine import make_url
+    """The effective settings as plain data, with every secret masked (for display and logs):
+    a setting named like a secret is shown as ``***``, and every text goes through
+    ``streamrec.redaction.mask_secrets``, so the database URL keeps its host but not its
+    passwords.
 
+    >>> shown = masked(Settings(
+    ...     database_url="postgresql+psycopg://app:pw1@db/recs?sslpassword=pw2",
+    ...     kafka={"sasl_password": "pw3"},
+    ... ))
+    >>> shown["database_url"], shown["kafka"]["sasl_password"]
+    ('postgresql+psycopg://app:***@db/recs?sslpassword=***', '***')
+    """
     shown = settings.model_dump(mode="json")
-    shown["database_url"] = make_url(settings.effective_database_url).render_as_string(
-        hide_password=True
-    )
-    if settings.kafka.sasl_password is not None:
-        shown["kafka"]["sasl_password"] = "***"
-    return shown
+    shown["database_url"] = settings.effective_database_url
+    return _masked_section(shown)
+
+
+def _masked_section(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: MASK if is_secret_name(name) and value is not None else _masked_value(value)
+        for name, value in values.items()
+    }
+
+
+def _masked_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _masked_section(value)
+    if isinstance(value, list):
+        return [_masked_value(item) for item in value]
+    if isinstance(value, str):
+        return mask_secrets(value)
+    return value
 
 
 def settings_reference() -> str:

@@ -17,10 +17,12 @@ topic with a reason instead of raising inside the client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -37,6 +39,7 @@ from streamrec.broker import running_broker_address
 from streamrec.config import Settings
 from streamrec.errors import UserFacingError
 from streamrec.offsets import LogRange, StoredOffsets
+from streamrec.redaction import mask_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,6 @@ LOG_END_FETCH_TIMEOUT_SECONDS = 10.0
 LOG_END_FETCH_BYTES = 1024
 # Kafka's own rule for topic names.
 _LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-_MASK = "***"
 
 
 class KafkaUnavailableError(UserFacingError):
@@ -308,20 +310,55 @@ def _raise_creation_errors(response: dict[str, Any]) -> None:
 
 def _connect(client_class: type, options: dict[str, Any]) -> Any:
     try:
-        return client_class(**options)
+        with _bootstrap_narration_hidden():
+            return client_class(**options)
     except (KafkaTimeoutError, KafkaConnectionError):
         raise KafkaUnavailableError(
             f"Kafka at {','.join(options['bootstrap_servers'])} does not answer"
         ) from None
 
 
+# kafka-python logs every failed bootstrap attempt, a dozen warnings and errors in the ten
+# seconds it tries; _connect reports a failed bootstrap itself, in one line. Shown at DEBUG.
+_BOOTSTRAP_NARRATORS = ("kafka.net.manager", "kafka.net.connection")
+_bootstrap_narration_lock = threading.Lock()
+_bootstraps_in_progress = 0
+
+
+class _BootstrapNarrationFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return logging.getLogger("kafka").isEnabledFor(logging.DEBUG)
+
+
+_BOOTSTRAP_NARRATION_FILTER = _BootstrapNarrationFilter()
+
+
+@contextlib.contextmanager
+def _bootstrap_narration_hidden() -> Iterator[None]:
+    """Hide kafka-python's connection narration while a client bootstraps (counted, as
+    clients may bootstrap on several threads at once)."""
+    global _bootstraps_in_progress
+    with _bootstrap_narration_lock:
+        _bootstraps_in_progress += 1
+        if _bootstraps_in_progress == 1:
+            for name in _BOOTSTRAP_NARRATORS:
+                logging.getLogger(name).addFilter(_BOOTSTRAP_NARRATION_FILTER)
+    try:
+        yield
+    finally:
+        with _bootstrap_narration_lock:
+            _bootstraps_in_progress -= 1
+            if _bootstraps_in_progress == 0:
+                for name in _BOOTSTRAP_NARRATORS:
+                    logging.getLogger(name).removeFilter(_BOOTSTRAP_NARRATION_FILTER)
+
+
 class _RedactPasswordFilter(logging.Filter):
-    """Masks the SASL password in kafka-python's debug log of the admin configuration."""
+    """Masks the SASL password in kafka-python's debug log of the admin configuration, even
+    in a process whose logging streamrec did not set up (its own setup masks every line)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        # logging unpacks a lone mapping argument, so the configuration arrives as record.args.
-        if isinstance(record.args, dict) and "sasl_plain_password" in record.args:
-            record.args = ({**record.args, "sasl_plain_password": _MASK},)
+        record.msg, record.args = mask_secrets(record.getMessage()), None
         return True
 
 

@@ -1,35 +1,31 @@
 """Structured logging for every process: JSON lines for log pipelines, or text for people.
 
 ``configure_logging(settings.observability)`` sets the root logger once per process. Every
-record passes through a filter that masks secrets (URL passwords, ``password=...`` pairs), so
-that a driver error quoting a connection string never leaks one.
+line is masked as a whole after it is formatted (``streamrec.redaction.mask_secrets``: URL
+passwords, secret query parameters, ``password=...`` pairs), exception and extra fields
+included, so that a driver error quoting a connection string never leaks one.
+``mask_unconfigured_logging`` does the same for a process that configured no logging, whose
+warnings Python prints through ``logging.lastResort``.
 
->>> mask_secrets("cannot reach postgresql+psycopg://app:hunter2@db/recs")
-'cannot reach postgresql+psycopg://app:***@db/recs'
->>> mask_secrets("sasl_plain_password='s3cret' retries=3")
-"sasl_plain_password='***' retries=3"
+>>> formatter = SecretMaskingFormatter(logging.Formatter("%(name)s: %(message)s"))
+>>> formatter.format(logging.makeLogRecord({
+...     "name": "kafka.admin.client", "msg": "configuration: %s",
+...     "args": ({"sasl_plain_password": "s3cret", "retries": 3},),
+... }))
+"kafka.admin.client: configuration: {'sasl_plain_password': '***', 'retries': 3}"
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from streamrec.config import ObservabilitySettings
+from streamrec.redaction import mask_secrets
 
-# user:password@ in any URL.
-_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?=@)")
-# password=..., password: ..., "password": "..." and the like (any key ending in password,
-# secret or token).
-_KEYED_SECRET = re.compile(
-    r"(?P<prefix>(?:password|passwd|secret|token)['\"]?\s*[=:]\s*['\"]?)(?P<secret>[^'\"\s,;}]+)",
-    re.IGNORECASE,
-)
-MASK = "***"
 # The attributes every LogRecord has; anything else was passed with extra= and is logged.
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -39,20 +35,16 @@ _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def mask_secrets(text: str) -> str:
-    text = _URL_PASSWORD.sub(lambda match: match["prefix"] + MASK, text)
-    return _KEYED_SECRET.sub(lambda match: match["prefix"] + MASK, text)
+class SecretMaskingFormatter(logging.Formatter):
+    """Formats with ``inner``, then masks the whole line: message, exception and extra fields
+    alike."""
 
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
 
-class SecretMaskingFilter(logging.Filter):
-    """Renders each record's message once, masked, so no handler sees the secret."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_secrets(message)
-        if masked != message or record.args:
-            record.msg, record.args = masked, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self.inner.format(record))
 
 
 class ClosedSocketReadFilter(logging.Filter):
@@ -87,7 +79,7 @@ class JsonLinesFormatter(logging.Formatter):
             if name not in _STANDARD_ATTRIBUTES and not name.startswith("_"):
                 document[name] = value
         if record.exc_info:
-            document["exception"] = mask_secrets(self.formatException(record.exc_info))
+            document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
@@ -96,10 +88,9 @@ def configure_logging(settings: ObservabilitySettings, stream: TextIO | None = N
     and level, replacing handlers an earlier call installed."""
     handler = logging.StreamHandler(stream or sys.stderr)
     if settings.log_format == "json":
-        handler.setFormatter(JsonLinesFormatter())
+        handler.setFormatter(SecretMaskingFormatter(JsonLinesFormatter()))
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(SecretMaskingFilter())
+        handler.setFormatter(SecretMaskingFormatter(logging.Formatter(TEXT_FORMAT)))
     handler.addFilter(ClosedSocketReadFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
@@ -108,3 +99,11 @@ def configure_logging(settings: ObservabilitySettings, stream: TextIO | None = N
     root.setLevel(settings.log_level)
     # kafka-python is chatty at INFO (every connection, every rebalance step).
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+
+
+def mask_unconfigured_logging() -> None:
+    """Mask the lines Python prints for a process that configured no logging handler
+    (``logging.lastResort``: warnings and errors, message only)."""
+    last_resort = logging.lastResort
+    if last_resort is not None and not isinstance(last_resort.formatter, SecretMaskingFormatter):
+        last_resort.setFormatter(SecretMaskingFormatter(logging.Formatter()))

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from streamrec.redaction import mask_secrets
 from streamrec.storage.errors import DatabaseUnavailableError, UnsupportedDatabaseError
 
 SQLITE_BUSY_TIMEOUT_MILLISECONDS = 30_000
@@ -28,12 +29,39 @@ POSTGRESQL_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def masked_url(url: str | URL) -> str:
-    """The URL with its password replaced by ``***``, safe for messages and logs."""
+    """The URL with its password and secret query parameters (``password``,
+    ``sslpassword``, ...) replaced by ``***``, safe for messages and logs.
+
+    >>> masked_url("postgresql+psycopg://reader@db.example/recs?password=secret")
+    'postgresql+psycopg://reader@db.example/recs?password=***'
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        # Parsed first: SQLAlchemy finds the password wherever its characters would end a
+        # plain pattern (an unescaped '/' or space, say).
+        rendered = make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         # An unparseable URL may still contain a secret: show none of it.
         return "<unparseable database URL>"
+    return mask_secrets(rendered)
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite URL; None for any other database, an in-memory one, a ``file:``
+    URI or a URL that does not parse (create_database_engine says what is wrong with it).
+
+    >>> sqlite_file("sqlite:///data/streamrec.db"), sqlite_file("sqlite://")
+    (PosixPath('data/streamrec.db'), None)
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
 
 
 def create_database_engine(
@@ -92,10 +120,10 @@ def check_connection(engine: Engine) -> None:
 def _create_sqlite_engine(
     url: URL, enforce_foreign_keys: bool, engine_options: dict[str, Any]
 ) -> Engine:
-    database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
+    database_file = sqlite_file(url)
+    if database_file is not None:
         try:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            database_file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise DatabaseUnavailableError(
                 f"cannot create the directory of {masked_url(url)}: {error.strerror}"

@@ -13,6 +13,14 @@ class DatabaseUnavailableError(StorageError, UserFacingError):
     """The database cannot be reached or opened; the message names the masked URL."""
 
 
+class DatabaseMissingError(StorageError, UserFacingError):
+    """The SQLite file a command would read does not exist (and the command creates none)."""
+
+
+class DatabaseNotMigratedError(StorageError, UserFacingError):
+    """The schema is older than this code's (or absent): ``streamrec db upgrade`` first."""
+
+
 class UnsupportedDatabaseError(StorageError, UserFacingError):
     """The URL names a database other than PostgreSQL or SQLite."""
 

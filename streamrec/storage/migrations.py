@@ -2,7 +2,11 @@
 working directory and from an installed package (no alembic.ini).
 
 >>> head_revision()
-'0007'
+'0008'
+
+Commands that use the stored state call ``require_migrated_database`` first: a database that
+is missing or behind the code ends them in one line that says to run ``streamrec db upgrade``,
+and a SQLite file that does not exist is not created by asking.
 """
 
 from __future__ import annotations
@@ -25,8 +29,13 @@ from streamrec.storage.database import (
     describe_failure,
     first_line_of,
     masked_url,
+    sqlite_file,
 )
-from streamrec.storage.errors import DatabaseUnavailableError
+from streamrec.storage.errors import (
+    DatabaseMissingError,
+    DatabaseNotMigratedError,
+    DatabaseUnavailableError,
+)
 
 # The top-level `migrations` package sits beside `streamrec`: in a checkout and in
 # site-packages alike.
@@ -58,7 +67,11 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def current_revision(database_url: str) -> str | None:
-    """The database's revision; None for a database that was never migrated."""
+    """The database's revision; None for a database that was never migrated, or a SQLite
+    file that does not exist (which asking does not create)."""
+    database_file = sqlite_file(database_url)
+    if database_file is not None and not database_file.exists():
+        return None
     engine = create_database_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -72,6 +85,37 @@ def current_revision(database_url: str) -> str | None:
 def head_revision() -> str | None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     return script.get_current_head()
+
+
+def require_migrated_database(database_url: str) -> None:
+    """Check, creating nothing, that the database exists and its schema is at this code's
+    head revision (or at a later one, which a newer streamrec migrated).
+
+    Raises DatabaseMissingError for a SQLite file that does not exist,
+    DatabaseNotMigratedError for a schema that is absent or older, and
+    DatabaseUnavailableError for a database that does not answer; each one line.
+
+    >>> require_migrated_database("sqlite:///no/such/dir/streamrec.db")
+    Traceback (most recent call last):
+    ...
+    streamrec.storage.errors.DatabaseMissingError: no database at no/such/dir/streamrec.db: \
+run `streamrec db upgrade` or set STREAMREC_DATABASE_URL
+    """
+    database_file = sqlite_file(database_url)
+    if database_file is not None and not database_file.exists():
+        raise DatabaseMissingError(
+            f"no database at {database_file}: run `streamrec db upgrade` "
+            "or set STREAMREC_DATABASE_URL"
+        )
+    current, head = current_revision(database_url), head_revision()
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    known = {revision.revision for revision in script.walk_revisions()}
+    if current == head or (current is not None and current not in known):
+        return
+    raise DatabaseNotMigratedError(
+        f"database at {masked_url(database_url)} is not migrated (revision {current}, "
+        f"expected {head}): run `streamrec db upgrade`"
+    )
 
 
 def _run(database_url: str, operation: Callable[[Config], None]) -> None:
