@@ -21,11 +21,17 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from streamrec.config import Settings
+from streamrec.config import ModelSettings, Settings
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.services.ingest import IngestService
-from streamrec.services.recommending import current_recommendations
-from streamrec.services.snapshot import differences, take_snapshot
+from streamrec.services.model_cache import ModelCache
+from streamrec.services.recommending import (
+    global_top_clusters,
+    reranking_for,
+    shortlist_from_statistics,
+    vote,
+)
+from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork, create_database_engine
 from streamrec.storage.memory import create_memory_database
@@ -42,6 +48,8 @@ POLL_SECONDS = 0.05
 # Scores of a recommendation list that agree this closely are the same number summed in
 # another order: their items may swap places.
 SCORE_TOLERANCE = 1e-5
+# Shortlist weights equal to this many decimals are ties, broken by item id.
+SHORTLIST_DECIMALS = 9
 
 Ranking = list[tuple[str, float]]
 
@@ -121,12 +129,14 @@ def active_sessions(engine: Engine, name: str) -> list[tuple[int, str]]:
 
 
 def terminate_backend(engine: Engine, pid: int) -> bool:
-    """``pg_terminate_backend(pid)``: the server drops that session as a crash or an
-    administrator would; true if it was still there."""
+    """``pg_terminate_backend(pid)`` if that session is still inside a statement or a
+    transaction: the server drops it as a crash or an administrator would. True if it did."""
+    statement = text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE pid = :pid AND state IN ('active', 'idle in transaction')"
+    )
     with engine.connect() as connection:
-        return bool(
-            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-        )
+        return bool(connection.execute(statement, {"pid": pid}).scalar())
 
 
 def clean_run(settings: Settings, model: EfficientRec) -> Engine:
@@ -144,14 +154,71 @@ def clean_run(settings: Settings, model: EfficientRec) -> Engine:
 def recommendation_lists(
     engine: Engine, settings: Settings, users: Iterable[str]
 ) -> dict[str, Ranking]:
-    """What ``streamrec recommend`` serves each user from the stored state."""
+    """What each user is recommended from the stored state under the active version, with
+    every cluster's shortlist chosen afresh from the final statistics (``fresh_shortlists``).
+
+    Two runs of one input cut into other batches hold statistics that differ in the last
+    bits, and a shortlist breaks an exact tie of weights by item id, a near-exact one by
+    that noise: their stored shortlists, and the votes over them, may legitimately differ
+    where weights tie at the cut. Fresh shortlists with weights rounded first do not."""
     lists: dict[str, Ranking] = {}
     with UnitOfWork(engine) as uow:
-        for user_id in sorted(set(users)):
-            message = current_recommendations(uow, user_id, settings.model, now=0.0)
-            assert message is not None, "no active model version"
-            lists[user_id] = [(item.item_id, item.score) for item in message.items]
+        version = uow.models.active_version()
+        assert version is not None, "no active model version"
+        user_ids = sorted(set(users))
+        states = uow.users.get_many(user_ids, version)
+        seen = uow.interactions.for_users(user_ids)
+        shortlists = fresh_shortlists(uow, version, settings.model, round_to=SHORTLIST_DECIMALS)
+        fallback = global_top_clusters(uow.clusters.masses(version), settings.model.top_memberships)
+        serving = ModelCache().serving(version, uow.models.get)
+        for user_id in user_ids:
+            state = states.get(user_id)
+            profile = None if state is None else state.profile
+            reranking = reranking_for(serving, [profile], settings.model, uow.items.get_many)
+            items = vote(
+                fallback if state is None else state.top_clusters,
+                shortlists,
+                {row.item_id for row in seen.get(user_id, ())},
+                settings.model.recommendations,
+                reranking,
+            )
+            lists[user_id] = [(item.item_id, item.score) for item in items]
     return lists
+
+
+def fresh_shortlists(
+    uow: UnitOfWork, version: int, settings: ModelSettings, round_to: int | None = None
+) -> dict[int, Ranking]:
+    """Each cluster's shortlist as the consumer's refresh chooses it, from every one of its
+    statistics; with ``round_to``, weights are rounded to that many decimals before the
+    cut, so that ties are broken by item id whatever the noise."""
+    masses = uow.clusters.masses(version)
+    shortlists = {}
+    for cluster in uow.clusters.clusters(version):
+        statistics = uow.clusters.top_items(version, cluster, ALL_ITEMS)
+        everything = settings.model_copy(update={"shortlist_length": max(len(statistics), 1)})
+        ranked = shortlist_from_statistics(statistics, masses.get(cluster, 0.0), everything)
+        if round_to is not None:
+            ranked = sorted(
+                ((item_id, round(weight, round_to)) for item_id, weight in ranked),
+                key=lambda pair: (-pair[1], pair[0]),
+            )
+        shortlists[cluster] = ranked[: settings.shortlist_length]
+    return shortlists
+
+
+def stale_shortlists(engine: Engine, settings: Settings) -> list[str]:
+    """Clusters whose stored shortlist is not what the final statistics give (ties within
+    float noise aside), one line each: a refresh that was lost or came too early."""
+    with UnitOfWork(engine) as uow:
+        version = uow.models.active_version()
+        assert version is not None, "no active model version"
+        fresh = fresh_shortlists(uow, version, settings.model)
+        stored = uow.clusters.shortlists(version, list(fresh))
+    return ranking_differences(
+        {str(cluster): shortlist for cluster, shortlist in fresh.items()},
+        {str(cluster): list(stored.get(cluster, [])) for cluster in fresh},
+    )
 
 
 def ranking_differences(
@@ -217,8 +284,9 @@ def assert_same_as_clean_run(
 ) -> dict[str, Any]:
     """The database under ``engine`` holds what a clean run over the input topics gives:
     the same interactions and demographics, user states and cluster statistics within
-    float tolerance, the same recommendations for every user; every user's list was
-    published; and the offsets cover each of the ``records`` input records exactly once.
+    float tolerance, stored shortlists that follow those statistics, the same
+    recommendations for every user; every user's list was published; and the offsets cover
+    each of the ``records`` input records exactly once.
     Returns the stored dead letters by reason."""
     reference = clean_run(settings, model)
     try:
@@ -228,17 +296,22 @@ def assert_same_as_clean_run(
             actual = take_snapshot(uow)
             dead_letters = uow.dead_letters.counts_by_reason()
         users = {user_id for user_id, _ in expected.interactions}
-        assert differences(expected, actual) == []
+        # Plain asserts here are not rewritten by pytest: each says what differed.
+        found = differences(expected, actual)
+        assert not found, "state differs from a clean run's:\n" + "\n".join(found[:20])
+        found = stale_shortlists(engine, settings)
+        assert not found, "stored shortlists behind the statistics:\n" + "\n".join(found)
         expected_lists = recommendation_lists(reference, settings, users)
-        assert (
-            ranking_differences(expected_lists, recommendation_lists(engine, settings, users)) == []
-        )
+        found = ranking_differences(expected_lists, recommendation_lists(engine, settings, users))
+        assert not found, "recommendations differ from a clean run's:\n" + "\n".join(found[:20])
         # Not a comparison of empty lists: most users have unseen items to be recommended.
-        assert sum(map(bool, expected_lists.values())) > len(users) / 2
+        assert sum(map(bool, expected_lists.values())) > len(users) / 2, expected_lists
     finally:
         reference.dispose()
-    assert published_users(settings) == users
-    assert stored_records(engine, settings) == records
+    unpublished = users - published_users(settings)
+    assert not unpublished, f"never published: {sorted(unpublished)}"
+    stored = stored_records(engine, settings)
+    assert stored == records, f"offsets cover {stored} records, not {records}"
     return dead_letters
 
 

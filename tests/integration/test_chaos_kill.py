@@ -111,7 +111,7 @@ def test_a_trainer_killed_during_a_replay_leaves_the_state_a_rebuild_from_scratc
     # rebuilding is left half built.
     half, three_quarters = len(events) // 2, len(events) * 3 // 4
     ReplayThread(settings, {}, events[:half]).start().join(timeout=60)
-    consumer = start_consumer(settings, "--idle-exit", "4")
+    consumer = start_consumer(settings)  # stopped by SIGTERM once everything is in
     wait_for_stored_records(engine, settings, half, alive=[consumer.process])
     replay = ReplayThread(
         settings, {}, events[half:three_quarters], rate=TRAINER_REPLAY_EVENTS_PER_SECOND
@@ -140,6 +140,7 @@ def test_a_trainer_killed_during_a_replay_leaves_the_state_a_rebuild_from_scratc
     status, output = start_trainer(settings, "--once").wait(timeout=120)
     assert status == 0, output
     assert "resumed the interrupted rebuild" in output, output
+    consumer.process.terminate()
     status, output = consumer.wait(timeout=120)
     assert status == 0, output
 
