@@ -179,7 +179,7 @@ class EventSettings(Section):
         description="Preference weight in [-1, 1] of each implicit event type.",
     )
     deduplication_retention_days: float = Field(
-        30.0,
+        1.0,
         gt=0,
         le=3_650,
         description="How long an interaction event id is remembered after it was first "
