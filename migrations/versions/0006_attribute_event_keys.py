@@ -1,6 +1,6 @@
 """users.attribute_event_keys: per attribute name, the [timestamp, event_id] of the event whose
 value is stored, so that an older event delivered late no longer overwrites a newer value
-(streamrec.services.user_attributes). NULL for existing rows: their values yield to the next
+(streamrec.model.user_attributes). NULL for existing rows: their values yield to the next
 event that names them.
 
 Revision ID: 0006

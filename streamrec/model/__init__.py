@@ -11,7 +11,11 @@ One idea per module:
 - ``memberships``, ``cluster_report``: top-M memberships; cluster sizes and entropy.
 - ``contributions``, ``decay``, ``statistics``: additive cluster statistics and their deltas.
 - ``shortlists``, ``voting``: shortlist weights, top-L per cluster, cluster voting.
-- ``serving``: what the streaming consumer calls per batch.
+- ``serving``: the serving model of a version, its item vectors and targets cached.
+- ``interaction_rule``: which interaction events change the stored state (idempotence, order).
+- ``user_states``, ``user_attributes``: a batch's effect on users' pooled sums, profiles,
+  memberships and demographics.
+- ``shortlist_refresh``: when a consumer refreshes the shortlists its deltas changed.
 - ``offline``: ``EfficientRecRecommender`` for the offline evaluation.
 - ``training``: samplers, losses and the training loop.
 

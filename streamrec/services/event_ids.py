@@ -103,7 +103,7 @@ def check_event_ids(
     letter keeps at most ``max_payload_bytes`` of its payload (``dead_letter_of``).
 
     >>> from streamrec.events import SourceEvent
-    >>> from streamrec.services.interactions import AcceptedInteraction
+    >>> from streamrec.model.interaction_rule import AcceptedInteraction
     >>> def accepted(offset, item_id):
     ...     event = InteractionEvent("e1", "u1", item_id, "click", 10.0)
     ...     record = SourceRecord("interactions", 0, offset, b"u1", b"{}")

@@ -27,7 +27,7 @@ from streamrec.events import ItemEvent, RecommendationMessage
 from streamrec.model.explanations import ItemExplanation, explain
 from streamrec.model.memberships import as_pairs
 from streamrec.model.memberships import top_memberships as strongest_memberships
-from streamrec.services.model_cache import ModelCache
+from streamrec.model.serving import ModelCache
 from streamrec.services.recommending import (
     TopClusters,
     VotedList,

@@ -8,14 +8,14 @@
 3. looks the batch's interaction event ids up among those stored within the deduplication
    window (``streamrec.services.event_ids``): an id seen before with other content is
    dead-lettered as ``event_id_reused`` and never applied; then stores the new ids, and the
-   interactions by the rule in ``streamrec.services.interactions`` (a repeated event changes
+   interactions by the rule in ``streamrec.model.interaction_rule`` (a repeated event changes
    nothing, an older event never overwrites a newer weight);
 4. reads the active and the building version in one statement;
 5. under the ACTIVE version: records the prequential hit of each applied event (was its item
    among the user's recommendations as they stood before the batch), moves each touched
    user's pooled sums, profile and top-M memberships, adds the exact cluster-statistic
    deltas, refreshes the shortlists of the affected clusters (at most once per
-   ``model.shortlist_refresh_seconds``, see ``streamrec.services.shortlist_refresh``), and
+   ``model.shortlist_refresh_seconds``, see ``streamrec.model.shortlist_refresh``), and
    votes the touched users' recommendations; the hits feed the consumer's drift detector;
 6. while a version is BUILDING (a rebuild is under way): applies the same user changes to it
    (``streamrec.services.rebuild.BuildingVersionUpdater``), so the new version misses no event;
@@ -67,6 +67,11 @@ from streamrec.config import ModelSettings, Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
+from streamrec.model.interaction_rule import InteractionResolution, resolve_interactions
+from streamrec.model.serving import ModelCache, ServingModel
+from streamrec.model.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
+from streamrec.model.user_attributes import EventKey, merge_attributes
+from streamrec.model.user_states import UserChangeSet, update_user_states
 from streamrec.offsets import OffsetReset, OffsetResetChoice, OutOfRange, StoredOffsets
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.event_ids import (
@@ -75,8 +80,6 @@ from streamrec.services.event_ids import (
     EventIdCheck,
     check_event_ids,
 )
-from streamrec.services.interactions import InteractionResolution, resolve_interactions
-from streamrec.services.model_cache import ModelCache, ServingModel
 from streamrec.services.offset_resets import reset_offsets
 from streamrec.services.rebuild import BuildingVersionUpdater
 from streamrec.services.recommending import (
@@ -87,11 +90,8 @@ from streamrec.services.recommending import (
     reranking_for,
     vote_with_leads,
 )
-from streamrec.services.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.services.triage import TriagedBatch, triage
-from streamrec.services.user_attributes import EventKey, merge_attributes
 from streamrec.services.user_cache import KnownUser, UserCache
-from streamrec.services.user_states import UserChangeSet, update_user_states
 from streamrec.state import Interaction, UserProfile
 from streamrec.storage.repositories.users import new_state_token
 from streamrec.storage.unit_of_work import UnitOfWork
@@ -413,7 +413,7 @@ class IngestService:
         states: Mapping[str, UserProfile],
     ) -> tuple[dict[str, dict[str, str]], set[str], set[str]]:
         """Merge the demographics the batch's events carry over the stored ones (per attribute,
-        the newest event wins: streamrec.services.user_attributes); return every
+        the newest event wins: streamrec.model.user_attributes); return every
         touched user's attributes, the users whose attributes changed, and the touched users
         that now have a user row. The stored demographics of users with a ``states`` entry
         came with it (read from their user row); only the others are read here."""

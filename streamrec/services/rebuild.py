@@ -48,9 +48,9 @@ from sqlalchemy import Engine
 from streamrec.config import ModelSettings, Settings
 from streamrec.model.contributions import Transition, batch_contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.services.model_cache import ModelCache, ServingModel
+from streamrec.model.serving import ModelCache, ServingModel
+from streamrec.model.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.services.recommending import refresh_shortlists
-from streamrec.services.user_states import UserChangeSet, UserStateUpdate, update_user_states
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.trainer import RebuildProgress
 from streamrec.storage.unit_of_work import UnitOfWork

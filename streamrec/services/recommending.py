@@ -25,9 +25,9 @@ import numpy as np
 from streamrec.config import ModelSettings
 from streamrec.events import RecommendationMessage, RecommendedItem
 from streamrec.model.explanations import lead_clusters
+from streamrec.model.serving import FeatureLoader, ModelCache, ServingModel
 from streamrec.model.shortlists import NO_ITEM, shortlist_weights
 from streamrec.model.voting import vote_many
-from streamrec.services.model_cache import FeatureLoader, ModelCache, ServingModel
 from streamrec.storage.records import ClusterItemStatistics
 from streamrec.storage.unit_of_work import UnitOfWork
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from streamrec.config import Settings
 from streamrec.events import ItemEvent
+from streamrec.model.interaction_rule import AcceptedInteraction
 from streamrec.preferences import preference_weight
 from streamrec.services.batch import SourceRecord
 from streamrec.services.dead_letters import dead_letter_of
-from streamrec.services.interactions import AcceptedInteraction
 from streamrec.storage.records import DeadLetter
 from streamrec.validation import Rejection, parse_interaction, parse_item
 

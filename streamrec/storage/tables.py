@@ -95,7 +95,7 @@ class UserRow(Base):
     """What a user told us about themselves (demographics); independent of any model.
 
     ``attribute_event_keys`` holds, per attribute name, the ``[timestamp, event_id]`` of the
-    event whose value is stored (streamrec.services.user_attributes); NULL or a missing name
+    event whose value is stored (streamrec.model.user_attributes); NULL or a missing name
     means unknown, and any event's value then wins.
     """
 

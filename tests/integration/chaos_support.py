@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from streamrec.config import ModelSettings, Settings
 from streamrec.model.efficientrec import EfficientRec
+from streamrec.model.serving import ModelCache
 from streamrec.services.ingest import IngestService
-from streamrec.services.model_cache import ModelCache
 from streamrec.services.recommending import (
     global_top_clusters,
     reranking_for,

@@ -16,16 +16,16 @@ from streamrec.config import Settings
 from streamrec.kafka import create_consumer, create_producer
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
+from streamrec.model.serving import ServingModel
+from streamrec.model.user_states import UserChangeSet
 from streamrec.services.batch import BatchResult
 from streamrec.services.ingest import IngestService
-from streamrec.services.model_cache import ServingModel
 from streamrec.services.rebuild import (
     BuildingVersionUpdater,
     VersionRebuilder,
     build_missing_states,
 )
 from streamrec.services.snapshot import differences
-from streamrec.services.user_states import UserChangeSet
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.trainer import RebuildProgress, ServingVersions
 from streamrec.storage.unit_of_work import UnitOfWork

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamrec.events import InteractionEvent, SourceEvent
-from streamrec.services.interactions import AcceptedInteraction, resolve_interactions
+from streamrec.model.interaction_rule import AcceptedInteraction, resolve_interactions
 from streamrec.state import Interaction
 
 

@@ -18,9 +18,9 @@ from streamrec.model.contributions import UserContribution, aggregate_deltas, co
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.memberships import rounded_memberships
 from streamrec.model.pooling import full_pooled_sum
+from streamrec.model.serving import UnusableModelError
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
-from streamrec.services.model_cache import UnusableModelError
 from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamrec.services.shortlist_refresh import ShortlistRefreshSchedule
+from streamrec.model.shortlist_refresh import ShortlistRefreshSchedule
 
 
 class ManualClock:

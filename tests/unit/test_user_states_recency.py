@@ -14,9 +14,9 @@ from streamrec.events import InteractionEvent
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.pooling import decayed_pooled_sum, full_pooled_sum, pooled_vectors
+from streamrec.model.serving import ModelCache
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
-from streamrec.services.model_cache import ModelCache
 from streamrec.services.rebuild import VersionRebuilder
 from streamrec.state import ModelStatus, ModelVersion, UserProfile
 from streamrec.storage.memory import create_memory_database

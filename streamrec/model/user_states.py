@@ -17,7 +17,7 @@ or without one and recency on) is pooled again from the whole interaction set.
 >>> from streamrec.config import ModelSettings
 >>> from streamrec.model.efficientrec import EfficientRec
 >>> from streamrec.model.features import FeatureSchema
->>> from streamrec.services.model_cache import ServingModel
+>>> from streamrec.model.serving import ServingModel
 >>> settings = ModelSettings(hash_buckets=64, item_dim=4, profile_dim=4, hidden_dim=8,
 ...                          clusters=3, feature_buckets=32)
 >>> serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
@@ -47,7 +47,7 @@ from streamrec.model.pooling import (
     decayed_pooled_sum,
     full_pooled_sum,
 )
-from streamrec.services.model_cache import FeatureLoader, ServingModel
+from streamrec.model.serving import FeatureLoader, ServingModel
 from streamrec.state import UserProfile
 
 Weights = Mapping[str, float]

@@ -3,7 +3,7 @@
 Events may carry some of a user's attributes (``user_attributes``), and they may arrive out of
 order or twice. For each attribute name the value of the event with the greatest
 ``(timestamp, event_id)`` wins, the same order as the interaction rule
-(``streamrec.services.interactions``); attributes an event does not name keep their value. The
+(``streamrec.model.interaction_rule``); attributes an event does not name keep their value. The
 result does not depend on the order of delivery or on how the stream is cut into batches.
 The key of each attribute's winning event is stored beside the attributes; attributes stored
 without one (before migration 0006, or by a rebuild) yield to any event.
