@@ -48,6 +48,8 @@ from pydantic_settings import (
 from streamrec.redaction import MASK, is_secret_name, mask_secrets
 
 CONFIG_FILE_VARIABLE = "STREAMREC_CONFIG_FILE"
+# The shortest API token accepted (``api.operator_token``, ``api.read_token``).
+MIN_TOKEN_LENGTH = 16
 
 
 class Section(BaseModel):
@@ -350,6 +352,34 @@ class ObservabilitySettings(Section):
     )
 
 
+class ApiSettings(Section):
+    """``streamrec serve``: the read API and the operator dashboard (docs/api.md)."""
+
+    host: str = Field("127.0.0.1", description="Address `streamrec serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of `streamrec serve`.")
+    operator_token: SecretStr | None = Field(
+        None,
+        description="Signs an operator in on the dashboard, whose train and roll-back buttons "
+        "need it; unset disables them. Masked on display.",
+    )
+    read_token: SecretStr | None = Field(
+        None,
+        description="If set, the read API wants `Authorization: Bearer <token>` (this or the "
+        "operator token) and the dashboard a sign-in; unset leaves reading open. Masked.",
+    )
+    results_dir: Path = Field(
+        Path("bench/results"), description="Where the dashboard finds the quality plots (PNG)."
+    )
+
+    @field_validator("operator_token", "read_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        # A short token is guessable; the dashboard compares in constant time, not slowly.
+        if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters")
+        return token
+
+
 class Settings(BaseSettings):
     """Everything a streamrec process can be told."""
 
@@ -378,6 +408,7 @@ class Settings(BaseSettings):
     trainer: TrainerSettings = TrainerSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -44,6 +44,26 @@ def trainer_group(settings: Settings) -> str:
     return f"{settings.kafka.consumer_group}-trainer"
 
 
+def activation_announcer(
+    settings: Settings, on_failure: Callable[[Exception], None]
+) -> Callable[[int, int | None], None]:
+    """A ``RunHooks.on_activated`` that announces a flip on the control topic, best effort:
+    consumers also poll the registry, so a failure is only told to ``on_failure``
+    (``streamrec models promote|rollback`` and the dashboard's roll back)."""
+
+    def announce(version: int, previous: int | None) -> None:
+        try:
+            publisher = ControlPublisher(settings)
+            try:
+                publisher.publish(ModelActivated(version, previous, time.time()))
+            finally:
+                publisher.close()
+        except Exception as error:
+            on_failure(error)
+
+    return announce
+
+
 class ControlPublisher:
     """Publishes control messages; each ``publish`` waits for the broker's acknowledgement."""
 

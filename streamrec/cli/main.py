@@ -56,6 +56,7 @@ COMMAND_MODULES = [
     "bench",
     "demo",
     "train",
+    "serve",
 ]
 
 
@@ -71,6 +72,7 @@ COMMANDS_NEEDING_THE_SCHEMA = frozenset(
         "models runs",
         "models show",
         "recommend",
+        "serve",
         "status",
         "train",  # `streamrec train --dataset NAME`, with no subcommand
         "train dataset",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,6 @@ from streamrec.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from streamrec.state import ModelVersion
 
 # Training runs listed by `models runs` unless told otherwise.
 DEFAULT_RUNS = 20
@@ -147,34 +146,23 @@ def promote_command(settings: Settings, version: int, reason: str | None) -> Non
 @click.pass_obj
 def rollback_command(settings: Settings, reason: str | None) -> None:
     """Go back to the version that was active before the current one."""
-    from streamrec.errors import UserFacingError
-    from streamrec.storage.unit_of_work import UnitOfWork
+    from streamrec.services.operator_actions import rollback_target
 
-    with _database(settings) as engine, UnitOfWork(engine) as uow:
-        target = previous_version(uow.models.list())
-    if target is None or target.version is None:
-        raise UserFacingError("no earlier active version to roll back to")
-    _switch(settings, target.version, reason or f"rolled back by an operator ({_now()})")
-
-
-def previous_version(versions: list[ModelVersion]) -> ModelVersion | None:
-    """The retired version that was active most recently (the latest promotion)."""
-    from streamrec.state import ModelStatus
-
-    retired = [
-        model
-        for model in versions
-        if model.status is ModelStatus.RETIRED and model.promoted_at is not None
-    ]
-    return max(retired, key=lambda model: model.promoted_at or 0.0, default=None)
+    with _database(settings) as engine:
+        target = rollback_target(engine)
+    _switch(settings, target, reason or f"rolled back by an operator ({_now()})")
 
 
 def _switch(settings: Settings, version: int, reason: str) -> None:
     from rich.progress import Progress
 
-    from streamrec.errors import UserFacingError
-    from streamrec.services.training_run import RunHooks, SwitchRefusedError, TrainingRunService
+    from streamrec.services.operator_actions import describe_switch, switch_model
+    from streamrec.services.training_run import RunHooks
     from streamrec.storage.trainer import RebuildProgress
+    from trainer.control import activation_announcer
+
+    def not_announced(error: Exception) -> None:
+        click.echo(f"(the flip was not announced on the control topic: {error})", err=True)
 
     with _database(settings) as engine, Progress(transient=True) as display:
         task = display.add_task(f"rebuilding version {version}", total=None)
@@ -182,38 +170,12 @@ def _switch(settings: Settings, version: int, reason: str) -> None:
         def on_progress(progress: RebuildProgress) -> None:
             display.update(task, completed=progress.users_done, total=progress.users_total)
 
-        hooks = RunHooks(on_rebuild_progress=on_progress, on_activated=_announcer(settings))
-        service = TrainingRunService(settings, engine, hooks=hooks)
-        try:
-            report = service.switch_to(version, reason)
-        except SwitchRefusedError as error:
-            raise UserFacingError(str(error)) from None
-    if report is None:
-        click.echo(f"version {version} is active again (its state was still current)")
-    else:
-        click.echo(
-            f"version {version} is active: rebuilt {report.users_done} users in "
-            f"{report.seconds:.1f} s ({report.users_per_second:.0f} users/s)"
+        hooks = RunHooks(
+            on_rebuild_progress=on_progress,
+            on_activated=activation_announcer(settings, not_announced),
         )
-
-
-def _announcer(settings: Settings) -> Callable[[int, int | None], None]:
-    """Announce a flip on the control topic, best effort (consumers also poll the registry)."""
-
-    def announce(version: int, previous: int | None) -> None:
-        from streamrec.validation.control import ModelActivated
-        from trainer.control import ControlPublisher
-
-        try:
-            publisher = ControlPublisher(settings)
-            try:
-                publisher.publish(ModelActivated(version, previous, time.time()))
-            finally:
-                publisher.close()
-        except Exception as error:
-            click.echo(f"(the flip was not announced on the control topic: {error})", err=True)
-
-    return announce
+        report = switch_model(settings, engine, version, reason, hooks)
+    click.echo(describe_switch(version, report))
 
 
 @contextmanager

@@ -9,7 +9,6 @@ failed, 2 when no answer came in time.
 from __future__ import annotations
 
 import time
-import uuid
 
 import click
 
@@ -39,18 +38,12 @@ def command(
     """Start a training run now (the trainer must be running)."""
     from streamrec.errors import UserFacingError
     from streamrec.kafka import ensure_topics
-    from streamrec.storage.records import TrainingTrigger
-    from streamrec.validation.control import RunStarted, TrainCommand
+    from streamrec.services.operator_actions import operator_train_command
+    from streamrec.validation.control import RunStarted
     from trainer.control import ControlPublisher, control_replies
 
     ensure_topics(settings, [settings.topics.control])
-    request = TrainCommand(
-        request_id=uuid.uuid4().hex,
-        trigger=TrainingTrigger.OPERATOR,
-        requested_at=time.time(),
-        reason=reason or "streamrec train now",
-        force=force,
-    )
+    request = operator_train_command(reason, force, time.time())
     publisher = ControlPublisher(settings)
     try:
         if not wait:

@@ -37,6 +37,7 @@ from streamrec.storage.repositories import (
     UserRepository,
 )
 from streamrec.storage.repositories.base import Clock
+from streamrec.storage.repositories.catalogue import CatalogueRepository
 from streamrec.storage.trainer import (
     ModelBuildRepository,
     RunLogRepository,
@@ -60,6 +61,7 @@ class UnitOfWork:
     builds: ModelBuildRepository
     samples: TrainingSampleRepository
     run_log: RunLogRepository
+    catalogue: CatalogueRepository
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
         self._engine = engine
@@ -86,6 +88,7 @@ class UnitOfWork:
         self.builds = ModelBuildRepository(connection, self._clock)
         self.samples = TrainingSampleRepository(connection, self._clock)
         self.run_log = RunLogRepository(connection, self._clock)
+        self.catalogue = CatalogueRepository(connection, self._clock)
         return self
 
     def __exit__(
