@@ -11,7 +11,13 @@ import importlib
 
 import click
 
-BENCHMARK_MODULES = ["prequential", "pipeline", "trainer", "recommendation_latency"]
+BENCHMARK_MODULES = [
+    "prequential",
+    "pipeline",
+    "trainer",
+    "recommendation_latency",
+    "serve_latency",
+]
 
 
 class BenchmarkGroup(click.Group):
