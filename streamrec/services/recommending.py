@@ -371,7 +371,7 @@ def voted_for_user(
         top_clusters = global_top_clusters(uow.clusters.masses(version), settings.top_memberships)
     else:
         top_clusters = state.top_clusters
-    seen = {row.item_id for row in uow.interactions.for_users([user_id]).get(user_id, ())}
+    seen = uow.catalogue.items_of_user(user_id)
     profile = None if state is None else state.profile
     voted = vote_for_one(uow, version, user_id, top_clusters, profile, seen, settings, now, models)
     return voted if state is not None else replace(voted, known_user=False)

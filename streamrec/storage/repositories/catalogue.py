@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 
 from streamrec.events import ItemEvent
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.tables import ConsumerOffsetRow, ItemRow, table_of
+from streamrec.storage.tables import ConsumerOffsetRow, InteractionRow, ItemRow, table_of
 
 _ITEMS = table_of(ItemRow)
+_INTERACTIONS = table_of(InteractionRow)
 _OFFSETS = table_of(ConsumerOffsetRow)
 # LIKE's wildcards and its escape character, escaped in a searched text.
 _LIKE_SPECIAL = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
@@ -48,6 +49,12 @@ class CatalogueRepository(Repository):
             )
             for row in self._connection.execute(statement)
         ]
+
+    def items_of_user(self, user_id: str) -> set[str]:
+        """The ids of the items ``user_id`` has interactions with, read from the primary key
+        alone (no row is built): what a recommendation leaves out."""
+        statement = select(_INTERACTIONS.c.item_id).where(_INTERACTIONS.c.user_id == user_id)
+        return set(self._connection.scalars(statement))
 
     def last_offsets_stored_at(self, consumer_group: str) -> float | None:
         """When the group's consumers last stored an offset (the end of their last batch),
