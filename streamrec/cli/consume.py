@@ -13,19 +13,9 @@ partitions, recorded in the log and the database (docs/operations.md, Runbook).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import click
 
 from streamrec.config import Settings
-
-if TYPE_CHECKING:
-    from consumers import Stage
-
-# Exit status of a consumer killed on purpose by --exit-at, as `kill -9` would leave it.
-KILLED_EXIT_STATUS = 137
 
 
 @click.command(name="consume")
@@ -51,24 +41,15 @@ KILLED_EXIT_STATUS = 137
     "(earliest) or end (latest); other partitions are not moved. Without it such a "
     "partition stops the consumer.",
 )
-@click.option(
-    "--exit-at",
-    default=None,
-    hidden=True,
-    metavar="STAGE:BATCH",
-    help="Testing only: die without cleanup at STAGE (polled, stored, published, committed) "
-    "of batch number BATCH, as a kill -9 would.",
-)
 @click.pass_obj
 def command(
     settings: Settings,
     max_events: int | None,
     idle_exit: float | None,
     reset_offsets: str | None,
-    exit_at: str | None,
 ) -> None:
     """Consume interactions and item updates; publish fresh recommendations."""
-    from consumers import ConsumerHooks, run_consumer
+    from consumers import run_consumer
     from consumers.process_setup import prepare_consumer_process
     from streamrec.kafka import ensure_topics, streamrec_topic_names
     from streamrec.observability import ConsumerMetrics, Heartbeat, configure_logging
@@ -86,9 +67,7 @@ def command(
     # kafka-python's INFO narration is silenced there; its warnings and errors still show.
     configure_logging(settings.observability)
     metrics, heartbeat, assigned = ConsumerMetrics(), Heartbeat(), AssignedPartitions()
-    hooks = observed_hooks(
-        metrics, heartbeat, ConsumerHooks(on_stage=_exit_at(exit_at) if exit_at else None), assigned
-    )
+    hooks = observed_hooks(metrics, heartbeat, assigned=assigned)
     engine = create_database_engine(settings.effective_database_url)
     server = None
     try:
@@ -120,20 +99,3 @@ def command(
         f"{counters.dead_letters} dead letters, "
         f"{counters.records_already_applied} already applied earlier"
     )
-
-
-def _exit_at(specification: str) -> Callable[[Stage, int], None]:
-    from consumers import Stage
-
-    stage_name, _, batch_text = specification.partition(":")
-    try:
-        stage, batch = Stage(stage_name), int(batch_text)
-    except ValueError:
-        stages = ", ".join(stage.value for stage in Stage)
-        raise click.BadParameter(f"expected STAGE:BATCH with STAGE one of {stages}") from None
-
-    def exit_if_due(current_stage: Stage, batch_number: int) -> None:
-        if (current_stage, batch_number) == (stage, batch):
-            os._exit(KILLED_EXIT_STATUS)
-
-    return exit_if_due

@@ -1,24 +1,28 @@
 """What the chaos tests share: real ``kill -9`` of child processes from the test side, at
-moments a seeded RNG picks; the consumer's own database sessions, found by name, for
-``pg_terminate_backend``; and the comparison of a run's end state and recommendations with a
-clean run of the same input.
+moments a seeded RNG picks or at a chosen stage of a batch (``OffsetGate`` holds the batch's
+transaction, commit or acknowledgement on a lock the test owns); the consumer's own database
+sessions, found by name, for ``pg_terminate_backend``; and the comparison of a run's end
+state and recommendations with a clean run of the same input.
 
-Nothing here reaches into the processes under test: they are killed, and their database
-sessions terminated, the way an operating system or a database administrator would.
+Nothing here reaches into the processes under test: they are stopped, killed, made to wait
+on a lock, and their database sessions terminated, the way an operating system, another
+transaction or a database administrator would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from streamrec.config import ModelSettings, Settings
@@ -33,7 +37,7 @@ from streamrec.services.recommending import (
 )
 from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
-from streamrec.storage import UnitOfWork, create_database_engine
+from streamrec.storage import UnitOfWork
 from streamrec.storage.memory import create_memory_database
 from tests.integration.pipeline_support import (
     input_records,
@@ -105,12 +109,7 @@ def wait_for_stored_records(
     fail at once if one of the ``alive`` processes exited meanwhile."""
     deadline = time.monotonic() + timeout
     while (stored := stored_records(engine, settings)) < at_least:
-        for process in alive:
-            if process.poll() is not None:
-                output, _ = process.communicate()
-                raise AssertionError(
-                    f"exited with {process.returncode} before {at_least}:\n{output}"
-                )
+        _fail_if_exited(alive, f"{at_least} records were stored")
         if time.monotonic() > deadline:
             raise AssertionError(f"{stored} of {at_least} records stored after {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
@@ -137,6 +136,149 @@ def terminate_backend(engine: Engine, pid: int) -> bool:
     )
     with engine.connect() as connection:
         return bool(connection.execute(statement, {"pid": pid}).scalar())
+
+
+class OffsetGate:
+    """Holds every transaction on the test's database that moves ``column`` of
+    consumer_offsets (``next_offset``: a batch's transaction; ``acknowledged_offset``: the
+    acknowledgement after a batch's publication) until ``release``: a trigger waits for a
+    PostgreSQL advisory lock that the test holds. It holds them at the statement, or with
+    ``at_commit`` in their COMMIT (a deferred constraint trigger), where the commit is
+    decided by the server alone once released, whatever the client does meanwhile.
+
+    Nothing in the process under test changes: it waits on a lock, as it would behind
+    another session's transaction, so that the test can stop or kill it right there.
+    ``with OffsetGate(...)`` installs the trigger and removes it again on the way out.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        column: Literal["next_offset", "acknowledged_offset"],
+        *,
+        at_commit: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._column = column
+        self._at_commit = at_commit
+        # A key of its own, below 2**31 so that pg_locks shows it as objid alone.
+        self._key = random.randrange(1, 2**31)
+        self._name = f"streamrec_test_gate_{self._key}"
+        self._holder: Connection | None = None
+
+    def __enter__(self) -> OffsetGate:
+        self._holder = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+        with self._engine.begin() as connection:
+            # Fixed names and a number of ours: nothing from outside goes into the DDL.
+            connection.execute(
+                text(
+                    f"CREATE FUNCTION {self._name}() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN PERFORM pg_advisory_xact_lock({self._key}); RETURN NEW; END $$"
+                )
+            )
+            when = (
+                "CONSTRAINT TRIGGER {name} AFTER UPDATE ON consumer_offsets "
+                "DEFERRABLE INITIALLY DEFERRED"
+                if self._at_commit
+                else "TRIGGER {name} BEFORE UPDATE ON consumer_offsets"
+            ).format(name=self._name)
+            connection.execute(
+                text(
+                    f"CREATE {when} FOR EACH ROW WHEN (NEW.{self._column} IS DISTINCT FROM "
+                    f"OLD.{self._column}) EXECUTE FUNCTION {self._name}()"
+                )
+            )
+        return self
+
+    def wait_for_a_held_transaction(
+        self, alive: Sequence[subprocess.Popen[str]] = (), timeout: float = WAIT_SECONDS
+    ) -> None:
+        """Block until a transaction waits at the gate; fail if one of ``alive`` exited."""
+        statement = text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+            "AND objid = :key AND NOT granted"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._engine.connect() as connection:
+                if connection.execute(statement, {"key": self._key}).scalar_one():
+                    return
+            _fail_if_exited(alive, "a transaction reached the gate")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no transaction reached the gate in {timeout:.0f} s")
+            time.sleep(POLL_SECONDS)
+
+    def release(self) -> None:
+        """Let the held transactions (and every later one) through."""
+        if self._holder is not None:
+            self._holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            self._holder.close()
+            self._holder = None
+
+    def __exit__(self, *exception: object) -> None:
+        # A transaction of a killed process waits at the gate until released; it then
+        # finds its client gone and rolls back, and the trigger can be dropped.
+        self.release()
+        with self._engine.begin() as connection:
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {self._name} ON consumer_offsets"))
+            connection.execute(text(f"DROP FUNCTION IF EXISTS {self._name}()"))
+
+
+def offset_totals(engine: Engine, settings: Settings) -> tuple[int, int]:
+    """(next, acknowledged) offsets of the consumer group, summed over every topic and
+    partition: they move when a batch commits and when its outputs are acknowledged."""
+    statement = text(
+        "SELECT coalesce(sum(next_offset), 0), coalesce(sum(acknowledged_offset), 0) "
+        "FROM consumer_offsets WHERE consumer_group = :group"
+    )
+    with engine.connect() as connection:
+        stored, acknowledged = connection.execute(
+            statement, {"group": settings.kafka.consumer_group}
+        ).one()
+    return int(stored), int(acknowledged)
+
+
+def wait_for_offset_totals(
+    engine: Engine,
+    settings: Settings,
+    *,
+    stored_above: int = -1,
+    acknowledged_above: int = -1,
+    alive: Sequence[subprocess.Popen[str]] = (),
+    timeout: float = WAIT_SECONDS,
+) -> tuple[int, int]:
+    """Block until the group's summed offsets pass the given totals."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stored, acknowledged = offset_totals(engine, settings)
+        if stored > stored_above and acknowledged > acknowledged_above:
+            return stored, acknowledged
+        _fail_if_exited(alive, "the offsets moved")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"offsets still at {stored}, {acknowledged} after {timeout} s")
+        time.sleep(POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def stopped(process: subprocess.Popen[str]) -> Iterator[None]:
+    """SIGSTOP ``process`` for the block (SIGCONT after, if it still lives): it runs no
+    further instruction, while the kernel and its peers carry on."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+
+
+def _fail_if_exited(processes: Sequence[subprocess.Popen[str]], waiting_for: str) -> None:
+    for process in processes:
+        if process.poll() is not None:
+            output, _ = process.communicate()
+            raise AssertionError(
+                f"exited with {process.returncode} before {waiting_for}:\n{output}"
+            )
 
 
 def clean_run(settings: Settings, model: EfficientRec) -> Engine:
@@ -313,8 +455,3 @@ def assert_same_as_clean_run(
     stored = stored_records(engine, settings)
     assert stored == records, f"offsets cover {stored} records, not {records}"
     return dead_letters
-
-
-def administrator_engine(database_url: str) -> Engine:
-    """A separate engine for the test's own statements (terminations, polling)."""
-    return create_database_engine(database_url)

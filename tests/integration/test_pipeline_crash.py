@@ -1,5 +1,10 @@
-"""Crash recovery: consumers killed at every stage of a batch, and by kill -9 at a random
-moment, restart and end in the state of an uninterrupted run, with nothing lost or doubled."""
+"""Crash recovery: consumers killed with SIGKILL from the test at each stage of a batch, and
+at a random moment, restart and end in the state of an uninterrupted run, with nothing lost
+or doubled.
+
+The stages are reached from outside, with nothing in the consumer built for the test: a
+trigger holds the batch's transaction, its commit, or its acknowledgement, on a lock the test
+owns (``OffsetGate``); a consumer stopped while its commit is held never publishes it."""
 
 from __future__ import annotations
 
@@ -10,6 +15,13 @@ from sqlalchemy import Engine
 from streamrec.config import Settings
 from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
+from tests.integration.chaos_support import (
+    OffsetGate,
+    kill_hard,
+    offset_totals,
+    stopped,
+    wait_for_offset_totals,
+)
 from tests.integration.pipeline_support import (
     SMALL_BATCH,
     catalogue,
@@ -25,7 +37,6 @@ from tests.integration.pipeline_support import (
     wait_for_stored_offsets,
 )
 
-KILLED = 137
 EVENTS = 480
 
 
@@ -41,20 +52,38 @@ def test_killed_consumers_resume_and_end_in_the_uninterrupted_state(
     events = interaction_stream(EVENTS, seed=11)
     produce(settings, [*events, b'{"broken": '], items=catalogue())
 
-    # Between the database commit and the publication, between the publication and the
-    # Kafka commit, before anything, and after everything of a batch.
-    for stage_and_batch in ("stored:2", "published:3", "polled:2", "committed:1"):
-        status, output = start_consumer(settings, "--exit-at", stage_and_batch).wait()
-        assert status == KILLED, output
+    # Inside a batch's transaction, before its commit.
+    with OffsetGate(engine, "next_offset") as gate:
+        consumer = start_consumer(settings)
+        gate.wait_for_a_held_transaction(alive=[consumer.process])
+        kill_hard(consumer.process)
+    assert offset_totals(engine, settings) == (0, 0)
 
-    # And a real kill -9, at whatever point the consumer has reached.
+    # Between the database commit and the publication.
+    _kill_between_commit_and_publication(settings, engine)
+    assert read_topic(settings, settings.topics.recommendations) == []
+
+    # Between the publication and the acknowledgement (and the Kafka commit).
+    with OffsetGate(engine, "acknowledged_offset") as gate:
+        consumer = start_consumer(settings)
+        gate.wait_for_a_held_transaction(alive=[consumer.process])
+        stored, acknowledged = offset_totals(engine, settings)
+        kill_hard(consumer.process)
+    assert stored > acknowledged
+
+    # After a whole batch: applied, published and acknowledged.
+    consumer = start_consumer(settings)
+    wait_for_offset_totals(engine, settings, acknowledged_above=stored, alive=[consumer.process])
+    kill_hard(consumer.process)
+
+    # And at whatever point the consumer has reached.
     consumer = start_consumer(settings)
     with UnitOfWork(engine) as uow:
         stored = sum(
             uow.offsets.get(settings.kafka.consumer_group, settings.topics.interactions).values()
         )
     wait_for_stored_offsets(database_url, settings, at_least=stored + random.randint(1, 120))
-    consumer.kill()
+    kill_hard(consumer.process)
 
     status, output = start_consumer(settings, "--idle-exit", "2").wait()
     assert status == 0, output
@@ -82,15 +111,20 @@ def test_a_batch_stored_but_not_published_is_published_after_a_restart(
     kafka_settings: Settings, database_url: str, engine: Engine
 ) -> None:
     # One event per user, so no later event of the same user can hide a lost publication.
-    settings = pipeline_settings(kafka_settings, database_url)
+    settings = pipeline_settings(
+        kafka_settings, database_url, session_timeout_ms=2_000, heartbeat_interval_ms=500
+    )
     register_model(engine, settings)
     events = interaction_stream(3 * SMALL_BATCH, seed=12, users=10**9)
     users = {event.user_id for event in events}
     assert len(users) > 2 * SMALL_BATCH
     produce(settings, events)  # no catalogue: the first batch holds interactions
 
-    status, output = start_consumer(settings, "--exit-at", "stored:1").wait()
-    assert status == KILLED, output
+    _kill_between_commit_and_publication(settings, engine)
+    # Proof of the stage: the first batch is stored, and nothing of it was published.
+    assert offset_totals(engine, settings)[0] > 0
+    assert read_topic(settings, settings.topics.recommendations) == []
+
     status, output = start_consumer(settings, "--idle-exit", "2").wait()
     assert status == 0, output
 
@@ -103,3 +137,18 @@ def test_a_batch_stored_but_not_published_is_published_after_a_restart(
             settings.kafka.consumer_group, settings.topics.interactions
         )
     assert sum(stored_offsets.values()) == len(events)
+
+
+def _kill_between_commit_and_publication(settings: Settings, engine: Engine) -> None:
+    """Start a consumer and kill it after its first batch's commit and before any of that
+    batch's outputs leave it: the commit is held at the gate, the consumer is stopped
+    (SIGSTOP), the gate released, and once the commit shows the consumer is killed without
+    having run another instruction."""
+    with OffsetGate(engine, "next_offset", at_commit=True) as gate:
+        consumer = start_consumer(settings)
+        gate.wait_for_a_held_transaction(alive=[consumer.process])
+        stored, _ = offset_totals(engine, settings)
+        with stopped(consumer.process):
+            gate.release()
+            wait_for_offset_totals(engine, settings, stored_above=stored)
+            kill_hard(consumer.process)
