@@ -16,6 +16,7 @@ BENCHMARK_MODULES = [
     "pipeline",
     "trainer",
     "recommendation_latency",
+    "soak",
     "serve_latency",
 ]
 
