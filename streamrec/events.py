@@ -12,7 +12,7 @@ live in ``streamrec.validation``; the contract is documented in docs/events.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 SCHEMA_VERSION = 1
 
@@ -71,12 +71,8 @@ class RecommendationMessage:
 
     ``lead_clusters``, when given, holds one (cluster, share) pair per item, in the items'
     order: the cluster that contributed most to the item's vote and its share of the vote
-    (``streamrec.model.explanations``). Empty when not computed.
-
-    >>> message = RecommendationMessage("u1", (RecommendedItem("i9", 0.8),), 3, ((4, 0.9),),
-    ...                                 1700000000.0, lead_clusters=((4, 1.0),))
-    >>> message.to_json_dict()["items"]
-    [{'item_id': 'i9', 'score': 0.8, 'cluster': 4, 'share': 1.0}]
+    (``streamrec.model.explanations``). Empty when not computed. Its wire form is
+    ``streamrec.validation.recommendations.RecommendationWire``.
     """
 
     user_id: str
@@ -86,33 +82,3 @@ class RecommendationMessage:
     generated_at: float
     source: SourceEvent | None = None
     lead_clusters: tuple[tuple[int, float], ...] = ()
-
-    def to_json_dict(self) -> dict[str, Any]:
-        if self.lead_clusters:
-            items = [
-                {"item_id": item_id, "score": score, "cluster": cluster, "share": share}
-                for (item_id, score), (cluster, share) in zip(
-                    self.items, self.lead_clusters, strict=True
-                )
-            ]
-        else:
-            items = [{"item_id": item_id, "score": score} for item_id, score in self.items]
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "user_id": self.user_id,
-            "items": items,
-            "model_version": self.model_version,
-            "top_clusters": [
-                {"cluster": cluster, "membership": membership}
-                for cluster, membership in self.top_clusters
-            ],
-            "generated_at": self.generated_at,
-            "source": None
-            if self.source is None
-            else {
-                "topic": self.source.topic,
-                "partition": self.source.partition,
-                "offset": self.source.offset,
-                "timestamp": self.source.timestamp,
-            },
-        }

@@ -13,9 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+
+class ClusterItemStatistics(NamedTuple):
+    """The stored totals of one (cluster, item) pair: what the deltas added up to."""
+
+    item_id: str
+    liked_mass: float
+    rated_mass: float
+    weighted_sum: float
 
 
 @dataclass(slots=True)

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from streamrec.events import ItemEvent
+from streamrec.model.recommending import Shortlist
 from streamrec.offsets import LogRange
-from streamrec.services.recommending import Shortlist
 from streamrec.services.status import PipelineStatus, read_status
-from streamrec.state import ModelVersion
-from streamrec.storage.records import ClusterItemStatistics, TrainingRun
+from streamrec.state import ClusterItemStatistics, ModelVersion
+from streamrec.storage.records import TrainingRun
 from streamrec.storage.unit_of_work import UnitOfWork
 
 TopicPartition = tuple[str, int]

@@ -27,14 +27,9 @@ from streamrec.events import ItemEvent, RecommendationMessage
 from streamrec.model.explanations import ItemExplanation, explain
 from streamrec.model.memberships import as_pairs
 from streamrec.model.memberships import top_memberships as strongest_memberships
+from streamrec.model.recommending import TopClusters, global_top_clusters
 from streamrec.model.serving import ModelCache
-from streamrec.services.recommending import (
-    TopClusters,
-    VotedList,
-    global_top_clusters,
-    vote_for_one,
-    voted_for_user,
-)
+from streamrec.services.recommending import VotedList, vote_for_one, voted_for_user
 from streamrec.state import Interaction
 from streamrec.storage.unit_of_work import UnitOfWork
 

@@ -68,6 +68,13 @@ from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
 from streamrec.model.interaction_rule import InteractionResolution, resolve_interactions
+from streamrec.model.recommending import (
+    Reranking,
+    global_top_clusters,
+    recommended_item_ids,
+    reranking_for,
+    vote_with_leads,
+)
 from streamrec.model.serving import ModelCache, ServingModel
 from streamrec.model.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.model.user_attributes import EventKey, merge_attributes
@@ -82,14 +89,7 @@ from streamrec.services.event_ids import (
 )
 from streamrec.services.offset_resets import reset_offsets
 from streamrec.services.rebuild import BuildingVersionUpdater
-from streamrec.services.recommending import (
-    Reranking,
-    global_top_clusters,
-    recommended_item_ids,
-    refresh_shortlists,
-    reranking_for,
-    vote_with_leads,
-)
+from streamrec.services.recommending import refresh_shortlists
 from streamrec.services.triage import TriagedBatch, triage
 from streamrec.services.user_cache import KnownUser, UserCache
 from streamrec.state import Interaction, UserProfile

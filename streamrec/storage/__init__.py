@@ -25,16 +25,10 @@ from streamrec.storage.errors import (
     UnsupportedDatabaseError,
 )
 from streamrec.storage.memory import create_memory_database
-from streamrec.storage.records import (
-    ClusterItemStatistics,
-    DeadLetter,
-    TrainingRun,
-    TrainingTrigger,
-)
+from streamrec.storage.records import DeadLetter, TrainingRun, TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
 
 __all__ = [
-    "ClusterItemStatistics",
     "ConcurrentActivationError",
     "CorruptRecordError",
     "DatabaseUnavailableError",

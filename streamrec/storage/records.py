@@ -21,15 +21,6 @@ class TrainingTrigger(StrEnum):
     DRIFT = "drift"
 
 
-class ClusterItemStatistics(NamedTuple):
-    """The stored totals of one (cluster, item) pair: what the deltas added up to."""
-
-    item_id: str
-    liked_mass: float
-    rated_mass: float
-    weighted_sum: float
-
-
 class ProcessedEvent(NamedTuple):
     """An interaction event id as first stored: the fingerprint of its content
     (``streamrec.services.event_ids.event_fingerprint``), the (user, item) it named, and when

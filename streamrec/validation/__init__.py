@@ -1,18 +1,19 @@
-"""The event contract on the wire: strict parsing of input events and the output format.
-
-``parse_interaction`` and ``parse_item`` turn bytes from the broker into domain events or a
-Rejection (a stable reason code and a one-line detail) and never raise, whatever the bytes.
-The ``encode_*`` functions write the same format; ``decode_recommendation`` reads the output
-back for downstream readers and tests. The format is documented in docs/events.md.
+"""The event contract on the wire (docs/events.md), each message declared once as a msgspec
+Struct. ``parse_interaction`` and ``parse_item`` return a domain event or a Rejection (a
+stable reason and a one-line detail), never raise, whatever the bytes.
 
 >>> from streamrec.config import EventSettings
->>> rejection = parse_interaction(b"[1, 2]", EventSettings())
->>> rejection.reason, rejection.detail
-(<RejectionReason.NOT_AN_OBJECT: 'not_an_object'>, 'payload: must be a JSON object, got array')
+>>> parse_interaction(b"[1, 2]", EventSettings()).detail
+'payload: must be a JSON object, got array'
 """
 
-from streamrec.validation.interactions import encode_interaction, parse_interaction
-from streamrec.validation.items import encode_item, parse_item
+from streamrec.validation.input_events import (
+    encode_event,
+    encode_interaction,
+    encode_item,
+    parse_interaction,
+    parse_item,
+)
 from streamrec.validation.recommendations import decode_recommendation, encode_recommendation
 from streamrec.validation.rejection import Rejection, RejectionReason
 
@@ -20,6 +21,7 @@ __all__ = [
     "Rejection",
     "RejectionReason",
     "decode_recommendation",
+    "encode_event",
     "encode_interaction",
     "encode_item",
     "encode_recommendation",

@@ -1,11 +1,8 @@
-"""Why an event was refused: a stable reason code and a one-line detail naming the field.
+"""Why a message was refused: a stable reason code and a one-line detail that starts with the
+field. Dead letters carry both, so the codes are contract (docs/events.md): add, never rename.
 
-Dead-letter records carry both, so the codes are part of the contract (docs/events.md lists
-them): never rename one, only add.
-
->>> rejection = Rejection(RejectionReason.MISSING_FIELD, "user_id: is required")
->>> str(rejection.reason), rejection.detail
-('missing_field', 'user_id: is required')
+>>> str(RejectionReason.MISSING_FIELD), Rejection(RejectionReason.MISSING_FIELD, "user_id: ...")
+('missing_field', Rejection(reason=<RejectionReason.MISSING_FIELD: 'missing_field'>, ...))
 """
 
 from __future__ import annotations
@@ -15,8 +12,6 @@ from enum import StrEnum
 
 
 class RejectionReason(StrEnum):
-    """Stable snake_case codes; the meaning of each is in docs/events.md."""
-
     EMPTY_PAYLOAD = "empty_payload"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     INVALID_UTF8 = "invalid_utf8"
@@ -36,25 +31,19 @@ class RejectionReason(StrEnum):
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     WRONG_TOPIC = "wrong_topic"
     KEY_MISMATCH = "key_mismatch"
-    # Not found by validation, which is stateless: by the ingest service, against the ids
-    # it stored (streamrec.services.event_ids).
+    # Found against the stored event ids (streamrec.services.event_ids): parsing is stateless.
     EVENT_ID_REUSED = "event_id_reused"
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An event that was not accepted. ``detail`` is one line and starts with the field."""
-
     reason: RejectionReason
     detail: str
 
 
 class InvalidEvent(Exception):
-    """Raised inside validation and turned into a Rejection at the edge of parse_*.
-
-    Deliberately not a ValueError, so that catching the JSON decoder's ValueErrors never
-    swallows it.
-    """
+    """Raised inside validation, returned as its Rejection by parse_*. Not a ValueError, so
+    that catching a decoder's ValueErrors never swallows it."""
 
     def __init__(self, reason: RejectionReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

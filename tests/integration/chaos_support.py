@@ -27,14 +27,14 @@ from sqlalchemy.engine import make_url
 
 from streamrec.config import ModelSettings, Settings
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.serving import ModelCache
-from streamrec.services.ingest import IngestService
-from streamrec.services.recommending import (
+from streamrec.model.recommending import (
     global_top_clusters,
     reranking_for,
     shortlist_from_statistics,
     vote,
 )
+from streamrec.model.serving import ModelCache
+from streamrec.services.ingest import IngestService
 from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork

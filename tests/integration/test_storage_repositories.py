@@ -17,6 +17,7 @@ from streamrec.events import ItemEvent
 from streamrec.model.contributions import aggregate_deltas
 from streamrec.state import (
     ClusterItemDelta,
+    ClusterItemStatistics,
     ClusterMassDelta,
     Interaction,
     ModelStatus,
@@ -24,7 +25,6 @@ from streamrec.state import (
     UserProfile,
 )
 from streamrec.storage import (
-    ClusterItemStatistics,
     DeadLetter,
     InvalidRecordError,
     TrainingTrigger,

@@ -11,17 +11,17 @@ import pytest
 
 from streamrec.config import Settings
 from streamrec.model.explanations import explain
-from streamrec.services.batch import SourceRecord
-from streamrec.services.ingest import IngestService
-from streamrec.services.recommending import (
+from streamrec.model.recommending import (
     LEAD_SHARE_DECIMALS,
     Reranking,
     Shortlist,
     TopClusters,
     vote_for_users,
     vote_with_leads,
-    voted_for_user,
 )
+from streamrec.services.batch import SourceRecord
+from streamrec.services.ingest import IngestService
+from streamrec.services.recommending import voted_for_user
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import decode_recommendation, encode_recommendation

@@ -1,4 +1,4 @@
-"""The consumer's batch vote (streamrec.services.recommending) against a vote written out
+"""The consumer's batch vote (streamrec.model.recommending) against a vote written out
 one user and one shortlist entry at a time."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from streamrec.services.recommending import (
+from streamrec.model.recommending import (
     Shortlist,
     TopClusters,
     recommended_item_ids,

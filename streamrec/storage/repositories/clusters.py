@@ -23,10 +23,9 @@ import numpy as np
 import orjson
 from sqlalchemy import Text, cast, delete, select, union_all
 
-from streamrec.state import ClusterItemDelta, ClusterMassDelta
+from streamrec.state import ClusterItemDelta, ClusterItemStatistics, ClusterMassDelta
 from streamrec.storage.codecs import decode_pairs, encode_pairs
 from streamrec.storage.errors import InvalidRecordError
-from streamrec.storage.records import ClusterItemStatistics
 from streamrec.storage.repositories.base import Repository
 from streamrec.storage.statements import chunked, is_one_of, upsert, upsert_columns
 from streamrec.storage.tables import (
