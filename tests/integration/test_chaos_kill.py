@@ -118,12 +118,13 @@ def test_a_trainer_killed_during_a_replay_leaves_the_state_a_rebuild_from_scratc
     ).start()
     rng = random.Random(SEED)
 
-    # Killed while training a candidate ...
+    # Killed as soon as its run is recorded: while it samples and trains a candidate ...
     trainer = start_trainer(settings, "--once", "--force")
     wait_until(lambda: _unfinished_run(engine), "a training run to start")
-    time.sleep(rng.uniform(0.0, 0.5))
     kill_hard(trainer.process)
-    # ... and while rebuilding the next one, after a random number of chunks.
+    with UnitOfWork(engine) as uow:
+        assert uow.builds.building_version() is None, "killed after its candidate was built"
+    # ... and the next one while rebuilding its candidate, after a random number of chunks.
     trainer = start_trainer(settings, "--once", "--force")
     chunks = rng.randint(1, 5)
     wait_until(
