@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from consumers.retrying import is_transient_error
+from streamrec.retrying import is_transient_error
 from streamrec.storage.records import DeadLetter
 
 logger = logging.getLogger(__name__)

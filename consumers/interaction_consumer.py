@@ -38,7 +38,6 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.dead_letter_publishing import DeadLetterPublisher, OnRefusedDeadLetter
-from consumers.retrying import Backoff, StopRequested, is_transient_error, retry_transient
 from streamrec.config import Settings
 from streamrec.drift import DriftSignal
 from streamrec.offsets import (
@@ -49,6 +48,7 @@ from streamrec.offsets import (
     StoredOffsetsOutsideLogError,
     find_outside_log,
 )
+from streamrec.retrying import Backoff, StopRequested, is_transient_error, retrying
 from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
 from streamrec.storage.records import TrainingTrigger
 from streamrec.validation import encode_recommendation
@@ -155,9 +155,15 @@ class InteractionConsumer:
             timeout_seconds=PUBLISH_TIMEOUT_SECONDS,
             on_refused=self._hooks.on_dead_letter_refused,
         )
-        self._backoff = backoff or Backoff()
         self._clock = clock
         self._stop = threading.Event()
+        self._retrying = retrying(
+            is_transient_error,
+            backoff or Backoff(),
+            sleep=self._stop.wait,
+            stop_requested=self._stop.is_set,
+            on_retry=self._hooks.on_retry,
+        )
         self._partitions_to_seek: set[TopicPartition] = set()
         self._topics = [settings.topics.interactions, settings.topics.items]
         self._offset_reset = offset_reset
@@ -366,14 +372,7 @@ class InteractionConsumer:
         return self._applier.stored_offsets({partition.topic for partition in partitions})
 
     def _retry(self, operation: Callable[[], Any]) -> Any:
-        return retry_transient(
-            operation,
-            is_transient_error,
-            self._backoff,
-            sleep=self._stop.wait,
-            stop_requested=self._stop.is_set,
-            on_retry=self._hooks.on_retry,
-        )
+        return self._retrying(operation)
 
     def _report(self, stage: Stage, batch_number: int) -> None:
         if self._hooks.on_stage is not None:

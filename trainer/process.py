@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 from streamrec.config import Settings
 from streamrec.observability.health import Heartbeat, Readiness, ReadinessCheck
 from streamrec.observability.metrics import TrainerMetrics
+from streamrec.retrying import Backoff, StopRequested, retrying
 from streamrec.services.training_run import (
     RunHooks,
     RunRequest,
@@ -54,8 +55,9 @@ TRAINING_EXECUTOR = "training"
 # A scheduled run that could not start within this long of its time is skipped (and, with
 # coalesce, the next one covers it).
 MISFIRE_GRACE_SECONDS = 3_600
-# Without a broker the trainer still runs on schedule; it tries the control topic again then.
-BROKER_RETRY_SECONDS = 30.0
+# Without a broker the trainer still runs on schedule, and tries the control topic again every
+# 30 s whatever kept it from opening.
+CONTROL_TOPIC_BACKOFF = Backoff(initial_seconds=30.0, maximum_seconds=30.0, multiplier=1.0)
 IDLE_WAIT_SECONDS = 0.5
 RECENT_RESULTS = 100
 
@@ -86,8 +88,14 @@ class TrainerProcess:
         self._use_control_topic = use_control_topic
         self._publisher: ControlPublisher | None = None
         self._listener: ControlListener | None = None
-        self._broker_retry_at = 0.0
         self._stop = threading.Event()
+        self._control_topic_retrying = retrying(
+            lambda error: isinstance(error, Exception),
+            CONTROL_TOPIC_BACKOFF,
+            sleep=self._idle,
+            stop_requested=self._stop.is_set,
+            what="the control topic (running on the schedule meanwhile)",
+        )
         self._drift_lock = threading.Lock()
         self._last_drift_accepted_at: float | None = None
         self._scheduler = BackgroundScheduler(
@@ -281,24 +289,29 @@ class TrainerProcess:
             )
 
     def _control_listener(self) -> ControlListener | None:
+        """The listener, opened first if need be; None without a control topic or once the
+        operator asked to stop."""
         if not self._use_control_topic:
             return None
-        if self._listener is None and time.monotonic() >= self._broker_retry_at:
+        if self._listener is None:
             try:
-                self._listener = ControlListener(
+                self._listener = self._control_topic_retrying(
+                    ControlListener,
                     self._settings,
                     self.handle_command,
                     clock=self._clock,
                     on_rejected=lambda _: self.metrics.observe_command("unknown", "refused"),
                 )
-            except Exception as error:
-                logger.warning(
-                    "no control topic (%s); running on the schedule alone, retrying in %.0f s",
-                    error,
-                    BROKER_RETRY_SECONDS,
-                )
-                self._broker_retry_at = time.monotonic() + BROKER_RETRY_SECONDS
+            except StopRequested:
+                return None
         return self._listener
+
+    def _idle(self, seconds: float) -> None:
+        """Wait ``seconds``, or until asked to stop, beating the heartbeat meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self.heartbeat.beat()
+            self._stop.wait(min(IDLE_WAIT_SECONDS, left))
 
     def _close_listener(self) -> None:
         listener, self._listener = self._listener, None

@@ -49,9 +49,9 @@ def test_the_project_keeps_its_layers(project_copy: Path) -> None:
     [
         ("streamrec/model/voting.py", "import tqdm", "The model imports no I/O"),
         ("streamrec/model/voting.py", "import streamrec.storage", "The model imports no I/O"),
-        ("consumers/retrying.py", "import trainer.schedule", "processes are independent"),
+        ("consumers/dead_letter_publishing.py", "import trainer.schedule", "are independent"),
         ("streamrec/storage/codecs.py", "import streamrec.services.batch", "Storage imports"),
-        ("streamrec/services/batch.py", "import consumers.retrying", "Layers"),
+        ("streamrec/services/batch.py", "import consumers.dead_letter_publishing", "Layers"),
     ],
 )
 def test_a_forbidden_import_fails(

@@ -6,7 +6,7 @@ import pytest
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from consumers.retrying import Backoff, StopRequested, is_transient_error, retry_transient
+from streamrec.retrying import Backoff, StopRequested, is_transient_error, retry_transient
 
 
 class Failing:
