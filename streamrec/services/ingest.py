@@ -7,16 +7,19 @@
 2. upserts item features (the newest item event wins) and drops their cached vectors;
 3. looks the batch's interaction event ids up among those stored within the deduplication
    window (``streamrec.services.event_ids``): an id seen before with other content is
-   dead-lettered as ``event_id_reused`` and never applied; then stores the new ids, and the
-   interactions by the rule in ``streamrec.model.interaction_rule`` (a repeated event changes
-   nothing, an older event never overwrites a newer weight);
+   dead-lettered as ``event_id_reused`` and never applied;
 4. reads the active and the building version in one statement;
-5. under the ACTIVE version: records the prequential hit of each applied event (was its item
-   among the user's recommendations as they stood before the batch), moves each touched
-   user's pooled sums, profile and top-M memberships, adds the exact cluster-statistic
-   deltas, refreshes the shortlists of the affected clusters (at most once per
-   ``model.shortlist_refresh_seconds``, see ``streamrec.model.shortlist_refresh``), and
-   votes the touched users' recommendations; the hits feed the consumer's drift detector;
+5. hands the fresh interactions to the model, ``streamrec.model.stream.EfficientRecStream``
+   over the batch's transaction (``streamrec.services.stream_state``), under the ACTIVE
+   version: it stores them by the interaction rule (a repeated event changes nothing, an
+   older event never overwrites a newer weight) with their demographics, records the
+   prequential hit of each applied event (was its item among the user's recommendations as
+   they stood before the batch), moves each touched user's pooled sums, profile and top-M
+   memberships, adds the exact cluster-statistic deltas, refreshes the shortlists of the
+   affected clusters (at most once per ``model.shortlist_refresh_seconds``), and votes the
+   touched users' recommendations; the hits feed the consumer's drift detector. The same
+   object, over an in-memory state, is what ``streamrec eval`` and the in-process stream
+   measure;
 6. while a version is BUILDING (a rebuild is under way): applies the same user changes to it
    (``streamrec.services.rebuild.BuildingVersionUpdater``), so the new version misses no event;
 7. stores the new dead letters and the next offsets, deletes a bounded number of event ids
@@ -57,28 +60,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import Engine
 
-from streamrec.config import ModelSettings, Settings
+from streamrec.config import Settings
 from streamrec.drift import DriftSignal, HitRateDriftDetector
-from streamrec.events import InteractionEvent, RecommendationMessage, SourceEvent
-from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
-from streamrec.model.interaction_rule import InteractionResolution, resolve_interactions
-from streamrec.model.recommending import (
-    Reranking,
-    global_top_clusters,
-    recommended_item_ids,
-    reranking_for,
-    vote_with_leads,
-)
-from streamrec.model.serving import ModelCache, ServingModel
-from streamrec.model.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
-from streamrec.model.user_attributes import EventKey, merge_attributes
-from streamrec.model.user_states import UserChangeSet, update_user_states
+from streamrec.events import RecommendationMessage, SourceEvent
+from streamrec.model.serving import ModelCache
+from streamrec.model.shortlist_refresh import ShortlistRefreshSchedule
+from streamrec.model.stream import EfficientRecStream, LearnedBatch, interactions_after
 from streamrec.offsets import OffsetReset, OffsetResetChoice, OutOfRange, StoredOffsets
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.event_ids import (
@@ -89,16 +81,13 @@ from streamrec.services.event_ids import (
 )
 from streamrec.services.offset_resets import reset_offsets
 from streamrec.services.rebuild import BuildingVersionUpdater
-from streamrec.services.recommending import refresh_shortlists
+from streamrec.services.stream_state import DatabaseStreamState
 from streamrec.services.triage import TriagedBatch, triage
 from streamrec.services.user_cache import KnownUser, UserCache
-from streamrec.state import Interaction, UserProfile
 from streamrec.storage.repositories.users import new_state_token
 from streamrec.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
-
-Shortlists = dict[int, list[tuple[str, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +194,6 @@ class IngestService:
         counters = result.counters
         counters.records = len(records)
         counters.dead_letters_by_reason.update(letter.reason for letter in batch.dead_letters)
-        refresh_plan: RefreshPlan | None = None
-        written: dict[str, UserProfile] = {}
         state_token = new_state_token()
         with UnitOfWork(self._engine, clock=self._clock) as uow:
             stored = self._claim_offsets(uow, records)
@@ -216,119 +203,89 @@ class IngestService:
             batch = checked.batch
             result.dead_letters = batch.dead_letters
             counters.dead_letters_by_reason.update(letter.reason for letter in checked.reused)
+            counters.items_upserted = self._upsert_items(uow, batch, fresh)
 
-            items = [accepted.item for accepted in batch.items if fresh(accepted.record)]
-            if items:
-                counters.items_upserted = uow.items.save_many(items)
-                self._models.forget_items(item.item_id for item in items)
-                self._building.forget_items(item.item_id for item in items)
-
-            touched = _touched_users(batch)
             # One statement: a flip between two reads would apply this batch to the new
             # version twice or not at all.
             versions = uow.builds.serving_versions()
             result.model_version = versions.active
-            stored_interactions, states = self._read_users(uow, touched, versions.active)
-            resolution = resolve_interactions(
+            stream, state = self._stream(uow, versions.active, state_token)
+            # Nothing in the batch reads the event ids back: sent with the interactions.
+            state.queue_write(lambda: uow.processed_events.add_many(checked.first_seen))
+            touched = _touched_users(batch)
+            learned = stream.learn_many(
                 [accepted.interaction for accepted in batch.interactions if fresh(accepted.record)],
-                {
-                    (row.user_id, row.item_id): row
-                    for rows in stored_interactions.values()
-                    for row in rows
-                },
+                recommend_for=list(touched),
             )
-            counters.interactions_applied = resolution.applied
-            counters.interactions_ignored = resolution.ignored
-            attributes, attributes_changed, users_with_rows = self._save_attributes(
-                uow, batch, fresh, touched, states
-            )
-            # Nothing in the batch reads the interactions (or the event ids) back: the
-            # database stores them while the weights and change sets are worked out.
-            with uow.overlapped_writes():
-                uow.interactions.save_many(resolution.rows_to_store)
-                uow.processed_events.add_many(checked.first_seen)
-                weights = _UserWeights.of(
-                    touched,
-                    stored_interactions,
-                    resolution,
-                    with_timestamps=self._settings.model.pooling_half_life_seconds is not None,
-                )
-                change_sets = _change_sets(
-                    resolution,
-                    attributes_changed,
-                    states,
-                    weights,
-                    attributes,
-                    self._settings.model.pooling_half_life_seconds,
-                )
+            state.finish()
+            counters.interactions_applied = learned.applied
+            counters.interactions_ignored = learned.ignored
             if versions.active is not None:
-                serving = self._models.serving(versions.active, uow.models.get)
-                recommended = self._update_and_recommend(
-                    uow,
-                    state_token,
-                    serving,
-                    touched,
-                    states,
-                    weights,
-                    change_sets,
-                    resolution,
-                    users_with_rows,
-                    now,
-                )
-                result.recommendations = recommended.messages
-                result.prequential_hits = recommended.hits
-                refresh_plan = recommended.refresh_plan
-                written = recommended.states
-                counters.users_updated = len(change_sets)
+                result.recommendations = _messages(learned, touched, versions.active, now)
+                result.prequential_hits = learned.hits
+                counters.users_updated = len(learned.change_sets)
                 result.drift_signals = self._detect_drift(result.prequential_hits)
             if versions.building is not None:
-                self._building.apply(uow, versions.building, change_sets)
+                self._building.apply(uow, versions.building, learned.change_sets)
             uow.dead_letters.add_many(
                 rejected.letter for rejected in batch.rejected if fresh(rejected.record)
             )
             self._save_offsets(uow, [record for record in records if fresh(record)])
             self._prune_event_ids(uow, now)
             uow.commit()
-        if refresh_plan is not None:
-            self._shortlist_refresh.record(refresh_plan)
+        stream.record(learned)
         if result.model_version is None:
             self._known_users.clear()
         else:
-            self._keep_users(
-                result.model_version, state_token, written, stored_interactions, resolution
-            )
+            self._keep_users(result.model_version, state_token, learned)
         return result
 
     # Steps of apply ----------------------------------------------------------------------
 
-    def _keep_users(
-        self,
-        version: int,
-        state_token: int,
-        states: Mapping[str, UserProfile],
-        stored_interactions: Mapping[str, list[Interaction]],
-        resolution: InteractionResolution,
-    ) -> None:
+    def _stream(
+        self, uow: UnitOfWork, version: int | None, state_token: int
+    ) -> tuple[EfficientRecStream, DatabaseStreamState]:
+        """The model over this batch's transaction, under the active version (None: none
+        is active, and the batch only stores)."""
+        state = DatabaseStreamState(uow, version, self._known_users, state_token=state_token)
+        serving = None if version is None else self._models.serving(version, uow.models.get)
+        stream = EfficientRecStream(
+            serving, self._settings.model, state, refresh=self._shortlist_refresh
+        )
+        return stream, state
+
+    def _upsert_items(
+        self, uow: UnitOfWork, batch: TriagedBatch, fresh: Callable[[SourceRecord], bool]
+    ) -> int:
+        """Store the batch's item updates and drop the cached vectors of those items."""
+        items = [accepted.item for accepted in batch.items if fresh(accepted.record)]
+        if not items:
+            return 0
+        upserted = uow.items.save_many(items)
+        self._models.forget_items(item.item_id for item in items)
+        self._building.forget_items(item.item_id for item in items)
+        return upserted
+
+    def _keep_users(self, version: int, state_token: int, learned: LearnedBatch) -> None:
         """After the commit: keep the users whose states the batch wrote, and move the kept
         interactions of users the batch stored rows for without a new state (a newer event
         with the same weight changes no state, but the next duplicate of it must be
         recognised)."""
-        interactions_after = _interactions_after(stored_interactions, resolution)
+        stored = learned.stored_interactions
+        states = learned.profiles_written
+        after = interactions_after(stored, learned.resolution)
         self._known_users.keep(
             version,
             state_token,
             {
-                user_id: KnownUser(
-                    interactions_after.get(user_id) or tuple(stored_interactions.get(user_id, ())),
-                    state,
-                )
+                user_id: KnownUser(after.get(user_id) or tuple(stored.get(user_id, ())), state)
                 for user_id, state in states.items()
             },
         )
         self._known_users.replace_interactions(
             {
                 user_id: interactions
-                for user_id, interactions in interactions_after.items()
+                for user_id, interactions in after.items()
                 if user_id not in states
             }
         )
@@ -364,28 +321,6 @@ class IngestService:
         )
         self._deduplication.pruned(deleted, now)
 
-    def _read_users(
-        self, uow: UnitOfWork, touched: Collection[str], version: int | None
-    ) -> tuple[dict[str, list[Interaction]], dict[str, UserProfile]]:
-        """The touched users' stored interactions, and their states under ``version``: the
-        copies this consumer kept of the users it wrote (when still current) and the rest
-        read from the database."""
-        known = (
-            {}
-            if version is None
-            else self._known_users.current(
-                touched, version, lambda user_ids: uow.users.state_tokens(user_ids, version)
-            )
-        )
-        unknown = [user_id for user_id in touched if user_id not in known]
-        interactions = {user_id: list(user.interactions) for user_id, user in known.items()}
-        interactions.update(uow.interactions.for_users(unknown))
-        if version is None:
-            return interactions, {}
-        states = {user_id: user.state for user_id, user in known.items()}
-        states.update(uow.users.get_many(unknown, version))
-        return interactions, states
-
     def _claim_offsets(
         self, uow: UnitOfWork, records: Sequence[SourceRecord]
     ) -> dict[TopicPartition, int]:
@@ -404,305 +339,8 @@ class IngestService:
         for topic, next_offsets in _by_topic(_next_offsets(fresh_records)):
             uow.offsets.save(self._group, topic, next_offsets)
 
-    def _save_attributes(
-        self,
-        uow: UnitOfWork,
-        batch: TriagedBatch,
-        fresh: Callable[[SourceRecord], bool],
-        touched: dict[str, _TouchedUser],
-        states: Mapping[str, UserProfile],
-    ) -> tuple[dict[str, dict[str, str]], set[str], set[str]]:
-        """Merge the demographics the batch's events carry over the stored ones (per attribute,
-        the newest event wins: streamrec.model.user_attributes); return every
-        touched user's attributes, the users whose attributes changed, and the touched users
-        that now have a user row. The stored demographics of users with a ``states`` entry
-        came with it (read from their user row); only the others are read here."""
-        attributes = {user_id: dict(state.attributes) for user_id, state in states.items()}
-        attributes.update(
-            uow.users.attributes_many(user_id for user_id in touched if user_id not in states)
-        )
-        users_with_rows = set(attributes)
-        events_by_user: dict[str, list[InteractionEvent]] = {}
-        for accepted in batch.interactions:
-            event = accepted.interaction.event
-            if event.user_attributes and fresh(accepted.record):
-                events_by_user.setdefault(event.user_id, []).append(event)
-        # Only users whose events name attributes: most batches read nothing more here.
-        stored_keys = uow.users.attribute_event_keys_many(events_by_user) if events_by_user else {}
-        changed: set[str] = set()  # whose values changed: the encoder reads them
-        to_save: dict[str, dict[str, str]] = {}
-        keys_to_save: dict[str, dict[str, EventKey]] = {}
-        for user_id, events in events_by_user.items():
-            stored = stored_keys.get(user_id, {})
-            merged = merge_attributes(attributes.get(user_id, {}), stored, events)
-            if merged.attributes != attributes.get(user_id):
-                changed.add(user_id)
-            if user_id in changed or merged.event_keys != stored:
-                attributes[user_id] = merged.attributes
-                to_save[user_id] = merged.attributes
-                keys_to_save[user_id] = merged.event_keys
-        if to_save:
-            uow.users.save_attributes(to_save, keys_to_save)
-            users_with_rows.update(to_save)
-        touched_attributes = {user_id: attributes.get(user_id, {}) for user_id in touched}
-        return touched_attributes, changed, users_with_rows
-
-    def _update_and_recommend(
-        self,
-        uow: UnitOfWork,
-        state_token: int,
-        serving: ServingModel,
-        touched: dict[str, _TouchedUser],
-        states: Mapping[str, UserProfile],
-        weights: _UserWeights,
-        change_sets: Sequence[UserChangeSet],
-        resolution: InteractionResolution,
-        users_with_rows: Collection[str],
-        now: float,
-    ) -> _Recommended:
-        """Update the changed users under the active version (their states written with
-        ``state_token``) and vote the touched users' recommendations; also return the
-        prequential hit indicators of the batch, its shortlist refresh and the new states."""
-        model_settings = self._settings.model
-        version = serving.version
-        # The shortlists as the users' latest recommendations saw them, read before this
-        # batch's statistics move them; the votes below reuse the ones the batch leaves alone.
-        known_shortlists = uow.clusters.shortlists(
-            version, {cluster for state in states.values() for cluster, _ in state.top_clusters}
-        )
-        hits = _prequential_hits(
-            resolution.applied_pairs,
-            states,
-            known_shortlists,
-            weights,
-            model_settings,
-            lambda profiles: reranking_for(serving, profiles, model_settings, uow.items.get_many),
-        )
-        updates = update_user_states(
-            serving,
-            change_sets,
-            model_settings.top_memberships,
-            uow.items.get_many,
-            model_settings.pooling_half_life_seconds,
-        )
-        # Nothing in the batch reads the states back: the database stores them while the
-        # cluster deltas are worked out (pure computation, no statement).
-        with uow.overlapped_writes():
-            uow.users.save_many(
-                (update.after for update in updates),
-                users_with_rows=users_with_rows,
-                state_token=state_token,
-            )
-            precision = serving.model.architecture.statistics_membership_precision
-            deltas = batch_delta_columns([update.transition(precision) for update in updates])
-        refresh_plan, refreshed = self._apply_statistics(uow, version, deltas)
-        shortlists = {**known_shortlists, **refreshed}
-
-        current: dict[str, UserProfile] = {**states, **{u.after.user_id: u.after for u in updates}}
-        wanted_clusters = {
-            cluster for state in current.values() for cluster, _ in state.top_clusters
-        }
-        needs_global = any(user_id not in current for user_id in touched)
-        masses = uow.clusters.masses(version) if needs_global else {}
-        fallback = global_top_clusters(masses, model_settings.top_memberships)
-        wanted_clusters.update(cluster for cluster, _ in fallback)
-        shortlists.update(uow.clusters.shortlists(version, wanted_clusters - shortlists.keys()))
-
-        top_clusters = [
-            fallback if user_id not in current else current[user_id].top_clusters
-            for user_id in touched
-        ]
-        profiles = [current[user_id].profile if user_id in current else None for user_id in touched]
-        votes, leads = vote_with_leads(
-            top_clusters,
-            shortlists,
-            [weights.after[user_id] for user_id in touched],
-            model_settings.recommendations,
-            reranking_for(serving, profiles, model_settings, uow.items.get_many),
-        )
-        messages = [
-            RecommendationMessage(
-                user_id=user.user_id,
-                items=tuple(items),
-                model_version=version,
-                top_clusters=clusters,
-                generated_at=now,
-                source=user.source,
-                lead_clusters=lead,
-            )
-            for user, clusters, items, lead in zip(
-                touched.values(), top_clusters, votes, leads, strict=True
-            )
-        ]
-        return _Recommended(
-            messages, hits, refresh_plan, {update.after.user_id: update.after for update in updates}
-        )
-
     def _detect_drift(self, hits: Iterable[bool]) -> list[DriftSignal]:
         return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
-
-    def _apply_statistics(
-        self, uow: UnitOfWork, version: int, deltas: ClusterDeltaColumns
-    ) -> tuple[RefreshPlan | None, Shortlists]:
-        """Add the batch's cluster deltas and refresh the shortlists the schedule says are
-        due; return the refresh plan and the refreshed shortlists."""
-        if not deltas:
-            return None, {}
-        uow.clusters.add_delta_columns(
-            version,
-            clusters=deltas.clusters,
-            item_ids=deltas.item_ids,
-            liked=deltas.liked,
-            rated=deltas.rated,
-            weighted=deltas.weighted,
-            mass_clusters=deltas.mass_clusters,
-            mass_changes=deltas.mass_changes,
-        )
-        plan = self._shortlist_refresh.plan(
-            version, deltas.affected_clusters(), lambda: uow.clusters.masses(version)
-        )
-        return plan, refresh_shortlists(uow, version, plan.refresh, self._settings.model)
-
-
-@dataclass(frozen=True, slots=True)
-class _Recommended:
-    """What a batch publishes, its prequential hits, its shortlist refresh (recorded in
-    the schedule once the batch commits), and the states it wrote, by user."""
-
-    messages: list[RecommendationMessage]
-    hits: list[bool]
-    refresh_plan: RefreshPlan | None
-    states: dict[str, UserProfile]
-
-
-@dataclass(frozen=True, slots=True)
-class _UserWeights:
-    """Each touched user's interaction weights by item, before the batch and after it, and,
-    with recency-weighted pooling only, the timestamps of those interactions."""
-
-    before: dict[str, dict[str, float]]
-    after: dict[str, dict[str, float]]
-    timestamps_before: dict[str, dict[str, float]]
-    timestamps_after: dict[str, dict[str, float]]
-
-    @classmethod
-    def of(
-        cls,
-        touched: Iterable[str],
-        stored_interactions: Mapping[str, list[Interaction]],
-        resolution: InteractionResolution,
-        with_timestamps: bool,
-    ) -> _UserWeights:
-        before, after = _before_and_after(
-            touched, stored_interactions, resolution, lambda row: row.weight
-        )
-        if not with_timestamps:
-            # Nothing reads them then, and this runs for every touched user of every batch.
-            return cls(before, after, {}, {})
-        timestamps_before, timestamps_after = _before_and_after(
-            touched, stored_interactions, resolution, lambda row: row.timestamp
-        )
-        return cls(before, after, timestamps_before, timestamps_after)
-
-
-def _before_and_after(
-    touched: Iterable[str],
-    stored_interactions: Mapping[str, list[Interaction]],
-    resolution: InteractionResolution,
-    value: Callable[[Interaction], float],
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """``value`` of each touched user's interactions by item, before the batch and after."""
-    before = {
-        user_id: {row.item_id: value(row) for row in stored_interactions.get(user_id, ())}
-        for user_id in touched
-    }
-    after = {user_id: dict(values) for user_id, values in before.items()}
-    for row in resolution.rows_to_store:
-        after[row.user_id][row.item_id] = value(row)
-    return before, after
-
-
-def _interactions_after(
-    stored_interactions: Mapping[str, list[Interaction]], resolution: InteractionResolution
-) -> dict[str, tuple[Interaction, ...]]:
-    """The interactions, after the batch, of each user the batch stored rows for: the
-    stored ones, each replaced by the batch's row for the same item."""
-    by_item: dict[str, dict[str, Interaction]] = {}
-    for row in resolution.rows_to_store:
-        if row.user_id not in by_item:
-            stored = stored_interactions.get(row.user_id, ())
-            by_item[row.user_id] = {interaction.item_id: interaction for interaction in stored}
-        by_item[row.user_id][row.item_id] = row
-    return {user_id: tuple(rows.values()) for user_id, rows in by_item.items()}
-
-
-def _change_sets(
-    resolution: InteractionResolution,
-    attributes_changed: Iterable[str],
-    states: Mapping[str, UserProfile],
-    weights: _UserWeights,
-    attributes: Mapping[str, Mapping[str, str]],
-    pooling_half_life_seconds: float | None = None,
-) -> list[UserChangeSet]:
-    """The users whose weights or demographics the batch changed (the encoder reads both),
-    with their state under the active version (none without an active version: the building
-    version reads its own). With recency-weighted pooling, also the users with a newer event
-    of an unchanged weight: its term's recency factor moved."""
-    last_event_at = _last_event_times(resolution.rows_to_store)
-    changed_users = {change.user_id for change in resolution.changes} | set(attributes_changed)
-    if pooling_half_life_seconds is not None:
-        changed_users.update(row.user_id for row in resolution.rows_to_store)
-    return [
-        UserChangeSet(
-            user_id,
-            states.get(user_id),
-            weights.before[user_id],
-            weights.after[user_id],
-            attributes.get(user_id, {}),
-            _latest(
-                None if user_id not in states else states[user_id].last_event_at,
-                last_event_at.get(user_id),
-            ),
-            weights.timestamps_before.get(user_id, {}),
-            weights.timestamps_after.get(user_id, {}),
-        )
-        for user_id in sorted(changed_users)
-    ]
-
-
-def _prequential_hits(
-    applied_pairs: Sequence[tuple[str, str]],
-    states: Mapping[str, UserProfile],
-    shortlists: Shortlists,
-    weights: _UserWeights,
-    model_settings: ModelSettings,
-    reranking: Callable[[Sequence[np.ndarray | None]], Reranking | None],
-) -> list[bool]:
-    """For each applied event of a user with a state before the batch: was its item among the
-    user's recommendations as they stood before the batch? Users new to the model had no
-    recommendations of their own; counting their events as misses would make a change in the
-    share of new users look like drift."""
-    known = sorted({user_id for user_id, _ in applied_pairs if user_id in states})
-    if not known:
-        return []
-    recommended = dict(
-        zip(
-            known,
-            recommended_item_ids(
-                [states[user_id].top_clusters for user_id in known],
-                shortlists,
-                [weights.before[user_id] for user_id in known],
-                model_settings.recommendations,
-                reranking([states[user_id].profile for user_id in known]),
-            ),
-            strict=True,
-        )
-    )
-    return [
-        item_id in recommended[user_id]
-        for user_id, item_id in applied_pairs
-        if user_id in recommended
-    ]
 
 
 class _FreshRecords:
@@ -743,13 +381,20 @@ def _touched_users(batch: TriagedBatch) -> dict[str, _TouchedUser]:
     return touched
 
 
-def _last_event_times(rows: Iterable[Interaction]) -> dict[str, float]:
-    latest: dict[str, float] = {}
-    for row in rows:
-        latest[row.user_id] = max(latest.get(row.user_id, row.timestamp), row.timestamp)
-    return latest
-
-
-def _latest(first: float | None, second: float | None) -> float | None:
-    known = [value for value in (first, second) if value is not None]
-    return max(known) if known else None
+def _messages(
+    learned: LearnedBatch, touched: Mapping[str, _TouchedUser], version: int, now: float
+) -> list[RecommendationMessage]:
+    """One recommendation message per touched user, naming the record that reported the
+    user last."""
+    return [
+        RecommendationMessage(
+            user_id=user.user_id,
+            items=tuple(user.items),
+            model_version=version,
+            top_clusters=user.top_clusters,
+            generated_at=now,
+            source=touched[user.user_id].source,
+            lead_clusters=user.lead_clusters,
+        )
+        for user in learned.recommendations
+    ]

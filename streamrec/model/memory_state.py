@@ -1,0 +1,138 @@
+"""A stream's state in dictionaries: for evaluation, tests and an in-process stream.
+
+``InMemoryStreamState`` implements ``streamrec.model.stream.StreamState`` for one model
+version. It keeps what the database adapter keeps, in the same shape (the statistics are
+float64 sums added in the same order), so a stream learned here and one learned through the
+consumer end in the same state and vote the same lists.
+
+>>> from streamrec.state import Interaction
+>>> state = InMemoryStreamState()
+>>> state.store_interactions([Interaction("u1", "i1", 1.0, "e1", "like", 5.0)])
+>>> interactions, profiles = state.interactions_and_profiles(["u1", "u2"])
+>>> [row.item_id for row in interactions["u1"]], profiles
+(['i1'], {})
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+
+from streamrec.events import ItemEvent
+from streamrec.model.contributions import ClusterDeltaColumns
+from streamrec.model.user_attributes import EventKey
+from streamrec.state import ClusterItemStatistics, Interaction, UserProfile
+
+
+class InMemoryStreamState:
+    """Users, statistics and shortlists of one model version, in memory."""
+
+    def __init__(self, items: Mapping[str, ItemEvent] | None = None) -> None:
+        self.items: dict[str, ItemEvent] = dict(items or {})
+        self.interactions: dict[str, dict[str, Interaction]] = {}
+        self.profiles: dict[str, UserProfile] = {}
+        self.attributes: dict[str, dict[str, str]] = {}
+        self.attribute_keys: dict[str, dict[str, EventKey]] = {}
+        # cluster -> item -> [liked mass, rated mass, weighted sum]
+        self.statistics: dict[int, dict[str, list[float]]] = {}
+        self.masses: dict[int, float] = {}
+        self.shortlist_by_cluster: dict[int, list[tuple[str, float]]] = {}
+
+    # Users --------------------------------------------------------------------------------
+
+    def interactions_and_profiles(
+        self, user_ids: Collection[str]
+    ) -> tuple[dict[str, list[Interaction]], dict[str, UserProfile]]:
+        interactions = {
+            user_id: list(self.interactions[user_id].values())
+            for user_id in user_ids
+            if user_id in self.interactions
+        }
+        profiles = {
+            user_id: self.profiles[user_id] for user_id in user_ids if user_id in self.profiles
+        }
+        return interactions, profiles
+
+    def demographics(self, user_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        return {
+            user_id: dict(self.attributes[user_id])
+            for user_id in user_ids
+            if user_id in self.attributes
+        }
+
+    def demographic_event_keys(self, user_ids: Collection[str]) -> dict[str, dict[str, EventKey]]:
+        return {
+            user_id: dict(self.attribute_keys[user_id])
+            for user_id in user_ids
+            if user_id in self.attribute_keys
+        }
+
+    def store_demographics(
+        self, attributes: Mapping[str, dict[str, str]], keys: Mapping[str, dict[str, EventKey]]
+    ) -> None:
+        for user_id, values in attributes.items():
+            self.attributes[user_id] = dict(values)
+            self.attribute_keys[user_id] = dict(keys.get(user_id, {}))
+
+    def store_interactions(self, rows: Sequence[Interaction]) -> None:
+        for row in rows:
+            self.interactions.setdefault(row.user_id, {})[row.item_id] = row
+
+    def store_profiles(self, profiles: Sequence[UserProfile]) -> None:
+        for profile in profiles:
+            self.profiles[profile.user_id] = profile
+            self.attributes[profile.user_id] = dict(profile.attributes)
+
+    # Clusters -----------------------------------------------------------------------------
+
+    def add_statistics(self, deltas: ClusterDeltaColumns) -> None:
+        for cluster, item_id, liked, rated, weighted in zip(
+            deltas.clusters.tolist(),
+            deltas.item_ids,
+            deltas.liked.tolist(),
+            deltas.rated.tolist(),
+            deltas.weighted.tolist(),
+            strict=True,
+        ):
+            totals = self.statistics.setdefault(cluster, {}).setdefault(item_id, [0.0, 0.0, 0.0])
+            totals[0] += liked
+            totals[1] += rated
+            totals[2] += weighted
+        for cluster, change in zip(
+            deltas.mass_clusters.tolist(), deltas.mass_changes.tolist(), strict=True
+        ):
+            self.masses[cluster] = self.masses.get(cluster, 0.0) + change
+
+    def cluster_masses(self) -> dict[int, float]:
+        return dict(self.masses)
+
+    def most_rated_items(
+        self, clusters: Collection[int], count: int
+    ) -> dict[int, list[ClusterItemStatistics]]:
+        """Each cluster's ``count`` items of largest rated mass, ties by item id (the
+        database's order)."""
+        top = {}
+        for cluster in clusters:
+            items = self.statistics.get(cluster)
+            if not items:
+                continue
+            best = heapq.nsmallest(count, items.items(), key=lambda entry: (-entry[1][1], entry[0]))
+            top[cluster] = [ClusterItemStatistics(item_id, *totals) for item_id, totals in best]
+        return top
+
+    def store_shortlists(self, shortlists: Mapping[int, list[tuple[str, float]]]) -> None:
+        self.shortlist_by_cluster.update(
+            {cluster: list(items) for cluster, items in shortlists.items()}
+        )
+
+    def shortlists(self, clusters: Collection[int]) -> dict[int, list[tuple[str, float]]]:
+        return {
+            cluster: self.shortlist_by_cluster[cluster]
+            for cluster in clusters
+            if cluster in self.shortlist_by_cluster
+        }
+
+    # Items --------------------------------------------------------------------------------
+
+    def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]:
+        return {item_id: self.items[item_id] for item_id in item_ids if item_id in self.items}

@@ -1,0 +1,528 @@
+"""The streaming EfficientRec: one object that learns from interaction events and recommends.
+
+``EfficientRecStream`` owns what happens to a batch of valid interaction events, in named
+steps: the interaction rule (idempotent, order-independent), the demographics they carry,
+re-embedding the touched users incrementally (pooled sums, profile, top-M memberships), the
+cluster-statistic deltas, the shortlist refresh, and the vote of each touched user's
+recommendations (re-ranked, seen items excluded, the global shortlist for a user the model
+has no state for). Its state sits behind a port, ``StreamState``: the consumer's adapter keeps
+it in the database (``streamrec.services.stream_state``), ``InMemoryStreamState`` keeps it in
+dictionaries for evaluation, tests and an in-process stream. The same code answers in both.
+
+It knows nothing of Kafka, SQL, datasets or progress bars, and it never holds the state
+itself, so a consumer builds one per batch over that batch's transaction.
+
+>>> from streamrec.config import ModelSettings
+>>> from streamrec.events import InteractionEvent, SourceEvent
+>>> from streamrec.model.efficientrec import EfficientRec
+>>> from streamrec.model.features import FeatureSchema
+>>> from streamrec.model.interaction_rule import AcceptedInteraction
+>>> from streamrec.model.memory_state import InMemoryStreamState
+>>> from streamrec.model.serving import ServingModel
+>>> settings = ModelSettings(hash_buckets=64, item_dim=4, profile_dim=4, hidden_dim=8,
+...                          clusters=3, top_memberships=2, recommendations=3)
+>>> serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
+>>> stream = EfficientRecStream(serving, settings, InMemoryStreamState())
+>>> def event(n, user, item):
+...     interaction = InteractionEvent(f"e{n}", user, item, "like", float(n))
+...     return AcceptedInteraction(interaction, 1.0, SourceEvent("interactions", 0, n, n))
+>>> learned = stream.learn_many([event(0, "u1", "i1"), event(1, "u2", "i2"),
+...                              event(2, "u2", "i3"), event(3, "u3", "i1")])
+>>> learned.applied, [user.user_id for user in learned.recommendations]
+(4, ['u1', 'u2', 'u3'])
+>>> sorted(item.item_id for item in stream.recommend_one("u1"))  # never its own item
+['i2', 'i3']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from streamrec.config import ModelSettings
+from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem
+from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
+from streamrec.model.interaction_rule import (
+    AcceptedInteraction,
+    InteractionResolution,
+    resolve_interactions,
+)
+from streamrec.model.recommending import (
+    LeadClusters,
+    Reranking,
+    Shortlist,
+    TopClusters,
+    global_top_clusters,
+    recommended_item_ids,
+    reranking_for,
+    shortlist_from_statistics,
+    shortlist_pool_size,
+    vote_with_leads,
+)
+from streamrec.model.serving import ServingModel
+from streamrec.model.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
+from streamrec.model.user_attributes import EventKey, merge_attributes
+from streamrec.model.user_states import UserChangeSet, UserStateUpdate, update_user_states
+from streamrec.state import ClusterItemStatistics, Interaction, UserProfile
+
+Shortlists = dict[int, list[tuple[str, float]]]
+
+
+class StreamState(Protocol):
+    """Where a stream's state lives: users' interactions, profiles and demographics under
+    one model version, and that version's cluster statistics and shortlists.
+
+    ``store_*`` may leave the write in flight until the next call (a database adapter
+    overlaps it with the computation after it); every other call sees all earlier writes.
+    """
+
+    def interactions_and_profiles(
+        self, user_ids: Collection[str]
+    ) -> tuple[dict[str, list[Interaction]], dict[str, UserProfile]]:
+        """The users' stored interactions, and their profiles under the version (a user
+        without one is absent)."""
+        ...
+
+    def demographics(self, user_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """The stored demographics of those users who have any record (absent: none)."""
+        ...
+
+    def demographic_event_keys(self, user_ids: Collection[str]) -> dict[str, dict[str, EventKey]]:
+        """Per user, the key of the event each stored attribute came from."""
+        ...
+
+    def store_demographics(
+        self, attributes: Mapping[str, dict[str, str]], keys: Mapping[str, dict[str, EventKey]]
+    ) -> None: ...
+
+    def store_interactions(self, rows: Sequence[Interaction]) -> None: ...
+
+    def store_profiles(self, profiles: Sequence[UserProfile]) -> None: ...
+
+    def add_statistics(self, deltas: ClusterDeltaColumns) -> None: ...
+
+    def cluster_masses(self) -> dict[int, float]: ...
+
+    def most_rated_items(
+        self, clusters: Collection[int], count: int
+    ) -> dict[int, list[ClusterItemStatistics]]:
+        """Each cluster's ``count`` items with the largest rated mass."""
+        ...
+
+    def store_shortlists(self, shortlists: Mapping[int, list[tuple[str, float]]]) -> None: ...
+
+    def shortlists(self, clusters: Collection[int]) -> Shortlists: ...
+
+    def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecommendations:
+    """One touched user's list after a batch, and the memberships it was voted from."""
+
+    user_id: str
+    items: list[RecommendedItem]
+    top_clusters: TopClusters
+    lead_clusters: LeadClusters
+
+
+@dataclass(slots=True)
+class LearnedBatch:
+    """What ``learn_many`` did: the interaction rule's outcome, the users whose model state
+    changed (their change sets, which a version being rebuilt must see too), the touched
+    users' recommendations, the prequential hits (for each applied event of a user the model
+    had a profile for: was the item among that user's recommendations before the batch), the
+    shortlist refresh to record once the batch is stored, and what was read and written of
+    the users."""
+
+    resolution: InteractionResolution
+    change_sets: list[UserChangeSet] = field(default_factory=list)
+    recommendations: list[UserRecommendations] = field(default_factory=list)
+    hits: list[bool] = field(default_factory=list)
+    refresh_plan: RefreshPlan | None = None
+    stored_interactions: dict[str, list[Interaction]] = field(default_factory=dict)
+    profiles_written: dict[str, UserProfile] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> int:
+        return self.resolution.applied
+
+    @property
+    def ignored(self) -> int:
+        return self.resolution.ignored
+
+
+class EfficientRecStream:
+    """learn_many / recommend_many / recommend_one of one model version over a state.
+
+    ``serving`` None (no active version): ``learn_many`` still stores interactions and
+    demographics, and nothing is encoded or recommended. ``refresh`` decides which shortlists
+    a batch recomputes (default: every changed cluster, every batch).
+    """
+
+    def __init__(
+        self,
+        serving: ServingModel | None,
+        settings: ModelSettings,
+        state: StreamState,
+        *,
+        refresh: ShortlistRefreshSchedule | None = None,
+    ) -> None:
+        self.serving = serving
+        self.settings = settings
+        self.state = state
+        self._refresh = refresh or ShortlistRefreshSchedule(interval_seconds=0.0)
+
+    # Learning -----------------------------------------------------------------------------
+
+    def learn_many(
+        self,
+        events: Sequence[AcceptedInteraction],
+        *,
+        recommend_for: Sequence[str] | None = None,
+    ) -> LearnedBatch:
+        """Learn ``events`` (in stream order) and recommend for the users they name, or for
+        ``recommend_for`` in its order (it must name them all; it may name more, e.g. users
+        whose events were learned before and who get their list again)."""
+        touched = list(
+            dict.fromkeys(
+                [accepted.event.user_id for accepted in events]
+                if recommend_for is None
+                else recommend_for
+            )
+        )
+        stored, profiles = self.state.interactions_and_profiles(touched)
+        resolution = resolve_interactions(
+            events, {(row.user_id, row.item_id): row for rows in stored.values() for row in rows}
+        )
+        attributes, attributes_changed = self._merge_demographics(events, touched, profiles)
+        self.state.store_interactions(resolution.rows_to_store)
+        weights = UserWeights.of(
+            touched, stored, resolution, with_timestamps=self._recency is not None
+        )
+        change_sets = _change_sets(
+            resolution, attributes_changed, profiles, weights, attributes, self._recency
+        )
+        learned = LearnedBatch(resolution, change_sets, stored_interactions=stored)
+        if self.serving is None:
+            return learned
+        before = self._shortlists_of(profiles.values())
+        learned.hits = self._prequential_hits(resolution.applied_pairs, profiles, before, weights)
+        updates = self._reembed(change_sets)
+        learned.profiles_written = {update.after.user_id: update.after for update in updates}
+        learned.refresh_plan, refreshed = self._move_statistics(updates)
+        current = {**profiles, **learned.profiles_written}
+        learned.recommendations = self._vote(
+            touched, current, {**before, **refreshed}, [weights.after[user] for user in touched]
+        )
+        return learned
+
+    def record(self, learned: LearnedBatch) -> None:
+        """Note that ``learned`` was stored (a batch that rolled back is not recorded)."""
+        if learned.refresh_plan is not None:
+            self._refresh.record(learned.refresh_plan)
+
+    def _merge_demographics(
+        self,
+        events: Sequence[AcceptedInteraction],
+        touched: Sequence[str],
+        profiles: Mapping[str, UserProfile],
+    ) -> tuple[dict[str, dict[str, str]], set[str]]:
+        """Every touched user's demographics after the events (per attribute the newest
+        event wins, ``model.user_attributes``), and the users whose values changed (the
+        encoder reads them). Only users whose events name attributes are written."""
+        attributes = {user_id: dict(profile.attributes) for user_id, profile in profiles.items()}
+        attributes.update(
+            self.state.demographics([user_id for user_id in touched if user_id not in profiles])
+        )
+        events_by_user: dict[str, list[InteractionEvent]] = {}
+        for accepted in events:
+            if accepted.event.user_attributes:
+                events_by_user.setdefault(accepted.event.user_id, []).append(accepted.event)
+        stored_keys = self.state.demographic_event_keys(events_by_user) if events_by_user else {}
+        changed: set[str] = set()
+        to_save: dict[str, dict[str, str]] = {}
+        keys_to_save: dict[str, dict[str, EventKey]] = {}
+        for user_id, user_events in events_by_user.items():
+            stored = stored_keys.get(user_id, {})
+            merged = merge_attributes(attributes.get(user_id, {}), stored, user_events)
+            if merged.attributes != attributes.get(user_id):
+                changed.add(user_id)
+            if user_id in changed or merged.event_keys != stored:
+                attributes[user_id] = merged.attributes
+                to_save[user_id] = merged.attributes
+                keys_to_save[user_id] = merged.event_keys
+        if to_save:
+            self.state.store_demographics(to_save, keys_to_save)
+        return {user_id: attributes.get(user_id, {}) for user_id in touched}, changed
+
+    def _reembed(self, change_sets: Sequence[UserChangeSet]) -> list[UserStateUpdate]:
+        """The changed users' new pooled sums, profiles and top-M memberships, stored."""
+        assert self.serving is not None
+        updates = update_user_states(
+            self.serving,
+            change_sets,
+            self.settings.top_memberships,
+            self.state.item_features,
+            self._recency,
+        )
+        self.state.store_profiles([update.after for update in updates])
+        return updates
+
+    def _move_statistics(
+        self, updates: Sequence[UserStateUpdate]
+    ) -> tuple[RefreshPlan | None, Shortlists]:
+        """Add the exact cluster-statistic deltas of ``updates`` and refresh the shortlists
+        the schedule says are due; the refresh plan and the refreshed shortlists."""
+        assert self.serving is not None
+        precision = self.serving.model.architecture.statistics_membership_precision
+        deltas = batch_delta_columns([update.transition(precision) for update in updates])
+        if not deltas:
+            return None, {}
+        self.state.add_statistics(deltas)
+        plan = self._refresh.plan(
+            self.serving.version, deltas.affected_clusters(), self.state.cluster_masses
+        )
+        return plan, self.refresh_shortlists(plan.refresh)
+
+    def refresh_shortlists(self, clusters: Iterable[int]) -> Shortlists:
+        """Recompute and store the shortlists of ``clusters`` from the statistics."""
+        clusters = sorted(set(clusters))
+        if not clusters:
+            return {}
+        masses = self.state.cluster_masses()
+        top_items = self.state.most_rated_items(clusters, shortlist_pool_size(self.settings))
+        shortlists = {
+            cluster: shortlist_from_statistics(
+                top_items.get(cluster, []), masses.get(cluster, 0.0), self.settings
+            )
+            for cluster in clusters
+        }
+        self.state.store_shortlists(shortlists)
+        return shortlists
+
+    def _prequential_hits(
+        self,
+        applied_pairs: Sequence[tuple[str, str]],
+        profiles: Mapping[str, UserProfile],
+        shortlists: Shortlists,
+        weights: UserWeights,
+    ) -> list[bool]:
+        """For each applied event of a user with a profile before the batch: was its item
+        among the user's recommendations as they stood before the batch? Users new to the
+        model had no recommendations of their own; counting their events as misses would
+        make a change in the share of new users look like drift."""
+        known = sorted({user_id for user_id, _ in applied_pairs if user_id in profiles})
+        if not known:
+            return []
+        recommended = dict(
+            zip(
+                known,
+                recommended_item_ids(
+                    [profiles[user_id].top_clusters for user_id in known],
+                    shortlists,
+                    [weights.before[user_id] for user_id in known],
+                    self.settings.recommendations,
+                    self._reranking([profiles[user_id].profile for user_id in known]),
+                ),
+                strict=True,
+            )
+        )
+        return [
+            item_id in recommended[user_id]
+            for user_id, item_id in applied_pairs
+            if user_id in recommended
+        ]
+
+    # Recommending -------------------------------------------------------------------------
+
+    def recommend_many(
+        self, user_ids: Sequence[str], n: int | None = None
+    ) -> list[list[RecommendedItem]]:
+        """Each user's top ``n`` (default: ``model.recommendations``) from the state as it
+        stands, without their own items; the global shortlist for a user without a profile."""
+        if self.serving is None:
+            return [[] for _ in user_ids]
+        stored, profiles = self.state.interactions_and_profiles(user_ids)
+        seen = [{row.item_id: row.weight for row in stored.get(user, ())} for user in user_ids]
+        voted = self._vote(user_ids, profiles, {}, seen, n)
+        return [user.items for user in voted]
+
+    def recommend_one(self, user_id: str, n: int | None = None) -> list[RecommendedItem]:
+        """``recommend_many`` for one user."""
+        return self.recommend_many([user_id], n)[0]
+
+    def _vote(
+        self,
+        user_ids: Sequence[str],
+        profiles: Mapping[str, UserProfile],
+        shortlists: Shortlists,
+        seen: Sequence[Collection[str]],
+        n: int | None = None,
+    ) -> list[UserRecommendations]:
+        """The vote of ``user_ids`` (re-ranked as configured); ``shortlists`` holds those
+        already read, the others are read here."""
+        shortlists = dict(shortlists)
+        wanted = {
+            cluster
+            for user in user_ids
+            if user in profiles
+            for cluster, _ in profiles[user].top_clusters
+        }
+        fallback: TopClusters = ()
+        if any(user_id not in profiles for user_id in user_ids):
+            fallback = global_top_clusters(
+                self.state.cluster_masses(), self.settings.top_memberships
+            )
+            wanted.update(cluster for cluster, _ in fallback)
+        shortlists.update(self.state.shortlists(wanted - shortlists.keys()))
+        top_clusters = [
+            profiles[user_id].top_clusters if user_id in profiles else fallback
+            for user_id in user_ids
+        ]
+        votes, leads = vote_with_leads(
+            top_clusters,
+            shortlists,
+            seen,
+            self.settings.recommendations if n is None else n,
+            self._reranking(
+                [profiles[user].profile if user in profiles else None for user in user_ids]
+            ),
+        )
+        return [
+            UserRecommendations(user_id, items, clusters, lead)
+            for user_id, items, clusters, lead in zip(
+                user_ids, votes, top_clusters, leads, strict=True
+            )
+        ]
+
+    def _shortlists_of(self, profiles: Iterable[UserProfile]) -> Shortlists:
+        return self.state.shortlists(
+            {cluster for profile in profiles for cluster, _ in profile.top_clusters}
+        )
+
+    def _reranking(self, profiles: Sequence[np.ndarray | None]) -> Reranking | None:
+        assert self.serving is not None
+        return reranking_for(self.serving, profiles, self.settings, self.state.item_features)
+
+    @property
+    def _recency(self) -> float | None:
+        return self.settings.pooling_half_life_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class UserWeights:
+    """Each touched user's interaction weights by item, before the batch and after it, and,
+    with recency-weighted pooling only, the timestamps of those interactions."""
+
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+    timestamps_before: dict[str, dict[str, float]]
+    timestamps_after: dict[str, dict[str, float]]
+
+    @classmethod
+    def of(
+        cls,
+        touched: Iterable[str],
+        stored_interactions: Mapping[str, list[Interaction]],
+        resolution: InteractionResolution,
+        with_timestamps: bool,
+    ) -> UserWeights:
+        touched = list(touched)
+        before, after = _before_and_after(
+            touched, stored_interactions, resolution, lambda row: row.weight
+        )
+        if not with_timestamps:
+            # Nothing reads them then, and this runs for every touched user of every batch.
+            return cls(before, after, {}, {})
+        timestamps_before, timestamps_after = _before_and_after(
+            touched, stored_interactions, resolution, lambda row: row.timestamp
+        )
+        return cls(before, after, timestamps_before, timestamps_after)
+
+
+def _before_and_after(
+    touched: Iterable[str],
+    stored_interactions: Mapping[str, list[Interaction]],
+    resolution: InteractionResolution,
+    value: Callable[[Interaction], float],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``value`` of each touched user's interactions by item, before the batch and after."""
+    before = {
+        user_id: {row.item_id: value(row) for row in stored_interactions.get(user_id, ())}
+        for user_id in touched
+    }
+    after = {user_id: dict(values) for user_id, values in before.items()}
+    for row in resolution.rows_to_store:
+        after[row.user_id][row.item_id] = value(row)
+    return before, after
+
+
+def interactions_after(
+    stored_interactions: Mapping[str, list[Interaction]], resolution: InteractionResolution
+) -> dict[str, tuple[Interaction, ...]]:
+    """The interactions, after the batch, of each user the batch stored rows for: the
+    stored ones, each replaced by the batch's row for the same item."""
+    by_item: dict[str, dict[str, Interaction]] = {}
+    for row in resolution.rows_to_store:
+        if row.user_id not in by_item:
+            stored = stored_interactions.get(row.user_id, ())
+            by_item[row.user_id] = {interaction.item_id: interaction for interaction in stored}
+        by_item[row.user_id][row.item_id] = row
+    return {user_id: tuple(rows.values()) for user_id, rows in by_item.items()}
+
+
+def _change_sets(
+    resolution: InteractionResolution,
+    attributes_changed: Iterable[str],
+    profiles: Mapping[str, UserProfile],
+    weights: UserWeights,
+    attributes: Mapping[str, Mapping[str, str]],
+    pooling_half_life_seconds: float | None = None,
+) -> list[UserChangeSet]:
+    """The users whose weights or demographics the batch changed (the encoder reads both),
+    with their profile under the version. With recency-weighted pooling, also the users with
+    a newer event of an unchanged weight: its term's recency factor moved."""
+    last_event_at: dict[str, float] = {}
+    for row in resolution.rows_to_store:
+        last_event_at[row.user_id] = max(
+            last_event_at.get(row.user_id, row.timestamp), row.timestamp
+        )
+    changed_users = {change.user_id for change in resolution.changes} | set(attributes_changed)
+    if pooling_half_life_seconds is not None:
+        changed_users.update(row.user_id for row in resolution.rows_to_store)
+    return [
+        UserChangeSet(
+            user_id,
+            profiles.get(user_id),
+            weights.before[user_id],
+            weights.after[user_id],
+            attributes.get(user_id, {}),
+            _latest(
+                None if user_id not in profiles else profiles[user_id].last_event_at,
+                last_event_at.get(user_id),
+            ),
+            weights.timestamps_before.get(user_id, {}),
+            weights.timestamps_after.get(user_id, {}),
+        )
+        for user_id in sorted(changed_users)
+    ]
+
+
+def _latest(first: float | None, second: float | None) -> float | None:
+    known = [value for value in (first, second) if value is not None]
+    return max(known) if known else None
+
+
+__all__ = [
+    "EfficientRecStream",
+    "LearnedBatch",
+    "Shortlist",
+    "StreamState",
+    "UserRecommendations",
+    "UserWeights",
+    "interactions_after",
+]
