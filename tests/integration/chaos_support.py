@@ -19,11 +19,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 
 from streamrec.config import ModelSettings, Settings
 from streamrec.model.efficientrec import EfficientRec
@@ -35,7 +38,6 @@ from streamrec.model.recommending import (
 )
 from streamrec.model.serving import ModelCache
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
 from streamrec.storage.memory import create_memory_database
@@ -89,6 +91,34 @@ def kill_hard(process: subprocess.Popen[str]) -> str:
     output, _ = process.communicate(timeout=WAIT_SECONDS)
     assert process.returncode == KILLED_BY_SIGKILL, output
     return output or ""
+
+
+@pytest.fixture(autouse=True)
+def kill_streamrec_children_left_behind() -> Iterator[None]:
+    """After each test of a module that imports this fixture (autouse: importing is enough):
+    SIGKILL every ``streamrec`` child process the test left running. A failing assertion
+    skips the test's own clean-up, and a consumer started without an exit option would
+    otherwise run on after the session."""
+    yield
+    for pid in streamrec_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def streamrec_children() -> list[int]:
+    """Process ids of this process's children that run ``streamrec.cli.main`` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            parent = next(
+                line.split()[1]
+                for line in status.read_text().splitlines()
+                if line.startswith("PPid:")
+            )
+            command = (status.parent / "cmdline").read_bytes()
+            if int(parent) == os.getpid() and b"streamrec.cli.main" in command:
+                found.append(int(status.parent.name))
+    return found
 
 
 def stored_records(engine: Engine, settings: Settings) -> int:

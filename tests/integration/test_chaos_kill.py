@@ -8,11 +8,11 @@ import random
 import time
 
 from sqlalchemy import Engine, select
+from streamrec.services.snapshot import differences, take_snapshot
 
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.config import Settings
 from streamrec.datasets.synthetic import SyntheticStream
-from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.state import ModelStatus
 from streamrec.storage import UnitOfWork
 from streamrec.storage.tables import TrainingRunRow, table_of
@@ -21,6 +21,7 @@ from tests.integration.chaos_support import (
     chaos_settings,
     clean_run,
     kill_hard,
+    kill_streamrec_children_left_behind,  # noqa: F401 (an autouse fixture)
     ranking_differences,
     recommendation_lists,
     stored_records,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import random
 
 from sqlalchemy import Engine
+from streamrec.services.snapshot import differences
 
 from streamrec.config import Settings
-from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
 from tests.integration.chaos_support import (
     OffsetGate,
     kill_hard,
+    kill_streamrec_children_left_behind,  # noqa: F401 (an autouse fixture)
     offset_totals,
     stopped,
     wait_for_offset_totals,

@@ -11,16 +11,17 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Engine, event, text
+from streamrec.services.snapshot import differences
 
 from consumers import ConsumerHooks
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.config import Settings
-from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork, create_database_engine
 from tests.integration.chaos_support import (
     active_sessions,
     assert_same_as_clean_run,
     chaos_settings,
+    kill_streamrec_children_left_behind,  # noqa: F401 (an autouse fixture)
     terminate_backend,
     wait_for_stored_records,
     with_session_name,
