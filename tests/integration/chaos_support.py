@@ -26,7 +26,6 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
-from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 
 from streamrec.config import ModelSettings, Settings
 from streamrec.model.efficientrec import EfficientRec
@@ -38,6 +37,7 @@ from streamrec.model.recommending import (
 )
 from streamrec.model.serving import ModelCache
 from streamrec.services.ingest import IngestService
+from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
 from streamrec.storage.memory import create_memory_database

@@ -8,11 +8,11 @@ import random
 import time
 
 from sqlalchemy import Engine, select
-from streamrec.services.snapshot import differences, take_snapshot
 
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.config import Settings
 from streamrec.datasets.synthetic import SyntheticStream
+from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.state import ModelStatus
 from streamrec.storage import UnitOfWork
 from streamrec.storage.tables import TrainingRunRow, table_of

@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 
 from sqlalchemy import Engine
-from streamrec.services.snapshot import differences
 
 from streamrec.config import Settings
+from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
 from tests.integration.chaos_support import (
     OffsetGate,

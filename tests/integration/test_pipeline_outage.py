@@ -11,11 +11,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Engine, event, text
-from streamrec.services.snapshot import differences
 
 from consumers import ConsumerHooks
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.config import Settings
+from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork, create_database_engine
 from tests.integration.chaos_support import (
     active_sessions,

@@ -11,11 +11,11 @@ from urllib.error import URLError
 from urllib.request import urlopen
 
 from sqlalchemy import Engine
-from streamrec.services.snapshot import differences
 
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.broker import free_port
 from streamrec.config import Settings
+from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
 from tests.integration.chaos_support import (
     assert_same_as_clean_run,
