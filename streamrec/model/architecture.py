@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from streamrec.config import ModelSettings
@@ -56,9 +56,6 @@ class Architecture:
             schema=schema,
             statistics_membership_precision=settings.statistics_membership_precision,
         )
-
-    def with_clusters(self, clusters: int) -> Architecture:
-        return replace(self, clusters=clusters)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -37,10 +37,10 @@ from streamrec.model.recommending import (
 )
 from streamrec.model.serving import ModelCache
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import ALL_ITEMS, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
 from streamrec.storage.memory import create_memory_database
+from tests.fixtures.snapshots import ALL_ITEMS, differences, take_snapshot
 from tests.integration.pipeline_support import (
     input_records,
     pipeline_settings,

@@ -29,11 +29,11 @@ from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import StateSnapshot, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork, create_database_engine
 from streamrec.storage.memory import create_memory_database
 from streamrec.validation import encode_interaction, encode_item
+from tests.fixtures.snapshots import StateSnapshot, take_snapshot
 
 # The pipeline's promises are about PostgreSQL, the production database.
 on_postgresql = pytest.mark.parametrize(

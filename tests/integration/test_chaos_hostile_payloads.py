@@ -18,12 +18,12 @@ from streamrec.model.efficientrec import EfficientRec
 from streamrec.services.batch import SourceRecord
 from streamrec.services.dead_letters import MAX_DEAD_LETTER_KEY_BYTES
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import StateSnapshot, differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.tables import Base
 from tests.fixtures.hostile_events import StreamRecord, hostile_streams
+from tests.fixtures.snapshots import StateSnapshot, differences, take_snapshot
 from tests.integration.chaos_support import published_users
 from tests.integration.pipeline_support import (
     consume_in_process,

@@ -12,10 +12,10 @@ from sqlalchemy import Engine, select
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.config import Settings
 from streamrec.datasets.synthetic import SyntheticStream
-from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.state import ModelStatus
 from streamrec.storage import UnitOfWork
 from streamrec.storage.tables import TrainingRunRow, table_of
+from tests.fixtures.snapshots import differences, take_snapshot
 from tests.integration.chaos_support import (
     assert_same_as_clean_run,
     chaos_settings,

@@ -13,8 +13,8 @@ import random
 from sqlalchemy import Engine
 
 from streamrec.config import Settings
-from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.chaos_support import (
     OffsetGate,
     kill_hard,

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from streamrec.cli.main import cli
 from streamrec.config import Settings
 from streamrec.offsets import LogRange, OffsetResetChoice, StoredOffsets
-from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.pipeline_support import (
     catalogue,
     consume_in_process,

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, event, text
 from consumers import ConsumerHooks
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.config import Settings
-from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork, create_database_engine
+from tests.fixtures.snapshots import differences
 from tests.integration.chaos_support import (
     active_sessions,
     assert_same_as_clean_run,

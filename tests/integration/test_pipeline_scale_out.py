@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from streamrec.benchmarks.replay_thread import ReplayThread
 from streamrec.broker import free_port
 from streamrec.config import Settings
-from streamrec.services.snapshot import differences
 from streamrec.storage import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.chaos_support import (
     assert_same_as_clean_run,
     chaos_settings,

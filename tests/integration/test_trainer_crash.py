@@ -7,9 +7,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from streamrec.config import Settings
-from streamrec.services.snapshot import differences
 from streamrec.state import ModelStatus
 from streamrec.storage.unit_of_work import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.pipeline_support import on_postgresql
 from tests.integration.trainer_support import (
     activate_with_state,

@@ -14,12 +14,12 @@ from streamrec.cli.main import main
 from streamrec.config import Settings
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.services.recommending import current_recommendations
-from streamrec.services.snapshot import differences
 from streamrec.services.training_data import TrainingSample
 from streamrec.services.training_run import RunOutcome, RunRequest, TrainingRunService
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.pipeline_support import settings_environment
 from tests.integration.trainer_support import (
     activate_with_state,

@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 
 from streamrec.config import Settings
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.services.snapshot import differences
 from streamrec.services.training_data import TrainingSample
 from streamrec.services.training_run import (
     RunOutcome,
@@ -22,6 +21,7 @@ from streamrec.services.training_run import (
 from streamrec.state import ModelStatus
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.trainer_support import (
     activate_with_state,
     reference_snapshot,

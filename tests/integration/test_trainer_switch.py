@@ -25,10 +25,10 @@ from streamrec.services.rebuild import (
     VersionRebuilder,
     build_missing_states,
 )
-from streamrec.services.snapshot import differences
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.trainer import RebuildProgress, ServingVersions
 from streamrec.storage.unit_of_work import UnitOfWork
+from tests.fixtures.snapshots import differences
 from tests.integration.pipeline_support import (
     catalogue,
     interaction_stream,

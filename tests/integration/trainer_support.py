@@ -28,11 +28,11 @@ from streamrec.model.features import FeatureSchema
 from streamrec.model.training.sampler import InMemoryUserSampler
 from streamrec.model.training.trainer import train
 from streamrec.services.rebuild import VersionRebuilder
-from streamrec.services.snapshot import StateSnapshot, take_snapshot
 from streamrec.services.training_run import TrainingRunService
 from streamrec.state import Interaction, ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
+from tests.fixtures.snapshots import StateSnapshot, take_snapshot
 from trainer.process import TrainerProcess
 
 torch.set_num_threads(1)

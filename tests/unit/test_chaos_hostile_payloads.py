@@ -20,7 +20,6 @@ from streamrec.config import EventSettings, Settings
 from streamrec.services.batch import SourceRecord
 from streamrec.services.dead_letters import MAX_DEAD_LETTER_KEY_BYTES
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import StateSnapshot, differences, take_snapshot
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import Rejection, parse_interaction
@@ -31,6 +30,7 @@ from tests.fixtures.hostile_events import (
     valid_records,
 )
 from tests.fixtures.small_model import register_model, small_model_settings
+from tests.fixtures.snapshots import StateSnapshot, differences, take_snapshot
 
 PARTITIONS = 3
 MAX_BATCHES = 6

@@ -24,13 +24,13 @@ from streamrec.services.event_ids import (
     event_fingerprint,
 )
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.records import ProcessedEvent
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import encode_interaction, parse_interaction
 from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
+from tests.fixtures.snapshots import differences, take_snapshot
 
 INTERACTIONS = "interactions"
 REUSED = "event_id_reused"

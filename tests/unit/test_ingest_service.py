@@ -21,13 +21,13 @@ from streamrec.model.pooling import full_pooled_sum
 from streamrec.model.serving import UnusableModelError
 from streamrec.services.batch import SourceRecord
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import encode_interaction, encode_item, parse_interaction
 from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
+from tests.fixtures.snapshots import differences, take_snapshot
 
 INTERACTIONS = "interactions"
 ITEMS = "items"

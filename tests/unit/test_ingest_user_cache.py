@@ -13,11 +13,11 @@ import torch
 from streamrec.config import Settings
 from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.services.ingest import IngestService
-from streamrec.services.snapshot import differences, take_snapshot
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
 from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
+from tests.fixtures.snapshots import differences, take_snapshot
 
 torch.set_num_threads(1)
 

@@ -82,9 +82,6 @@ class ModelRepository(Repository):
             return
         self._update(version, status=status.value, **_given(reason=reason))
 
-    def set_metrics(self, version: int, metrics: dict[str, Any]) -> None:
-        self._update(version, metrics=metrics)
-
     def activate(self, version: int, reason: str | None = None) -> int | None:
         """Make ``version`` the only active one; returns the version it replaced, if any."""
         previous = self.active_version()
