@@ -5,14 +5,15 @@ Both paths start from what the consumer stores for a user: the top-M memberships
 profile z_u (so the retrieval query P z_u). Each request also looks up the user's own items,
 which are never recommended.
 
-- **serving**: the consumer's path. ``voting.recommend`` over the user's M cluster shortlists,
-  re-ranked by (P z_u) . t_j + w log(vote) when ``model.rerank`` is on. It costs O(M L d),
-  whatever the catalogue size.
+- **serving**: the consumer's path. ``EfficientRecStream.recommend_one`` from the stored
+  state (in memory here): the user's items and profile, the vote over the user's M cluster
+  shortlists, re-ranked by (P z_u) . t_j + w log(vote) when ``model.rerank`` is on. It costs
+  O(M L d), whatever the catalogue size.
 - **full catalogue**: the same retrieval score for every item of the training catalogue, the
   user's items removed, top N by argpartition. It costs O(items d).
 
 The model is trained on the cold-users split of the dataset (``--steps`` shortens that), and
-the test users' histories are encoded once, as the consumer would have stored them. Each
+the test users' histories are learned once, as the consumer would have stored them. Each
 user is then timed ``--repeats`` times per path, one request at a time, on one thread.
 
 >>> stats = latency_statistics([1_000_000, 2_000_000, 3_000_000])
@@ -65,9 +66,8 @@ def measure(
     """Train on the dataset's cold-users split, then time both paths for ``users`` test users."""
     from streamrec.datasets.registry import load_dataset
     from streamrec.evaluation.splits import split_for
-    from streamrec.model.memberships import top_memberships
-    from streamrec.model.offline import EfficientRecRecommender
-    from streamrec.model.voting import recommend
+    from streamrec.model.stream import events_of_histories
+    from streamrec.model.table_replay import EfficientRecRecommender
 
     dataset = load_dataset(dataset_name, settings)
     split = split_for("cold-users", dataset, seed)
@@ -78,19 +78,17 @@ def measure(
         settings.model, training, training_observer=TrainingProgressBar()
     )
     recommender.fit(split.train, dataset.items, dataset.user_attributes)
-    model, shortlists = recommender.model, recommender.shortlists
-    assert model is not None and shortlists is not None
+    model, stream = recommender.model, recommender.stream
+    assert model is not None and stream is not None
 
     random = np.random.default_rng(seed)
     chosen = random.choice(len(split.cases), size=min(users, len(split.cases)), replace=False)
     histories = [split.cases[int(index)].history for index in chosen]
-    encoded = model.encode_histories(
-        [([item for item, _ in h.interactions], [w for _, w in h.interactions]) for h in histories],
-        [h.attributes or None for h in histories],
-        dataset.items,
-    )
-    clusters, values = top_memberships(encoded.memberships, settings.model.top_memberships)
-    queries = model.retrieval_queries(encoded.profiles)
+    # The test users' histories are learned as the consumer would have: they are stored.
+    stream.record(stream.learn_many(events_of_histories(histories)))
+    user_ids = [history.user_id for history in histories]
+    profiles = recommender.state.profiles
+    queries = model.retrieval_queries(np.stack([profiles[user].profile for user in user_ids]))
     catalogue = sorted(split.training_items())
     catalogue_index = {item_id: column for column, item_id in enumerate(catalogue)}
     catalogue_targets = model.item_targets(catalogue, dataset.items)
@@ -99,16 +97,7 @@ def measure(
     rerank = settings.model.rerank
 
     def serve(row: int) -> object:
-        own = shortlists.columns_of(item for item, _ in histories[row].interactions)
-        return recommend(
-            shortlists,
-            clusters[row],
-            values[row],
-            own,
-            count,
-            queries[row] if rerank else None,
-            settings.model.rerank_vote_weight,
-        )
+        return stream.recommend_one(user_ids[row], count)
 
     def score_everything(row: int) -> object:
         own = [
@@ -126,8 +115,16 @@ def measure(
         serve(row), score_everything(row)  # warm caches for this user
         durations[SERVING] += timed(lambda row=row: serve(row), repeats)
         durations[FULL_CATALOGUE] += timed(lambda row=row: score_everything(row), repeats)
+    shortlists = recommender.state.shortlist_by_cluster
     candidate_counts = [
-        len(np.unique(shortlists.items[clusters[row]])) for row in range(len(histories))
+        len(
+            {
+                item_id
+                for cluster, _ in profiles[user].top_clusters
+                for item_id, _ in shortlists.get(cluster, [])
+            }
+        )
+        for user in user_ids
     ]
     return {
         "dataset": dataset.name,
@@ -145,9 +142,7 @@ def measure(
     }
 
 
-def report_markdown(result: dict[str, Any], plot_path: str | None) -> str:
-    """The run as Markdown; ``plot_path`` (from the repository's root) is linked as a
-    document in docs/ sees it."""
+def report_markdown(result: dict[str, Any], plot_name: str | None) -> str:
     from streamrec.benchmarks.results import markdown_table
 
     rows = [
@@ -174,8 +169,8 @@ def report_markdown(result: dict[str, Any], plot_path: str | None) -> str:
         f"Target: one recommendation p99 at most {TARGET_P99_MS:g} ms: "
         f"{serving_p99:.3f} ms, {met}.",
     ]
-    if plot_path:
-        lines += ["", f"![{Path(plot_path).stem}](../{plot_path})"]
+    if plot_name:
+        lines += ["", f"![{Path(plot_name).stem}](../bench/results/{plot_name})"]
     return "\n".join(lines) + "\n"
 
 
@@ -190,9 +185,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         milliseconds = np.sort(np.asarray(values, dtype=np.float64) / 1e6)
         share = np.arange(1, len(milliseconds) + 1) / len(milliseconds)
         axes.plot(milliseconds, share, label=name)
-    axes.axvline(
-        TARGET_P99_MS, color="grey", linestyle="--", label=f"target p99 {TARGET_P99_MS:g} ms"
-    )
+    axes.axvline(TARGET_P99_MS, color="grey", linestyle="--", label="target p99")
     axes.set_xscale("log")
     axes.set_xlabel("one recommendation (ms)")
     axes.set_ylabel("share of requests")
@@ -219,46 +212,28 @@ def command(
     repeats: int,
     seed: int,
     output_dir: Path,
-    doc: Path | None,
+    doc: Path,
 ) -> None:
     """Time one recommendation from stored state, beside full-catalogue scoring."""
     import torch
     from threadpoolctl import threadpool_limits
 
     from streamrec.benchmarks.results import (
-        changed_settings,
-        config_file_in_use,
         machine_description,
-        options_that_differ,
         replace_section,
-        result_stem,
-        settings_that_differ,
+        safe_stem,
         write_results,
-    )
-
-    stem = result_stem(
-        "recommendation-latency",
-        dataset_name,
-        *options_that_differ(
-            click.get_current_context(), leave_out={"dataset_name", "output_dir", "doc"}
-        ),
-        *settings_that_differ(changed_settings(settings), config_file_in_use()),
     )
 
     torch.set_num_threads(1)
     with threadpool_limits(1):
         result = measure(settings, dataset_name, steps, users, repeats, seed)
+    stem = f"recommendation-latency-{safe_stem(dataset_name)}"
     output_dir.mkdir(parents=True, exist_ok=True)
     plot(result, output_dir / f"{stem}.png")
-    markdown = report_markdown(result, f"{output_dir.as_posix()}/{stem}.png")
+    markdown = report_markdown(result, f"{stem}.png")
     click.echo(markdown)
     written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)
-    written.append(output_dir / f"{stem}.png")
-    if doc is not None:
-        title = f"Recommendation latency on {result['dataset']}"
-        if stem != result_stem("recommendation-latency", dataset_name):
-            title += f" ({stem})"
-        replace_section(doc, title, markdown)
-        written.append(doc)
-    for path in written:
+    replace_section(doc, f"Recommendation latency on {result['dataset']}", markdown)
+    for path in (*written, output_dir / f"{stem}.png", doc):
         click.echo(f"wrote {path}", err=True)

@@ -84,7 +84,7 @@ def build_method(name: str, options: MethodOptions, settings: Settings) -> Offli
 
 def _streamrec(options: MethodOptions, settings: Settings) -> OfflineRecommender:
     try:
-        from streamrec.model.offline import EfficientRecRecommender
+        from streamrec.model.table_replay import EfficientRecRecommender
     except ImportError as error:
         raise MethodUnavailable(
             f"streamrec skipped: the model cannot be imported ({error})"

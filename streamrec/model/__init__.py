@@ -16,7 +16,9 @@ One idea per module:
 - ``user_states``, ``user_attributes``: a batch's effect on users' pooled sums, profiles,
   memberships and demographics.
 - ``shortlist_refresh``: when a consumer refreshes the shortlists its deltas changed.
-- ``offline``: ``EfficientRecRecommender`` for the offline evaluation.
+- ``stream``, ``memory_state``: ``EfficientRecStream``, the one streaming model (learn_many,
+  recommend_many, recommend_one), and its state in memory.
+- ``table_replay``: ``EfficientRecRecommender``, the stream fed from a table (evaluation).
 - ``training``: samplers, losses and the training loop.
 
 docs/model.md describes the design and the measurements behind the defaults.

@@ -43,8 +43,9 @@ from typing import Protocol
 import numpy as np
 
 from streamrec.config import ModelSettings
-from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem
+from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
+from streamrec.model.history import UserHistory
 from streamrec.model.interaction_rule import (
     AcceptedInteraction,
     InteractionResolution,
@@ -60,6 +61,7 @@ from streamrec.model.recommending import (
     reranking_for,
     shortlist_from_statistics,
     shortlist_pool_size,
+    vote_for_users,
     vote_with_leads,
 )
 from streamrec.model.serving import ServingModel
@@ -355,6 +357,32 @@ class EfficientRecStream:
         """``recommend_many`` for one user."""
         return self.recommend_many([user_id], n)[0]
 
+    def recommend_histories(
+        self, histories: Sequence[UserHistory], n: int | None = None
+    ) -> list[list[RecommendedItem]]:
+        """Recommendations for users given by their histories instead of the state: each is
+        encoded as a new user with exactly these interactions (the last weight of an item
+        wins) and demographics, as learning them would; nothing is stored. A history with
+        neither gets the global shortlist."""
+        if self.serving is None:
+            return [[] for _ in histories]
+        keys = [f"history {row}" for row in range(len(histories))]
+        change_sets = [
+            _history_change_set(key, history)
+            for key, history in zip(keys, histories, strict=True)
+            if history.interactions or history.attributes
+        ]
+        updates = update_user_states(
+            self.serving,
+            change_sets,
+            self.settings.top_memberships,
+            self.state.item_features,
+            self._recency,
+        )
+        profiles = {update.after.user_id: update.after for update in updates}
+        seen = [{item_id for item_id, _ in history.interactions} for history in histories]
+        return [user.items for user in self._vote(keys, profiles, {}, seen, n, leads=False)]
+
     def _vote(
         self,
         user_ids: Sequence[str],
@@ -362,9 +390,12 @@ class EfficientRecStream:
         shortlists: Shortlists,
         seen: Sequence[Collection[str]],
         n: int | None = None,
+        *,
+        leads: bool = True,
     ) -> list[UserRecommendations]:
         """The vote of ``user_ids`` (re-ranked as configured); ``shortlists`` holds those
-        already read, the others are read here."""
+        already read, the others are read here. ``leads`` also names each item's lead
+        cluster (what a published message carries)."""
         shortlists = dict(shortlists)
         wanted = {
             cluster
@@ -383,19 +414,19 @@ class EfficientRecStream:
             profiles[user_id].top_clusters if user_id in profiles else fallback
             for user_id in user_ids
         ]
-        votes, leads = vote_with_leads(
-            top_clusters,
-            shortlists,
-            seen,
-            self.settings.recommendations if n is None else n,
-            self._reranking(
-                [profiles[user].profile if user in profiles else None for user in user_ids]
-            ),
+        count = self.settings.recommendations if n is None else n
+        reranking = self._reranking(
+            [profiles[user].profile if user in profiles else None for user in user_ids]
         )
+        if leads:
+            votes, lead_clusters = vote_with_leads(top_clusters, shortlists, seen, count, reranking)
+        else:
+            votes = vote_for_users(top_clusters, shortlists, seen, count, reranking)
+            lead_clusters = [() for _ in votes]
         return [
             UserRecommendations(user_id, items, clusters, lead)
             for user_id, items, clusters, lead in zip(
-                user_ids, votes, top_clusters, leads, strict=True
+                user_ids, votes, top_clusters, lead_clusters, strict=True
             )
         ]
 
@@ -512,6 +543,53 @@ def _change_sets(
     ]
 
 
+def events_of_histories(histories: Sequence[UserHistory]) -> list[AcceptedInteraction]:
+    """The histories as events to learn (user after user, each in its own order; times from
+    the history, else the position), with their demographics."""
+    events = []
+    for history in histories:
+        for position, (item_id, weight) in enumerate(history.interactions):
+            timestamp = (
+                float(position)
+                if history.timestamps is None
+                else float(history.timestamps[position])
+            )
+            event = InteractionEvent(
+                event_id=f"{history.user_id}:{position:09d}",
+                user_id=history.user_id,
+                item_id=item_id,
+                type="history",
+                timestamp=timestamp,
+                user_attributes=dict(history.attributes),
+            )
+            source = SourceEvent("history", 0, position, timestamp)
+            events.append(AcceptedInteraction(event, weight, source))
+    return events
+
+
+def _history_change_set(key: str, history: UserHistory) -> UserChangeSet:
+    """A new user whose interactions are exactly ``history``'s (the last weight and time of
+    an item win)."""
+    weights = {item_id: weight for item_id, weight in history.interactions}
+    timestamps: dict[str, float] = {}
+    if history.timestamps is not None:
+        timestamps = {
+            item_id: float(timestamp)
+            for (item_id, _), timestamp in zip(
+                history.interactions, history.timestamps, strict=True
+            )
+        }
+    return UserChangeSet(
+        key,
+        None,
+        {},
+        weights,
+        dict(history.attributes),
+        last_event_at=max(timestamps.values(), default=None),
+        timestamps_after=timestamps,
+    )
+
+
 def _latest(first: float | None, second: float | None) -> float | None:
     known = [value for value in (first, second) if value is not None]
     return max(known) if known else None
@@ -524,5 +602,6 @@ __all__ = [
     "StreamState",
     "UserRecommendations",
     "UserWeights",
+    "events_of_histories",
     "interactions_after",
 ]

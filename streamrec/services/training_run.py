@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 from streamrec.config import Settings
 from streamrec.evaluation.metrics import ndcg_at, precision_at, recall_at
 from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.offline import EfficientRecRecommender
+from streamrec.model.table_replay import EfficientRecRecommender
 from streamrec.model.training.sampler import InMemoryUserSampler
 from streamrec.model.training.trainer import fine_tune
 from streamrec.services.rebuild import (

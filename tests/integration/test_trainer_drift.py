@@ -19,7 +19,7 @@ from streamrec.datasets.synthetic import SyntheticStream
 from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import InteractionEvent
 from streamrec.model.history import UserHistory
-from streamrec.model.offline import EfficientRecRecommender
+from streamrec.model.table_replay import EfficientRecRecommender
 from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.records import TrainingRun, TrainingTrigger

@@ -12,7 +12,7 @@ from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream, user_
 from streamrec.evaluation.baselines import PopularityRecommender
 from streamrec.evaluation.harness import evaluate
 from streamrec.evaluation.splits import EvaluationSplit, split_cold_users
-from streamrec.model.offline import EfficientRecRecommender
+from streamrec.model.table_replay import EfficientRecRecommender
 
 GROUPS = 4
 # Users belong to one or two groups (weights sum to 1), so a user's dominant group is the
@@ -63,15 +63,11 @@ def purity(
 ) -> float:
     """Share of training users whose top-1 cluster's majority dominant group is their own;
     ``shuffled`` scores the same cluster sizes with the users' groups shuffled (chance)."""
-    fitted_state = recommender._fitted
-    assert fitted_state is not None
-    users = fitted_state.training_users
-    # The table keeps the whole user vocabulary; the test users have no training rows.
-    trained = np.flatnonzero(np.diff(users.offsets) > 0)
-    clusters = fitted_state.memberships[trained].argmax(axis=1)
-    groups = np.array(
-        [stream.user_groups(user_index_of(users.user_vocabulary[user]))[0][0] for user in trained]
-    )
+    profiles = recommender.state.profiles
+    trained = sorted(profiles, key=user_index_of)
+    # A user's first top cluster is their strongest membership.
+    clusters = np.array([profiles[user].top_clusters[0][0] for user in trained])
+    groups = np.array([stream.user_groups(user_index_of(user))[0][0] for user in trained])
     if shuffled:
         groups = np.random.default_rng(0).permutation(groups)
     counts = np.zeros((recommender.model_settings.clusters, GROUPS), dtype=np.int64)

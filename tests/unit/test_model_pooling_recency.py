@@ -15,7 +15,6 @@ from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.history import UserHistory
 from streamrec.model.interaction_table import InteractionTable
-from streamrec.model.offline import EfficientRecRecommender
 from streamrec.model.pooling import (
     RecencyPooledSums,
     apply_decayed_coefficient_changes,
@@ -27,8 +26,10 @@ from streamrec.model.pooling import (
     recency_factors,
     set_recency_factors,
 )
+from streamrec.model.table_replay import EfficientRecRecommender
 from streamrec.model.training.sampler import InMemoryUserSampler, UserBatch
 from streamrec.model.training.trainer import train
+from streamrec.model.user_states import RECOMPUTE_BELOW_WEIGHTED_COUNT
 
 ITEMS = 8
 DIMENSION = 4
@@ -110,6 +111,11 @@ def test_forward_decayed_sums_equal_a_recomputation_from_the_whole_set(
     # Rounding left by removed terms is ~1e-16 of their size: relative to n_u it grows when
     # only terms many half-lives older than the reference remain (see RecencyPooledSums).
     count = state.weighted_counts[0]
+    if 0.0 < count < RECOMPUTE_BELOW_WEIGHTED_COUNT:
+        # Only terms dozens of half-lives old remain: their factors underflow, so x_u is not
+        # kept incrementally here; the user-state update pools such a row again from the
+        # whole set (test_user_states_recency checks that path).
+        return
     tolerance = 1e-5 + (min(1e-14 / count, 2.0) if count > 0 else 0.0)
     np.testing.assert_allclose(
         state.pooled(), pooled_vectors(other_sum[None], np.array([other_count])), atol=tolerance
@@ -248,8 +254,10 @@ HISTORIES = [
 def test_a_half_life_far_longer_than_the_data_recommends_as_none_does() -> None:
     # Every factor is 1.0 to float precision: only the order of float operations differs.
     none, long = fitted(None), fitted(1e15, train_with_recency=True)
-    np.testing.assert_allclose(none.statistics.rated, long.statistics.rated, rtol=1e-5)
-    np.testing.assert_allclose(none.statistics.mass, long.statistics.mass, rtol=1e-5)
+    for cluster, items in none.state.statistics.items():
+        for item_id, totals in items.items():
+            np.testing.assert_allclose(totals, long.state.statistics[cluster][item_id], rtol=1e-5)
+    assert none.state.masses == pytest.approx(long.state.masses, rel=1e-5)
     assert none.recommend_many(HISTORIES, n=5) == long.recommend_many(HISTORIES, n=5)
 
 

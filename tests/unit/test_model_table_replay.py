@@ -1,4 +1,5 @@
-"""The offline adapter: fit on training users, recommend for cold users by cluster voting."""
+"""The stream fed from a table: fit on training users, recommend for cold users by cluster
+voting, through the same EfficientRecStream the consumer drives."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from streamrec.config import ModelSettings, TrainingSettings
 from streamrec.model.history import UserHistory
 from streamrec.model.interaction_table import InteractionTable
-from streamrec.model.offline import EfficientRecRecommender
+from streamrec.model.recommending import global_top_clusters, vote
+from streamrec.model.table_replay import EfficientRecRecommender
 
 GROUPS = 4
 ITEMS_PER_GROUP = 15
@@ -70,9 +72,10 @@ def test_a_user_with_nothing_gets_the_global_shortlist_and_demographics_get_vote
     blind, described = recommender.recommend_many(
         [UserHistory("nobody", []), UserHistory("someone", [], {"age": "25"})], n=3
     )
-    assert recommender.shortlists is not None
-    global_items = [recommender.shortlists.item_ids[c] for c in recommender.shortlists.global_items]
-    assert blind == global_items[:3]
+    state = recommender.state
+    heaviest = global_top_clusters(state.cluster_masses(), count=2)
+    shortlists = state.shortlists([cluster for cluster, _ in heaviest])
+    assert blind == [item.item_id for item in vote(heaviest, shortlists, (), 3)]
     assert len(described) == 3
 
 
@@ -93,7 +96,7 @@ def test_shortlist_length_and_memberships_change_without_retraining(
     recommender.reconfigure(shortlist_length=2, top_memberships=1)
     try:
         assert recommender.model is model
-        assert recommender.shortlists is not None and recommender.shortlists.length == 2
+        assert all(len(items) <= 2 for items in recommender.state.shortlist_by_cluster.values())
         assert all(len(items) <= 2 for items in recommender.recommend_many(cold_histories(), n=5))
     finally:
         recommender.reconfigure(shortlist_length=20, top_memberships=2)
