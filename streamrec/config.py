@@ -29,6 +29,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
+import platformdirs
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -392,8 +393,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".streamrec"), description="SQLite file, broker pid, models.")
     datasets_dir: Path = Field(
-        Path("../shared/data"),
+        default_factory=lambda: Path(platformdirs.user_data_dir("streamrec")) / "datasets",
         description="Where dataset names other than the bundled ml-latest-small are looked up.",
+        # The reference shows where it is, not this machine's home directory.
+        json_schema_extra={"documented_default": "<user data directory>/streamrec/datasets"},
     )
     database_url: SecretStr | None = Field(
         None,
@@ -577,7 +580,8 @@ def _reference_rows(model: type[BaseModel], prefix: str) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, Section):
             rows += _reference_rows(annotation, prefix=f"{prefix}{name.upper()}__")
             continue
-        default = field.get_default(call_default_factory=True)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        default = extra.get("documented_default", field.get_default(call_default_factory=True))
         shown = "" if default is None else f"`{default}`"
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{prefix}{name.upper()}` | {shown} | {description} |")

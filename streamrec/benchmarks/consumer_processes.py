@@ -74,15 +74,23 @@ class ConsumerProcesses:
         self._outputs: list[IO[bytes]] = []
 
     def start(self) -> ConsumerProcesses:
-        for port in self._ports:
-            output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-            self._outputs.append(output)
-            environment = self._environment | {"STREAMREC_OBSERVABILITY__METRICS_PORT": str(port)}
-            self.processes.append(
-                subprocess.Popen(
-                    self._command, env=environment, stdout=output, stderr=subprocess.STDOUT
+        try:
+            for port in self._ports:
+                output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+                self._outputs.append(output)
+                environment = self._environment | {
+                    "STREAMREC_OBSERVABILITY__METRICS_PORT": str(port)
+                }
+                self.processes.append(
+                    subprocess.Popen(
+                        self._command, env=environment, stdout=output, stderr=subprocess.STDOUT
+                    )
                 )
-            )
+        except BaseException:
+            # Interrupted half-way (Ctrl-C, SIGTERM): ``with`` was not entered, so its exit
+            # will not stop those already started.
+            self.stop()
+            raise
         return self
 
     @property
@@ -99,6 +107,20 @@ class ConsumerProcesses:
         return None
 
     def stop(self) -> None:
+        """SIGTERM to every consumer, then wait; SIGKILL to those still running after
+        STOP_TIMEOUT_SECONDS. A stop request (KeyboardInterrupt) arriving meanwhile waits
+        until every consumer is gone (streamrec.cli.stopping ignores further signals)."""
+        try:
+            self._stop_processes()
+        except KeyboardInterrupt:
+            self._stop_processes()
+            raise
+        finally:
+            for output in self._outputs:
+                output.close()
+            self.processes, self._outputs = [], []
+
+    def _stop_processes(self) -> None:
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -108,9 +130,6 @@ class ConsumerProcesses:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for output in self._outputs:
-            output.close()
-        self.processes, self._outputs = [], []
 
     def __enter__(self) -> ConsumerProcesses:
         return self.start()

@@ -17,8 +17,9 @@ Phases, each on fresh topics and a fresh PostgreSQL schema (dropped afterwards):
    new ones: the per-event cost must not grow with the population.
 
 The model is an untrained one of the configured size: the cost of an event does not depend
-on what the weights learned. Results: bench/results/pipeline.{json,md,png}, and the
-"Pipeline" section of docs/performance.md.
+on what the weights learned. Results: bench/results/pipeline[-<N>-consumers][-<what else
+differs>].{json,md,png} (``streamrec.benchmarks.results``), and the "Pipeline" section of
+``--doc`` (docs/performance.md) when given.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ WARM_UP_EVENTS = 200
 # Parts of the latency phase whose p50 and p99 are plotted in order (one per second at the
 # default 20 s).
 LATENCY_WINDOWS = 20
+# Settings besides the model's that change what the pipeline benchmark measures.
+MEASURED_PIPELINE_SETTINGS = (
+    "kafka.max_poll_records",
+    "kafka.partitions",
+    "kafka.fetch_max_wait_ms",
+    "consumer.user_cache_size",
+)
 Announce = Callable[[str], None]
 
 
@@ -487,10 +495,11 @@ def plot(results: PipelineResults, path: Path) -> Path:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
+    from matplotlib.ticker import FuncFormatter
 
     over_time = [] if results.latency is None else results.latency.over_time
     panels = 3 if over_time else 2
-    figure, axes = pyplot.subplots(1, panels, figsize=(6.5 * panels, 4.5))
+    figure, axes = pyplot.subplots(1, panels, figsize=(6.5 * panels, 5), layout="constrained")
     rates, cost = axes[0], axes[1]
     labels = [raw["what"].replace(", ", "\n") for raw in results.raw]
     values = [raw["per_second"] for raw in results.raw]
@@ -500,8 +509,18 @@ def plot(results: PipelineResults, path: Path) -> Path:
     colours = ["tab:grey"] * len(results.raw) + ["tab:blue"] * len(results.sustained)
     rates.barh(labels, values, color=colours)
     rates.set(xlabel="records per second", title="pipeline vs raw limits")
-    rates.axvline(TARGET_EVENTS_PER_SECOND, color="tab:red", linestyle="--", linewidth=0.8)
+    rates.axvline(
+        TARGET_EVENTS_PER_SECOND,
+        color="tab:red",
+        linestyle="--",
+        linewidth=0.8,
+        label=f"target {TARGET_EVENTS_PER_SECOND:,} events/s",
+    )
+    rates.legend(loc="lower right", fontsize="small")
     rates.tick_params(axis="y", labelsize="x-small")
+    # 100,000 rather than 100000, turned: five-digit rates ran into each other.
+    rates.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    rates.tick_params(axis="x", labelrotation=30)
     measured = [point for point in results.sustained if point.milliseconds_per_event]
     cost.plot(
         [max(point.stored_users, 1) for point in measured],
@@ -520,7 +539,13 @@ def plot(results: PipelineResults, path: Path) -> Path:
         parts = range(1, len(over_time) + 1)
         for name in ("p50", "p99"):
             latency.plot(parts, [part[name] for part in over_time], marker=".", label=name)
-        latency.axhline(1.0, color="tab:red", linestyle="--", linewidth=0.8)
+        latency.axhline(
+            TARGET_P99_SECONDS,
+            color="tab:red",
+            linestyle="--",
+            linewidth=0.8,
+            label=f"target p99 {TARGET_P99_SECONDS:g} s",
+        )
         latency.set(
             xlabel=f"part of the measured events, in order (of {len(over_time)})",
             ylabel="event-to-recommendation seconds",
@@ -535,7 +560,6 @@ def plot(results: PipelineResults, path: Path) -> Path:
             f"{name} {value * 1000:,.0f} ms" for name, value in results.latency.seconds.items()
         )
         figure.suptitle(f"latency at {results.latency.offered_per_second:,.0f} events/s: {summary}")
-    figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
@@ -576,14 +600,27 @@ def command(
     interactions_per_user: int,
     consumers: int,
     output_dir: Path,
-    doc: Path,
+    doc: Path | None,
 ) -> None:
     """Throughput, latency and per-event cost of the pipeline on PostgreSQL."""
     from rich.console import Console
 
-    from streamrec.benchmarks.results import replace_section, write_results
+    from streamrec.benchmarks.results import (
+        changed_settings,
+        config_file_in_use,
+        options_that_differ,
+        replace_section,
+        result_stem,
+        settings_that_differ,
+        write_results,
+    )
 
     console = Console()
+    differs = options_that_differ(
+        click.get_current_context(), leave_out={"consumers", "output_dir", "doc"}
+    ) + settings_that_differ(
+        changed_settings(settings, MEASURED_PIPELINE_SETTINGS), config_file_in_use()
+    )
     results = run_pipeline_benchmark(
         settings,
         events=events,
@@ -596,15 +633,17 @@ def command(
     )
     report = markdown_report(results)
     console.print(report)
-    stem = "pipeline" if consumers == 1 else f"pipeline-{consumers}-consumers"
+    stem = result_stem("pipeline", f"{consumers}-consumers" if consumers > 1 else None, *differs)
     paths = write_results(output_dir, stem, results.to_dict(), report)
     paths.append(plot(results, output_dir / f"{stem}.png"))
-    replace_section(
-        doc,
-        "Pipeline" if consumers == 1 else f"Pipeline, {consumers} consumers",
-        "Measured by `streamrec bench pipeline` (PostgreSQL, the local broker unless Kafka is "
-        f"configured); raw numbers in bench/results/{stem}.json.\n\n{report}\n"
-        f"![{stem}](../{output_dir.as_posix()}/{stem}.png)\n",
-    )
-    paths.append(doc)
+    if doc is not None:
+        replace_section(
+            doc,
+            ("Pipeline" if consumers == 1 else f"Pipeline, {consumers} consumers")
+            + (f" ({', '.join(differs)})" if differs else ""),
+            "Measured by `streamrec bench pipeline` (PostgreSQL, the local broker unless Kafka "
+            f"is configured); raw numbers in {output_dir.as_posix()}/{stem}.json.\n\n"
+            f"{report}\n![{stem}](../{output_dir.as_posix()}/{stem}.png)\n",
+        )
+        paths.append(doc)
     console.print("written: " + ", ".join(str(path) for path in paths))

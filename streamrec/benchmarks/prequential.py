@@ -17,7 +17,8 @@ streaming baselines, on the same replay of a dataset in time order.
 
 Only events after the training prefix are scored, for every method; all methods learn from
 the prefix. Results go to
-bench/results/prequential-<dataset>[-<limit>]-batch<size>.{json,md,png}.
+bench/results/prequential-<dataset>[-<limit>]-batch<size>[-<what else differs>].{json,md,png}
+(``streamrec.benchmarks.results``), and to a section of ``--doc`` when given.
 """
 
 from __future__ import annotations
@@ -340,7 +341,7 @@ def plot(run: PrequentialRun, path: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, (over_stream, by_count) = pyplot.subplots(1, 2, figsize=(13, 4.5))
+    figure, (over_stream, by_count) = pyplot.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
     for board in run.boards.values():
         windows = board.windows()
         over_stream.plot(
@@ -361,9 +362,14 @@ def plot(run: PrequentialRun, path: Path) -> Path:
     )
     for axis in (over_stream, by_count):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
+    # One legend for both panels, below them: inside a panel it hid the lines.
+    figure.legend(
+        *over_stream.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncol=3,
+        fontsize="small",
+    )
     figure.suptitle(f"Prequential hit rate, {run.dataset}")
-    figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
@@ -410,16 +416,29 @@ def command(
     no_baselines: bool,
     candidates: int,
     output_dir: Path,
-    doc: Path,
+    doc: Path | None,
 ) -> None:
     """Prequential hit rate of the real pipeline beside streaming baselines."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from streamrec.benchmarks.results import replace_section, safe_stem, write_results
+    from streamrec.benchmarks.results import (
+        config_file_in_use,
+        options_that_differ,
+        replace_section,
+        result_stem,
+        settings_that_differ,
+        write_results,
+    )
+    from streamrec.config import changed_model_settings
     from streamrec.datasets.registry import load_dataset
 
     console = Console()
+    # Named before the dataset adapts the settings: the dataset's name says that part.
+    differs = options_that_differ(
+        click.get_current_context(),
+        leave_out={"dataset_name", "limit", "batch_size", "window", "output_dir", "doc"},
+    ) + settings_that_differ(changed_model_settings(settings), config_file_in_use())
     if batch_size is not None:
         settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"max_poll_records": batch_size})}
@@ -452,17 +471,24 @@ def command(
         )
     report = markdown_report(run)
     console.print(report)
-    stem = f"prequential-{safe_stem(dataset.name)}" + (f"-{limit}" if limit else "")
-    stem += f"-batch{settings.kafka.max_poll_records}"
+    stem = result_stem(
+        "prequential",
+        dataset.name,
+        str(limit) if limit else None,
+        f"batch{settings.kafka.max_poll_records}",
+        *differs,
+    )
     paths = write_results(output_dir, stem, run.to_dict(), report)
     paths.append(plot(run, output_dir / f"{stem}.png"))
-    title, _, body = report.partition("\n")
-    replace_section(
-        doc,
-        f"{title.removeprefix('# ')}, batches of {settings.kafka.max_poll_records}"
-        + (f", first {limit:,} events" if limit else ""),
-        f"Measured by `streamrec bench prequential`; raw numbers in {stem}.json.\n{body}\n"
-        f"![{stem}](../{output_dir.as_posix()}/{stem}.png)\n",
-    )
-    paths.append(doc)
+    if doc is not None:
+        title, _, body = report.partition("\n")
+        replace_section(
+            doc,
+            f"{title.removeprefix('# ')}, batches of {settings.kafka.max_poll_records}"
+            + (f", first {limit:,} events" if limit else "")
+            + (f" ({', '.join(differs)})" if differs else ""),
+            f"Measured by `streamrec bench prequential`; raw numbers in {stem}.json.\n{body}\n"
+            f"![{stem}](../{output_dir.as_posix()}/{stem}.png)\n",
+        )
+        paths.append(doc)
     console.print("written: " + ", ".join(str(path) for path in paths))

@@ -142,7 +142,9 @@ def measure(
     }
 
 
-def report_markdown(result: dict[str, Any], plot_name: str | None) -> str:
+def report_markdown(result: dict[str, Any], plot_path: str | None) -> str:
+    """The run as Markdown; ``plot_path`` (from the repository's root) is linked as a
+    document in docs/ sees it."""
     from streamrec.benchmarks.results import markdown_table
 
     rows = [
@@ -169,8 +171,8 @@ def report_markdown(result: dict[str, Any], plot_name: str | None) -> str:
         f"Target: one recommendation p99 at most {TARGET_P99_MS:g} ms: "
         f"{serving_p99:.3f} ms, {met}.",
     ]
-    if plot_name:
-        lines += ["", f"![{Path(plot_name).stem}](../bench/results/{plot_name})"]
+    if plot_path:
+        lines += ["", f"![{Path(plot_path).stem}](../{plot_path})"]
     return "\n".join(lines) + "\n"
 
 
@@ -185,7 +187,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         milliseconds = np.sort(np.asarray(values, dtype=np.float64) / 1e6)
         share = np.arange(1, len(milliseconds) + 1) / len(milliseconds)
         axes.plot(milliseconds, share, label=name)
-    axes.axvline(TARGET_P99_MS, color="grey", linestyle="--", label="target p99")
+    axes.axvline(
+        TARGET_P99_MS, color="grey", linestyle="--", label=f"target p99 {TARGET_P99_MS:g} ms"
+    )
     axes.set_xscale("log")
     axes.set_xlabel("one recommendation (ms)")
     axes.set_ylabel("share of requests")
@@ -212,28 +216,46 @@ def command(
     repeats: int,
     seed: int,
     output_dir: Path,
-    doc: Path,
+    doc: Path | None,
 ) -> None:
     """Time one recommendation from stored state, beside full-catalogue scoring."""
     import torch
     from threadpoolctl import threadpool_limits
 
     from streamrec.benchmarks.results import (
+        changed_settings,
+        config_file_in_use,
         machine_description,
+        options_that_differ,
         replace_section,
-        safe_stem,
+        result_stem,
+        settings_that_differ,
         write_results,
+    )
+
+    stem = result_stem(
+        "recommendation-latency",
+        dataset_name,
+        *options_that_differ(
+            click.get_current_context(), leave_out={"dataset_name", "output_dir", "doc"}
+        ),
+        *settings_that_differ(changed_settings(settings), config_file_in_use()),
     )
 
     torch.set_num_threads(1)
     with threadpool_limits(1):
         result = measure(settings, dataset_name, steps, users, repeats, seed)
-    stem = f"recommendation-latency-{safe_stem(dataset_name)}"
     output_dir.mkdir(parents=True, exist_ok=True)
     plot(result, output_dir / f"{stem}.png")
-    markdown = report_markdown(result, f"{stem}.png")
+    markdown = report_markdown(result, f"{output_dir.as_posix()}/{stem}.png")
     click.echo(markdown)
     written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)
-    replace_section(doc, f"Recommendation latency on {result['dataset']}", markdown)
-    for path in (*written, output_dir / f"{stem}.png", doc):
+    written.append(output_dir / f"{stem}.png")
+    if doc is not None:
+        title = f"Recommendation latency on {result['dataset']}"
+        if stem != result_stem("recommendation-latency", dataset_name):
+            title += f" ({stem})"
+        replace_section(doc, title, markdown)
+        written.append(doc)
+    for path in written:
         click.echo(f"wrote {path}", err=True)

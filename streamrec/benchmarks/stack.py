@@ -1,7 +1,8 @@
 """The running parts a demo or a benchmark needs: a broker, topics of its own, a database.
 
-Each is a context manager that undoes exactly what it did, on success, error or Ctrl-C: a
-local broker it started is stopped (one that was already running is left alone), a scratch
+Each is a context manager that undoes exactly what it did, on success, error, Ctrl-C or
+SIGTERM (``streamrec.cli.stopping`` turns it into the same way out): a local broker it
+started is stopped (one that was already running is left alone), a scratch
 PostgreSQL schema it created is dropped, a scratch SQLite file is deleted.
 
 >>> from streamrec.config import Settings
@@ -61,8 +62,19 @@ def running_broker(settings: Settings, announce: Announce = print) -> Iterator[B
     try:
         yield BrokerUse(_with_bootstrap(settings, record.address), started_here=True)
     finally:
-        broker.stop()
+        _stop_to_the_end(broker)
         announce("stopped the local broker")
+
+
+def _stop_to_the_end(broker: LocalBroker) -> None:
+    """Stop the broker; a stop request (KeyboardInterrupt) that interrupts this waits until
+    it is done (streamrec.cli.stopping ignores further signals), so the broker never
+    outlives the command that started it."""
+    try:
+        broker.stop()
+    except KeyboardInterrupt:
+        broker.stop()
+        raise
 
 
 def isolated_topics(settings: Settings, run_id: str) -> Settings:

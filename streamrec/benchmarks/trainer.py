@@ -11,8 +11,9 @@ fast a version is rebuilt, and what a fine-tune gains after a planted drift.
    real trainer run (``TrainingRunService``) fine-tunes it. The run judges the candidate and
    the active version on the same held-out recent users: the gain is the difference.
 
-Results: bench/results/trainer.{json,md,png}. The machine is shared: compare ratios within
-one run, never absolute times across runs.
+Results: bench/results/trainer[-<what differs>].{json,md,png} (``streamrec.benchmarks.results``),
+and the "Trainer" section of ``--doc`` (docs/performance.md) when given. The machine is shared:
+compare ratios within one run, never absolute times across runs.
 """
 
 from __future__ import annotations
@@ -354,14 +355,29 @@ def command(
     drift_users: int,
     pretraining_steps: int,
     output_dir: Path,
-    doc: Path,
+    doc: Path | None,
 ) -> None:
     """Fine-tune cost and rebuild throughput at growing populations; gain after a drift."""
     import torch
     from sqlalchemy.engine import make_url
 
-    from streamrec.benchmarks.results import machine_description, replace_section, write_results
+    from streamrec.benchmarks.results import (
+        changed_settings,
+        config_file_in_use,
+        machine_description,
+        options_that_differ,
+        replace_section,
+        result_stem,
+        settings_that_differ,
+        write_results,
+    )
     from streamrec.errors import UserFacingError
+
+    stem = result_stem(
+        "trainer",
+        *options_that_differ(click.get_current_context(), leave_out={"output_dir", "doc"}),
+        *settings_that_differ(changed_settings(settings), config_file_in_use()),
+    )
 
     torch.set_num_threads(1)
     if settings.database_url is None or (
@@ -414,21 +430,23 @@ def command(
         "model": measured.model.model_dump(),
         "machine": machine_description(),
     }
-    paths = write_results(output_dir, "trainer", data, table)
-    paths.append(plot(points, output_dir / "trainer.png"))
-    replace_section(doc, "Trainer", trainer_section(table, output_dir))
-    paths.append(doc)
+    paths = write_results(output_dir, stem, data, table)
+    paths.append(plot(points, output_dir / f"{stem}.png"))
+    if doc is not None:
+        title = "Trainer" if stem == "trainer" else f"Trainer ({stem.removeprefix('trainer-')})"
+        replace_section(doc, title, trainer_section(table, output_dir, stem))
+        paths.append(doc)
     click.echo(table)
     click.echo("written: " + ", ".join(str(path) for path in paths))
 
 
-def trainer_section(table: str, output_dir: Path) -> str:
+def trainer_section(table: str, output_dir: Path, stem: str = "trainer") -> str:
     """The 'Trainer' section of docs/performance.md for one run's tables."""
     # The tables carry their own '## ' headings; inside the section they become '### '.
     body = table.replace("\n## ", "\n### ").removeprefix("## ")
     return (
         "Measured by `streamrec bench trainer` (PostgreSQL, synthetic users); raw numbers in "
-        f"{output_dir.as_posix()}/trainer.json. Targets: fine-tune time flat as users "
+        f"{output_dir.as_posix()}/{stem}.json. Targets: fine-tune time flat as users "
         "grow (it samples), rebuild throughput reported, quality gained after a planted drift."
-        f"\n\n### {body}\n![trainer](../{output_dir.as_posix()}/trainer.png)\n"
+        f"\n\n### {body}\n![{stem}](../{output_dir.as_posix()}/{stem}.png)\n"
     )

@@ -33,5 +33,12 @@ class BenchmarkGroup(click.Group):
 
 
 @click.group(name="bench", cls=BenchmarkGroup)
-def command() -> None:
-    """Benchmarks: results go to bench/results/ (see docs/performance.md)."""
+@click.pass_context
+def command(ctx: click.Context) -> None:
+    """Benchmarks: results go to bench/results/, named by what differs from the defaults;
+    a document (docs/performance.md) only with --doc. SIGTERM and Ctrl-C stop everything a
+    benchmark started."""
+    from streamrec.cli.stopping import stopping_cleanly_on_signals
+
+    # Entered for the benchmark's whole run, left when the group's context closes.
+    ctx.with_resource(stopping_cleanly_on_signals())

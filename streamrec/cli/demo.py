@@ -1,7 +1,7 @@
 """``streamrec demo``: the whole pipeline on one machine, from nothing, in about a minute.
 
 1. Starts the local broker in the data directory (unless Kafka is configured or a local
-   broker already runs), and stops it at the end, also on Ctrl-C or an error.
+   broker already runs), and stops it at the end, also on Ctrl-C, SIGTERM or an error.
 2. Uses the configured database, else SQLite in the data directory; migrates it.
 3. Trains a first model on the dataset (default: the bundled ml-latest-small) if no model
    version is active, with few steps (``--training-steps``).
@@ -70,9 +70,12 @@ def command(
 
     from streamrec.benchmarks.initial_model import settings_for_dataset
     from streamrec.benchmarks.stack import isolated_topics, new_run_id, running_broker
+    from streamrec.cli.stopping import stopping_cleanly_on_signals
     from streamrec.datasets.registry import load_dataset
     from streamrec.observability import configure_logging
 
+    # SIGTERM, like Ctrl-C, unwinds the command: the broker and the consumer are stopped.
+    click.get_current_context().with_resource(stopping_cleanly_on_signals())
     torch.set_num_threads(1)
     configure_logging(settings.observability.model_copy(update={"log_level": "WARNING"}))
     # kafka-python warns about its own slow event-loop tasks on a busy machine: noise here.
@@ -271,6 +274,7 @@ def _print_hit_rates(
 ) -> None:
     from rich.table import Table
 
+    from streamrec.cli.display import print_table
     from streamrec.evaluation.prequential import DEFAULT_EVENT_COUNTS
 
     console.print(
@@ -292,7 +296,7 @@ def _print_hit_rates(
             f"{board.hit_rate:.3f}",
             *("-" if rate is None else f"{rate:.3f}" for rate, _ in by_count.values()),
         )
-    console.print(table)
+    print_table(table, console)
     console.print(
         "The hit rate is read from the recommendations topic: a user's events are judged by "
         "what the pipeline had published before the batch that applied them, while the "
@@ -306,18 +310,21 @@ def _print_hit_rates(
 def _show_recommendations(
     settings: Settings, engine: Any, events: Sequence[Any], shown_users: int, console: Any
 ) -> None:
-    """The recommendations of the most active users, with titles, from the stored state."""
+    """The recommendations of the most active users, with titles, from the stored state;
+    for a user with fewer than SHOWN_RECOMMENDATIONS, why."""
     from rich.table import Table
 
-    from streamrec.services.recommending import current_recommendations
+    from streamrec.cli.display import print_table, shortfall_note
+    from streamrec.services.recommending import voted_for_user
     from streamrec.storage import UnitOfWork
 
     users = [user for user, _ in Counter(event.user_id for event in events).most_common()]
     with UnitOfWork(engine) as uow:
         for user_id in users[:shown_users]:
-            message = current_recommendations(uow, user_id, settings.model, time.time())
-            if message is None:
+            voted = voted_for_user(uow, user_id, settings.model, time.time())
+            if voted is None:
                 return
+            message = voted.message
             history = uow.interactions.for_users([user_id]).get(user_id, [])
             liked = sorted(history, key=lambda row: (-row.weight, -row.timestamp))[:3]
             titles = uow.items.get_many(
@@ -328,14 +335,23 @@ def _show_recommendations(
                 item = titles.get(item_id)
                 return item.title if item is not None and item.title else item_id
 
-            table = Table(
-                title=f"user {user_id}: {len(history)} interactions; liked "
+            # A line of its own, not the table's title: a title wraps at the table's width.
+            console.print(
+                f"user {user_id}: {len(history)} interactions; liked "
                 + "; ".join(title(row.item_id) for row in liked),
-                title_justify="left",
+                markup=False,
+                highlight=False,
             )
-            table.add_column("#", justify="right")
+            table = Table()
+            table.add_column("#", justify="right", no_wrap=True)
             table.add_column("recommended")
-            table.add_column("score", justify="right")
+            table.add_column("score", justify="right", no_wrap=True)
             for rank, item in enumerate(message.items[:SHOWN_RECOMMENDATIONS], start=1):
                 table.add_row(str(rank), title(item.item_id), f"{item.score:.3f}")
-            console.print(table)
+            print_table(table, console)
+            candidates = [item for items in voted.shortlists.values() for item, _ in items]
+            seen = [row.item_id for row in history]
+            shown = min(len(message.items), SHOWN_RECOMMENDATIONS)
+            note = shortfall_note(shown, SHOWN_RECOMMENDATIONS, candidates, seen)
+            if note is not None:
+                console.print(note, markup=False, highlight=False)

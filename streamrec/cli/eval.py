@@ -2,7 +2,9 @@
 
 Example: ``streamrec eval --dataset ml-1m --protocol cold-users --seed 0 --methods ease,als``.
 Results are printed as a table and written under ``--output-dir`` as JSON and Markdown (and a
-PNG with ``--sweep``); see docs/evaluation.md for the protocols and the reference numbers.
+PNG with ``--sweep``), named by the dataset, protocol, seed and whatever else differs from the
+defaults (methods, options, settings); a document such as docs/quality.md is written only
+with ``--doc``. See docs/evaluation.md for the protocols and the reference numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from streamrec.benchmarks.results import replace_section
+from streamrec.benchmarks.results import (
+    config_file_in_use,
+    options_that_differ,
+    replace_section,
+    settings_that_differ,
+)
+from streamrec.cli.display import print_table
 from streamrec.config import Settings, changed_model_settings
 from streamrec.datasets.base import Dataset
 from streamrec.datasets.registry import load_dataset
@@ -32,6 +40,25 @@ from streamrec.evaluation.protocol import OfflineRecommender
 from streamrec.evaluation.report import document_section, result_stem, rich_table, write_results
 from streamrec.evaluation.splits import PROTOCOLS, EvaluationSplit, split_for
 from streamrec.evaluation.sweep import DEFAULT_CLUSTERS, DEFAULT_SHORTLIST_LENGTHS, sweep
+
+# Options the stem names already (dataset, protocol, seed), or that change nothing the result
+# files hold about quality: where files go, the display, the sweep's grid (a sweep adds to
+# the same run), and the latency sample and threads (timings, not quality).
+OPTIONS_NAMED_OR_NOT_MEASURED = frozenset(
+    {
+        "dataset_name",
+        "protocol",
+        "seed",
+        "run_sweep",
+        "sweep_clusters",
+        "sweep_lengths",
+        "latency_users",
+        "threads",
+        "output_dir",
+        "doc",
+        "progress",
+    }
+)
 
 
 def _names(_: click.Context, __: click.Parameter, value: str | None) -> list[str]:
@@ -134,6 +161,9 @@ def command(
     progress: bool,
 ) -> None:
     """Run the selected methods on ONE split of a dataset and report them side by side."""
+    differs = options_that_differ(
+        click.get_current_context(), leave_out=OPTIONS_NAMED_OR_NOT_MEASURED
+    ) + settings_that_differ(changed_model_settings(settings), config_file_in_use())
     console = Console(stderr=True)
     with console.status(f"loading {dataset_name}"):
         dataset = load_dataset(dataset_name, settings)
@@ -172,16 +202,16 @@ def command(
         plot_path = None
         if run_sweep:
             grid = (sweep_clusters, sweep_lengths)
-            plot_path = _sweep(run, split, dataset, options, settings, grid, output_dir)
-    output = Console()
-    if not output.is_terminal:
-        output = Console(width=160)  # a log file is not 80 columns wide; keep the table whole
-    output.print(rich_table(run))
-    paths = write_results(run, output_dir)
+            plot_path = _sweep(
+                run, split, dataset, options, settings, grid, output_dir / result_stem(run, differs)
+            )
+    print_table(rich_table(run))
+    paths = write_results(run, output_dir, differs)
     if plot_path:
         paths["plot"] = plot_path
     if doc is not None:
-        replace_section(doc, *document_section(run, paths))
+        title, body = document_section(run, paths)
+        replace_section(doc, title + (f" ({', '.join(differs)})" if differs else ""), body)
         paths["doc"] = doc
     for path in paths.values():
         console.print(f"wrote {path}")
@@ -194,9 +224,10 @@ def _sweep(
     options: MethodOptions,
     settings: Settings,
     grid: tuple[list[int], list[int]],
-    output_dir: Path,
+    results_stem: Path,
 ) -> Path | None:
-    """Sweep streamrec over the (K values, L values) grid; the plot's path, None if skipped."""
+    """Sweep streamrec over the (K values, L values) grid; the plot's path (``results_stem``
+    with ``-sweep.png``), None if skipped."""
 
     def build(clusters: int, shortlist_length: int) -> OfflineRecommender:
         return build_method(
@@ -217,7 +248,7 @@ def _sweep(
     run.sweep = [point.to_dict() for point in points]
     title = f"streamrec on {run.dataset} ({run.protocol}, seed {run.seed})"
     baselines = {result.method: result.metrics for result in run.results}
-    path = output_dir / f"{result_stem(run)}-sweep.png"
+    path = results_stem.with_name(f"{results_stem.name}-sweep.png")
     return plot_sweep(points, run.protocol, title, path, references=baselines)
 
 

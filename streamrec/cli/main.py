@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,8 @@ from typing import Any
 import click
 from click.exceptions import NoArgsIsHelpError
 
-from streamrec.config import ConfigurationError, Settings, load_settings
+from streamrec.cli.stopping import StopRequested
+from streamrec.config import CONFIG_FILE_VARIABLE, ConfigurationError, Settings, load_settings
 from streamrec.errors import UserFacingError
 from streamrec.redaction import mask_secrets
 
@@ -80,6 +82,9 @@ COMMANDS_NEEDING_THE_SCHEMA = frozenset(
     }
 )
 CONFIG_OPTION_HELP = "TOML settings file (default: $STREAMREC_CONFIG_FILE)."
+# Where the click context keeps the settings file in use (``ctx.meta`` is shared by a command
+# and its subcommands): result files are named after it.
+CONFIG_FILE_META_KEY = "streamrec.config_file"
 
 
 class OneLineError(click.ClickException):
@@ -129,6 +134,9 @@ class LazyGroup(click.Group):
             # A file or directory the operator named or must create: which one, and why.
             where = f": {error.filename}" if error.filename else ""
             raise OneLineError(f"{error.strerror or error}{where}") from None
+        except StopRequested as stop:
+            # What the command started is stopped by now: the way out ran.
+            raise OneLineError(str(stop), exit_code=stop.exit_status) from None
         except (click.Abort, KeyboardInterrupt):
             raise OneLineError("aborted", exit_code=INTERRUPTED_EXIT_STATUS) from None
 
@@ -149,7 +157,22 @@ def _with_shared_behaviour(command: click.Command, path: str) -> click.Command:
     if isinstance(command, click.Group):
         for name, subcommand in command.commands.items():
             _with_shared_behaviour(subcommand, f"{path} {name}")
+        if not getattr(command, "shares_behaviour_lazily", False):
+            _sharing_behaviour_lazily(command, path)
     return command
+
+
+def _sharing_behaviour_lazily(group: click.Group, path: str) -> None:
+    """Give the subcommands a group loads only when asked for (``streamrec bench``'s) the
+    shared behaviour too, as they are loaded."""
+    load = group.get_command
+
+    def get_command(ctx: click.Context, name: str) -> click.Command | None:
+        subcommand = load(ctx, name)
+        return None if subcommand is None else _with_shared_behaviour(subcommand, f"{path} {name}")
+
+    group.get_command = get_command  # type: ignore[method-assign]
+    group.shares_behaviour_lazily = True  # type: ignore[attr-defined]
 
 
 def _config_option() -> click.Option:
@@ -159,6 +182,7 @@ def _config_option() -> click.Option:
     def reload_settings(ctx: click.Context, _: click.Parameter, config_file: str | None) -> None:
         if config_file is not None and not ctx.resilient_parsing:
             ctx.obj = load_settings(config_file)
+            ctx.meta[CONFIG_FILE_META_KEY] = config_file
 
     return click.Option(
         ["--config", "config_file"],
@@ -206,6 +230,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     # Commands that set up no logging still print libraries' warnings: masked as well.
     mask_unconfigured_logging()
     ctx.obj = load_settings(config_file)
+    ctx.meta[CONFIG_FILE_META_KEY] = config_file or os.environ.get(CONFIG_FILE_VARIABLE)
 
 
 def main(argv: list[str] | None = None) -> None:

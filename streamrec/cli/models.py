@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Training runs listed by `models runs` unless told otherwise.
 DEFAULT_RUNS = 20
+# A reason wraps at spaces in a narrow terminal, but never into a column narrower than this.
+REASON_MIN_WIDTH = 24
 
 
 @click.group(name="models")
@@ -37,9 +39,9 @@ def command() -> None:
 @click.pass_obj
 def list_command(settings: Settings) -> None:
     """Every registered version, newest first."""
-    from rich.console import Console
     from rich.table import Table
 
+    from streamrec.cli.display import print_table
     from streamrec.services.training_run import precision_key
     from streamrec.storage.unit_of_work import UnitOfWork
 
@@ -47,8 +49,10 @@ def list_command(settings: Settings) -> None:
     with _database(settings) as engine, UnitOfWork(engine) as uow:
         versions = uow.models.list()
     table = Table(title="model versions")
-    for column in ("version", "status", "parent", "created", "promoted", key, "reason"):
-        table.add_column(column, justify="right" if column in ("version", "parent") else "left")
+    for column in ("version", "status", "parent", "created", "promoted", key):
+        justify = "right" if column in ("version", "parent") else "left"
+        table.add_column(column, justify=justify, no_wrap=True)
+    table.add_column("reason", min_width=REASON_MIN_WIDTH)
     for model in versions:
         score = model.metrics.get(key)
         table.add_row(
@@ -58,9 +62,9 @@ def list_command(settings: Settings) -> None:
             _moment(model.created_at),
             _moment(model.promoted_at),
             "" if not isinstance(score, int | float) else f"{score:.4f}",
-            (model.reason or "")[:80],
+            model.reason or "",
         )
-    Console().print(table)
+    print_table(table)
 
 
 @command.command(name="show")
@@ -105,14 +109,15 @@ def show_command(settings: Settings, version: int) -> None:
 @click.pass_obj
 def runs_command(settings: Settings, limit: int) -> None:
     """The latest training runs: trigger, times, outcome and reason."""
-    from rich.console import Console
     from rich.table import Table
 
+    from streamrec.cli.display import print_table
     from streamrec.storage.unit_of_work import UnitOfWork
 
     table = Table(title="training runs")
-    for column in ("run", "trigger", "started", "seconds", "outcome", "candidate", "reason"):
-        table.add_column(column)
+    for column in ("run", "trigger", "started", "seconds", "outcome", "candidate"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", min_width=REASON_MIN_WIDTH)
     with _database(settings) as engine, UnitOfWork(engine) as uow:
         latest = uow.training_runs.latest()
         # Run ids are consecutive: walking down from the latest lists them newest first.
@@ -127,9 +132,9 @@ def runs_command(settings: Settings, limit: int) -> None:
             seconds,
             run.outcome or "running",
             _shown(run.candidate_version),
-            (run.reason or "")[:100],
+            run.reason or "",
         )
-    Console().print(table)
+    print_table(table)
 
 
 @command.command(name="promote")

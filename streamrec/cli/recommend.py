@@ -38,9 +38,9 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
     if explain:
         _explain(settings, user_id, as_json)
         return
-    from rich.console import Console
     from rich.table import Table
 
+    from streamrec.cli.display import print_table
     from streamrec.errors import UserFacingError
     from streamrec.services.recommending import current_recommendations
     from streamrec.storage import UnitOfWork, create_database_engine
@@ -67,20 +67,21 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
         heading += " (unknown user: the global shortlist)"
     table = Table(title=heading)
     for column in ("rank", "item", "title", "score"):
-        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+        justify = "right" if column in ("rank", "score") else "left"
+        table.add_column(column, justify=justify, no_wrap=column != "title")
     for rank, item in enumerate(message.items, start=1):
         stored = titles.get(item.item_id)
         title = stored.title if stored is not None and stored.title else ""
         table.add_row(str(rank), item.item_id, title, f"{item.score:.4f}")
-    Console().print(table)
+    print_table(table)
 
 
 def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
+    from streamrec.cli.display import print_table
     from streamrec.errors import UserFacingError
     from streamrec.services.explaining import Explainer, explained_document
     from streamrec.storage import UnitOfWork, create_database_engine
@@ -106,7 +107,8 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
     table = Table(title=heading, caption="share: part of the item's vote; support: 0-1")
     numeric = ("rank", "score", "support")
     for column in ("rank", "item", "title", "score", "support", "voted by (share)"):
-        table.add_column(column, justify="right" if column in numeric else "left")
+        justify = "right" if column in numeric else "left"
+        table.add_column(column, justify=justify, no_wrap=column in (*numeric, "item"))
     for rank, why in enumerate(explained.explanations, start=1):
         stored = explained.items.get(why.item_id)
         voters = ", ".join(f"{vote.cluster} ({vote.share:.0%})" for vote in why.clusters)
@@ -114,4 +116,4 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
         table.add_row(
             str(rank), why.item_id, title, f"{why.score:.4f}", f"{why.support:.3f}", voters
         )
-    Console().print(table)
+    print_table(table)

@@ -30,6 +30,7 @@ def command(settings: Settings) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from streamrec.cli.display import print_table
     from streamrec.services.status import read_status, stored_offsets
     from streamrec.storage import UnitOfWork, create_database_engine
 
@@ -48,7 +49,8 @@ def command(settings: Settings) -> None:
     console = Console()
     table = Table(title=f"consumer group {status.consumer_group}")
     for column in ("topic", "partition", "stored offset", "end offset", "lag"):
-        table.add_column(column, justify="left" if column == "topic" else "right")
+        justify = "left" if column == "topic" else "right"
+        table.add_column(column, justify=justify, no_wrap=column != "lag")
     for lag in status.partitions:
         table.add_row(
             lag.topic,
@@ -57,7 +59,7 @@ def command(settings: Settings) -> None:
             _shown(None if lag.log is None else lag.log.end),
             lag.describe_lag(),
         )
-    console.print(table)
+    print_table(table, console)
     # Plain lines as well as the table cells: a narrow terminal wraps or cuts the cells.
     for lag in status.outside_log:
         console.print(

@@ -1,7 +1,9 @@
 """Presenting an EvaluationRun: a rich table for the terminal, JSON and Markdown files.
 
-Files go to ``<directory>/eval-<dataset>-<protocol>-seed<seed>.{json,md}`` (and ``.png`` for a
-sweep), so runs on different data, protocols or seeds never overwrite each other.
+Files go to ``<directory>/eval-<dataset>-<protocol>-seed<seed>[-<what else differs>].{json,md}``
+(and ``-sweep.png`` for a sweep): the command adds the options and settings that differ from
+the defaults (``streamrec.benchmarks.results``), so runs on different data, protocols, seeds,
+methods or settings never overwrite each other.
 
 >>> from streamrec.evaluation.harness import EvaluationRun, MethodResult
 >>> run = EvaluationRun("ml-1m", "cold-users", 0, {"test_users": 2})
@@ -10,13 +12,15 @@ sweep), so runs on different data, protocols or seeds never overwrite each other
 [' popularity ', ' 0.250 ']
 >>> result_stem(run)
 'eval-ml-1m-cold-users-seed0'
+>>> result_stem(run, ["config-ml-1m"])
+'eval-ml-1m-cold-users-seed0-config-ml-1m'
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +69,11 @@ COLUMNS: dict[str, list[Column]] = {
 }
 
 
-def result_stem(run: EvaluationRun) -> str:
+def result_stem(run: EvaluationRun, differs: Sequence[str] = ()) -> str:
+    """The file stem of the run: dataset, protocol, seed, then ``differs`` (file-name-safe
+    parts saying what else differs from a default run)."""
     safe_dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.dataset).strip("_") or "dataset"
-    return f"eval-{safe_dataset}-{run.protocol}-seed{run.seed}"
+    return "-".join([f"eval-{safe_dataset}-{run.protocol}-seed{run.seed}", *differs])
 
 
 def rich_table(run: EvaluationRun) -> Table:
@@ -186,10 +192,13 @@ def document_section(run: EvaluationRun, files: Mapping[str, Path]) -> tuple[str
     return f"{run.dataset}, {run.protocol}, seed {run.seed}", "\n".join(lines) + "\n"
 
 
-def write_results(run: EvaluationRun, directory: Path) -> dict[str, Path]:
-    """Write the run as JSON and Markdown under directory; the paths written, by format."""
+def write_results(
+    run: EvaluationRun, directory: Path, differs: Sequence[str] = ()
+) -> dict[str, Path]:
+    """Write the run as JSON and Markdown under directory, named by ``result_stem``; the
+    paths written, by format."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = result_stem(run)
+    stem = result_stem(run, differs)
     paths = {"json": directory / f"{stem}.json", "markdown": directory / f"{stem}.md"}
     paths["json"].write_text(json.dumps(run.to_dict(), indent=2) + "\n", encoding="utf-8")
     paths["markdown"].write_text(markdown_report(run), encoding="utf-8")

@@ -52,7 +52,12 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
         catch_exceptions=False,
     )
     assert outcome.exit_code == 0, outcome.output
-    stem = tmp_path / f"prequential-synthetic-{events}-batch200"
+    # The small model's many settings are named by a digest.
+    [stem] = [
+        path.with_suffix("")
+        for path in tmp_path.glob(f"prequential-synthetic-{events}-batch200-*.json")
+    ]
+    assert stem.name.startswith(f"prequential-synthetic-{events}-batch200-training-steps20-")
     result = json.loads(stem.with_suffix(".json").read_text())
     methods = {method["method"]: method for method in result["methods"]}
     assert set(methods) == {
@@ -112,7 +117,9 @@ def test_pipeline_benchmark_measures_every_phase(
         catch_exceptions=False,
     )
     assert outcome.exit_code == 0, outcome.output
-    result = json.loads((tmp_path / "pipeline.json").read_text())
+    [stem] = [path.with_suffix("") for path in tmp_path.glob("pipeline-*.json")]
+    assert stem.name.startswith("pipeline-events3000-rate300-latency-seconds3-populations500-2000")
+    result = json.loads(stem.with_suffix(".json").read_text())
     assert [raw["what"].split(" ")[0] for raw in result["raw_limits"]] == [
         "kafka-python",
         "kafka-python",
@@ -126,5 +133,5 @@ def test_pipeline_benchmark_measures_every_phase(
     assert 0 < latency["seconds"]["p50"] <= latency["seconds"]["p99"]
     assert len(result["targets"]) == 3 if result["sustained"][-1]["events_per_second"] else 2
     text = doc.read_text(encoding="utf-8")
-    assert "## Pipeline" in text and "kept" in text and "pipeline.png" in text
-    assert (tmp_path / "pipeline.png").stat().st_size > 0
+    assert "## Pipeline" in text and "kept" in text and f"{stem.name}.png" in text
+    assert stem.with_suffix(".png").stat().st_size > 0

@@ -210,7 +210,10 @@ def test_recommendation_latency_times_both_paths_and_reports_the_target(
         main(arguments)
     except SystemExit as exit_:  # click may exit, with 0 on success
         assert exit_.code in (0, None)
-    result = json.loads((tmp_path / "recommendation-latency-ml-latest.json").read_text())
+    # Named by the options and the settings that differ from the defaults.
+    stem = "recommendation-latency-ml-latest-steps3-users4-repeats2"
+    stem += "-model.hash_buckets256-model.shortlist_length5"
+    result = json.loads((tmp_path / f"{stem}.json").read_text())
     assert set(result["paths"]) == {
         recommendation_latency.SERVING,
         recommendation_latency.FULL_CATALOGUE,
@@ -219,4 +222,4 @@ def test_recommendation_latency_times_both_paths_and_reports_the_target(
         assert len(durations) == result["users"] * 2 and min(durations) > 0
     assert result["mean_candidates"] <= 5 * result["top_memberships"]
     assert "Target: one recommendation p99" in (tmp_path / "performance.md").read_text()
-    assert (tmp_path / "recommendation-latency-ml-latest.png").stat().st_size > 0
+    assert (tmp_path / f"{stem}.png").stat().st_size > 0

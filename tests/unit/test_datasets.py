@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,18 @@ def test_names_resolve_under_the_datasets_directory() -> None:
     settings = Settings(datasets_dir=DATA)
     dataset = load_dataset("ml-100k", settings)
     assert dataset.name == "ml-100k" and len(dataset.table) == 6
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_DATA_HOME is the Linux convention")
+def test_names_are_looked_up_in_the_users_data_directory_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("STREAMREC_DATASETS_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert Settings().datasets_dir == tmp_path / "streamrec" / "datasets"
+    (tmp_path / "streamrec" / "datasets").mkdir(parents=True)
+    (tmp_path / "streamrec" / "datasets" / "ml-100k").symlink_to(DATA / "ml-100k")
+    assert load_dataset("ml-100k", Settings()).name == "ml-100k"
 
 
 def test_a_missing_dataset_says_where_it_looked(tmp_path: Path) -> None:

@@ -408,12 +408,13 @@ def test_eval_command_writes_results_for_the_selected_methods(
         capsys,
     )  # fmt: skip
     assert code == 0, output
-    written = json.loads((tmp_path / "eval-ml-latest-loo-seed0.json").read_text())
+    stem = "eval-ml-latest-loo-seed0-methods-popularity-item-knn"
+    written = json.loads((tmp_path / f"{stem}.json").read_text())
     assert [result["method"] for result in written["results"]] == ["popularity", "item-knn"]
     assert "HR@5" in output
     document = (tmp_path / "quality.md").read_text()
-    assert "## ml-latest, loo, seed 0" in document
-    assert "| item-knn |" in document and "eval-ml-latest-loo-seed0.json" in document
+    assert "## ml-latest, loo, seed 0 (methods-popularity-item-knn)" in document
+    assert "| item-knn |" in document and f"{stem}.json" in document
     assert written["settings"] == {} and "changed from the defaults: none." in document
 
 
@@ -437,9 +438,11 @@ def test_eval_results_name_the_settings_that_differ_from_the_defaults(
         capsys,
     )  # fmt: skip
     assert code == 0, output
-    written = json.loads((tmp_path / "eval-ml-latest-loo-seed0.json").read_text())
+    # The file's own setting names the file; the one from the environment is named itself.
+    stem = "eval-ml-latest-loo-seed0-methods-popularity-config-tuned-model.clusters100"
+    written = json.loads((tmp_path / f"{stem}.json").read_text())
     assert written["settings"] == {"model.clusters": 100, "model.shortlist_length": 400}
-    report = (tmp_path / "eval-ml-latest-loo-seed0.md").read_text()
+    report = (tmp_path / f"{stem}.md").read_text()
     assert "`model.clusters` 100, `model.shortlist_length` 400." in report
 
 
