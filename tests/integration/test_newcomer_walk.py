@@ -99,6 +99,7 @@ def after_the_demo(user: str) -> list[Step]:
     return [
         Step(("status",)),
         Step(("recommend", user), says=user),
+        Step(("recommend", user, "--explain"), says="voted by"),
         Step(("recommend", "someone-new"), says="unknown user: the global shortlist"),
         Step(("models", "list"), says="model versions"),
         Step(("models", "show", "1"), says='"status": "active"'),
@@ -131,6 +132,7 @@ HELP_OF_LONG_RUNNING = [
         ("bench", "trainer"),
         ("bench", "recommendation-latency"),
         ("bench", "soak"),
+        ("bench", "serve-latency"),
         ("serve",),
         ("consume",),
         ("trainer",),
