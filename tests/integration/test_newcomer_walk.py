@@ -1,6 +1,7 @@
 """A newcomer's first hour, scripted: in a fresh directory with its own data directory (SQLite,
 the local broker), every command of the README's commands table is run as documented, the
-quick ones for real and the long-running ones (benchmarks, the API server) with ``--help``.
+quick ones for real and the long-running ones (benchmarks) with ``--help``; ``streamrec serve``
+runs for real on a free port, its API and dashboard asked for the demo's user.
 None may print a traceback, each must exit with the documented status, and nothing may be
 left running at the end.
 
@@ -10,8 +11,12 @@ run: a new command gets its step here when it gets its row there."""
 from __future__ import annotations
 
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +160,53 @@ def _run(arguments: Sequence[str], cwd: Path, environment: dict[str, str]) -> tu
     return completed.returncode, completed.stdout + completed.stderr
 
 
+SERVE_READY_SECONDS = 60
+
+
+def _serve_and_ask(
+    cwd: Path, environment: dict[str, str], user: str
+) -> tuple[int, str, dict[str, int]]:
+    """Start ``streamrec serve`` on a free port, ask its API and dashboard for ``user``, stop
+    it with SIGTERM; its exit status, its output and the HTTP status of each path."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamrec.cli.main", "serve", "--port", str(port)],
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    answers: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + SERVE_READY_SECONDS
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                    answers["/healthz"] = response.status
+                    break
+            except OSError:
+                time.sleep(0.2)
+        for path in (
+            f"/api/users/{user}/recommendations",
+            "/dashboard",
+            f"/dashboard/users/{user}",
+        ):
+            try:
+                with urllib.request.urlopen(f"{base}{path}", timeout=30) as response:
+                    answers[path] = response.status
+            except OSError as error:
+                answers[path] = getattr(error, "code", 0)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=60)
+    return server.returncode, output, answers
+
+
 def _run_here(arguments: Sequence[str]) -> tuple[int, str]:
     """``streamrec ARGUMENTS`` in this process (for help texts)."""
     from click.testing import CliRunner
@@ -223,6 +275,14 @@ def test_a_newcomer_runs_every_documented_command(tmp_path: Path) -> None:
     [demo_output] = walk([DEMO])
     shown_user = re.search(r"^user (\S+): \d+ interactions", demo_output, flags=re.MULTILINE)
     assert shown_user is not None, demo_output
+    status, output, answers = _serve_and_ask(tmp_path, environment, shown_user.group(1))
+    if "Traceback" in output:
+        problems.append(f"`streamrec serve` printed a traceback:\n{output}")
+    if set(answers.values()) != {200}:
+        problems.append(f"`streamrec serve` answered {answers}:\n{output}")
+    # uvicorn shuts down cleanly, then ends by the signal it was sent, as a shell expects.
+    if status != -signal.SIGTERM or "Application shutdown complete" not in output:
+        problems.append(f"`streamrec serve` did not stop cleanly on SIGTERM ({status}):\n{output}")
     after = after_the_demo(shown_user.group(1))
     walk(after)
     for step in HELP_OF_LONG_RUNNING:
