@@ -37,7 +37,7 @@ itself, so a consumer builds one per batch over that batch's transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -129,6 +129,8 @@ class UserRecommendations:
     items: list[RecommendedItem]
     top_clusters: TopClusters
     lead_clusters: LeadClusters
+    # False for a user the model has no profile for: voted by the global fallback.
+    known: bool = True
 
 
 @dataclass(slots=True)
@@ -185,10 +187,13 @@ class EfficientRecStream:
         events: Sequence[AcceptedInteraction],
         *,
         recommend_for: Sequence[str] | None = None,
+        prequential_hits: bool = True,
     ) -> LearnedBatch:
         """Learn ``events`` (in stream order) and recommend for the users they name, or for
         ``recommend_for`` in its order (it must name them all; it may name more, e.g. users
-        whose events were learned before and who get their list again)."""
+        whose events were learned before and who get their list again). With
+        ``prequential_hits`` False the batch's events are not judged (``hits`` stays empty):
+        a caller that judges them itself saves a vote per batch."""
         touched = list(
             dict.fromkeys(
                 [accepted.event.user_id for accepted in events]
@@ -212,7 +217,10 @@ class EfficientRecStream:
         if self.serving is None:
             return learned
         before = self._shortlists_of(profiles.values())
-        learned.hits = self._prequential_hits(resolution.applied_pairs, profiles, before, weights)
+        if prequential_hits:
+            learned.hits = self._prequential_hits(
+                resolution.applied_pairs, profiles, before, weights
+            )
         updates = self._reembed(change_sets)
         learned.profiles_written = {update.after.user_id: update.after for update in updates}
         learned.refresh_plan, refreshed = self._move_statistics(updates)
@@ -346,12 +354,16 @@ class EfficientRecStream:
     ) -> list[list[RecommendedItem]]:
         """Each user's top ``n`` (default: ``model.recommendations``) from the state as it
         stands, without their own items; the global shortlist for a user without a profile."""
+        return [user.items for user in self.vote_many(user_ids, n)]
+
+    def vote_many(self, user_ids: Sequence[str], n: int | None = None) -> list[UserRecommendations]:
+        """``recommend_many`` with what each list was voted from (the user's top clusters,
+        each item's lead cluster, whether the user was known): what explanations need."""
         if self.serving is None:
-            return [[] for _ in user_ids]
+            return [UserRecommendations(user_id, [], (), (), False) for user_id in user_ids]
         stored, profiles = self.state.interactions_and_profiles(user_ids)
         seen = [{row.item_id: row.weight for row in stored.get(user, ())} for user in user_ids]
-        voted = self._vote(user_ids, profiles, {}, seen, n)
-        return [user.items for user in voted]
+        return self._vote(user_ids, profiles, {}, seen, n)
 
     def recommend_one(self, user_id: str, n: int | None = None) -> list[RecommendedItem]:
         """``recommend_many`` for one user."""
@@ -364,24 +376,37 @@ class EfficientRecStream:
         encoded as a new user with exactly these interactions (the last weight of an item
         wins) and demographics, as learning them would; nothing is stored. A history with
         neither gets the global shortlist."""
-        if self.serving is None:
-            return [[] for _ in histories]
+        return [user.items for user in self.vote_histories(histories, n, leads=False)]
+
+    def vote_histories(
+        self, histories: Sequence[UserHistory], n: int | None = None, *, leads: bool = True
+    ) -> list[UserRecommendations]:
+        """``recommend_histories`` with what each list was voted from. Without the serving
+        model only empty histories can be answered (by the global fallback)."""
         keys = [f"history {row}" for row in range(len(histories))]
         change_sets = [
             _history_change_set(key, history)
             for key, history in zip(keys, histories, strict=True)
             if history.interactions or history.attributes
         ]
-        updates = update_user_states(
-            self.serving,
-            change_sets,
-            self.settings.top_memberships,
-            self.state.item_features,
-            self._recency,
-        )
+        updates = []
+        if change_sets:
+            if self.serving is None:
+                raise RuntimeError("encoding a history needs the serving model")
+            updates = update_user_states(
+                self.serving,
+                change_sets,
+                self.settings.top_memberships,
+                self.state.item_features,
+                self._recency,
+            )
         profiles = {update.after.user_id: update.after for update in updates}
         seen = [{item_id for item_id, _ in history.interactions} for history in histories]
-        return [user.items for user in self._vote(keys, profiles, {}, seen, n, leads=False)]
+        voted = self._vote(keys, profiles, {}, seen, n, leads=leads)
+        return [
+            replace(user, user_id=history.user_id)
+            for user, history in zip(voted, histories, strict=True)
+        ]
 
     def _vote(
         self,
@@ -424,7 +449,7 @@ class EfficientRecStream:
             votes = vote_for_users(top_clusters, shortlists, seen, count, reranking)
             lead_clusters = [() for _ in votes]
         return [
-            UserRecommendations(user_id, items, clusters, lead)
+            UserRecommendations(user_id, items, clusters, lead, user_id in profiles)
             for user_id, items, clusters, lead in zip(
                 user_ids, votes, top_clusters, lead_clusters, strict=True
             )
@@ -436,7 +461,9 @@ class EfficientRecStream:
         )
 
     def _reranking(self, profiles: Sequence[np.ndarray | None]) -> Reranking | None:
-        assert self.serving is not None
+        if self.serving is None:
+            # Only the global fallback is voted without the model, and it is not re-ranked.
+            return None
         return reranking_for(self.serving, profiles, self.settings, self.state.item_features)
 
     @property

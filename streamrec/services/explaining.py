@@ -1,6 +1,6 @@
 """Explained recommendations: a stored user's, or those of a history given on the spot.
 
-Both are voted exactly as the consumer votes (``services.recommending.vote_for_one``) and
+Both are voted by the model the consumer drives (``model.stream.EfficientRecStream``) and
 explained from the same numbers (``model.explanations.explain``): for each item, the clusters
 that voted for it with their share of its vote, its support on a 0-1 scale, and with
 re-ranking the retrieval part of its score. Nothing is written: an ad-hoc history is encoded
@@ -25,11 +25,9 @@ from typing import Any
 from streamrec.config import ModelSettings
 from streamrec.events import ItemEvent, RecommendationMessage
 from streamrec.model.explanations import ItemExplanation, explain
-from streamrec.model.memberships import as_pairs
-from streamrec.model.memberships import top_memberships as strongest_memberships
-from streamrec.model.recommending import TopClusters, global_top_clusters
+from streamrec.model.history import UserHistory
 from streamrec.model.serving import ModelCache
-from streamrec.services.recommending import VotedList, vote_for_one, voted_for_user
+from streamrec.services.recommending import VotedList, voted_for_history, voted_for_user
 from streamrec.state import Interaction
 from streamrec.storage.unit_of_work import UnitOfWork
 
@@ -94,46 +92,17 @@ class Explainer:
     ) -> ExplainedRecommendations | None:
         """Recommendations for ``history`` as if a new user had exactly these interactions
         (and demographics), explained; nothing is stored. None when no version is active."""
-        version = uow.models.active_version()
-        if version is None:
-            return None
-        # The latest weight of an item wins, as the interaction rule keeps one per item.
-        weights = {entry.item_id: entry.weight for entry in history}
-        attributes = dict(attributes or {})
-        profile = None
-        if not weights and not attributes:
-            top_clusters: TopClusters = global_top_clusters(
-                uow.clusters.masses(version), self._settings.top_memberships
-            )
-        else:
-            with self._models_lock:
-                serving = self._models.serving(version, uow.models.get)
-                item_ids = list(weights)
-                vectors = serving.item_vectors(item_ids, uow.items.get_many)
-                encoded = serving.model.encode_histories(
-                    [(item_ids, [weights[item_id] for item_id in item_ids])],
-                    [attributes or None],
-                    {},
-                    item_vectors=vectors,
-                )
-            clusters, values = strongest_memberships(
-                encoded.memberships, self._settings.top_memberships
-            )
-            [top_clusters] = as_pairs(clusters, values)
-            profile = encoded.profiles[0]
+        interactions = [(entry.item_id, entry.weight) for entry in history]
+        # One time for all: a history given without times weighs its items alike, also with
+        # recency-weighted pooling.
+        ad_hoc = UserHistory(
+            AD_HOC_USER, interactions, dict(attributes or {}), [0.0] * len(interactions)
+        )
         with self._models_lock:
-            voted = vote_for_one(
-                uow,
-                version,
-                AD_HOC_USER,
-                top_clusters,
-                profile,
-                set(weights),
-                self._settings,
-                now,
-                self._models,
-            )
-        return self._explained(uow, voted, known_user=profile is not None, history=[])
+            voted = voted_for_history(uow, ad_hoc, self._settings, now, self._models)
+        if voted is None:
+            return None
+        return self._explained(uow, voted, known_user=voted.known_user, history=[])
 
     def _explained(
         self,

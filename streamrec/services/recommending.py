@@ -1,29 +1,35 @@
-"""Recommendations from the stored state: shortlists refreshed from the stored cluster
-statistics, and one user's vote as ``streamrec recommend`` and the API serve it. The voting
-itself is ``streamrec.model.recommending``.
+"""Recommendations from the stored state, as ``streamrec recommend``, the API and the trainer's
+rebuild ask for them: the streaming model (``streamrec.model.stream.EfficientRecStream``)
+over the database adapter (``streamrec.services.stream_state``), outside the consumer.
+
+Nothing here votes or chooses shortlists itself: that is the model's, so what a reader is
+shown is what the consumer publishes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
-
-import numpy as np
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from streamrec.config import ModelSettings
 from streamrec.events import RecommendationMessage, RecommendedItem
-from streamrec.model.recommending import (
-    Shortlist,
-    TopClusters,
-    global_top_clusters,
-    reranking_for,
-    shortlist_from_statistics,
-    shortlist_pool_size,
-    vote,
-    vote_with_leads,
-)
+from streamrec.model.history import UserHistory
+from streamrec.model.recommending import Shortlist
 from streamrec.model.serving import ModelCache
+from streamrec.model.stream import EfficientRecStream, UserRecommendations
+from streamrec.services.stream_state import DatabaseStreamState
+from streamrec.services.user_cache import UserCache
 from streamrec.storage.unit_of_work import UnitOfWork
+
+
+def stream_over(
+    uow: UnitOfWork, version: int, settings: ModelSettings, models: ModelCache | None = None
+) -> EfficientRecStream:
+    """The model of ``version`` over the stored state, for reading (``models`` keeps loaded
+    versions between calls: a long-lived reader passes its own)."""
+    state = DatabaseStreamState(uow, version, UserCache(0), state_token=0)
+    serving = (models or ModelCache()).serving(version, uow.models.get)
+    return EfficientRecStream(serving, settings, state)
 
 
 def refresh_shortlists(
@@ -31,20 +37,8 @@ def refresh_shortlists(
 ) -> dict[int, list[tuple[str, float]]]:
     """Recompute and store the shortlists of ``clusters`` from the stored statistics; return
     them."""
-    clusters = sorted(set(clusters))
-    if not clusters:
-        return {}
-    masses = uow.clusters.masses(version)
-    pool = shortlist_pool_size(settings)
-    top_items = uow.clusters.top_items_by_cluster(version, clusters, pool)
-    shortlists = {
-        cluster: shortlist_from_statistics(
-            top_items.get(cluster, []), masses.get(cluster, 0.0), settings
-        )
-        for cluster in clusters
-    }
-    uow.clusters.save_shortlists(version, shortlists)
-    return shortlists
+    state = DatabaseStreamState(uow, version, UserCache(0), state_token=0)
+    return EfficientRecStream(None, settings, state).refresh_shortlists(clusters)
 
 
 def current_recommendations(
@@ -86,42 +80,46 @@ def voted_for_user(
     version = uow.models.active_version()
     if version is None:
         return None
-    state = uow.users.get_many([user_id], version).get(user_id)
-    if state is None:
-        top_clusters = global_top_clusters(uow.clusters.masses(version), settings.top_memberships)
-    else:
-        top_clusters = state.top_clusters
-    seen = uow.catalogue.items_of_user(user_id)
-    profile = None if state is None else state.profile
-    voted = vote_for_one(uow, version, user_id, top_clusters, profile, seen, settings, now, models)
-    return voted if state is not None else replace(voted, known_user=False)
+    [voted] = stream_over(uow, version, settings, models).vote_many([user_id])
+    return _voted_list(uow, version, voted, settings, now)
 
 
-def vote_for_one(
+def voted_for_history(
     uow: UnitOfWork,
-    version: int,
-    user_id: str,
-    top_clusters: TopClusters,
-    profile: np.ndarray | None,
-    seen: Collection[str],
+    history: UserHistory,
     settings: ModelSettings,
     now: float,
     models: ModelCache | None = None,
+) -> VotedList | None:
+    """The vote for a user the state does not hold, given by ``history`` (encoded as a new
+    user with exactly these interactions and demographics; nothing is stored); None when no
+    version is active."""
+    version = uow.models.active_version()
+    if version is None:
+        return None
+    [voted] = stream_over(uow, version, settings, models).vote_histories([history])
+    return _voted_list(uow, version, voted, settings, now)
+
+
+def _voted_list(
+    uow: UnitOfWork,
+    version: int,
+    voted: UserRecommendations,
+    settings: ModelSettings,
+    now: float,
 ) -> VotedList:
-    """The vote of one user with these top clusters and profile z_u (None: no profile, the
-    votes are kept) under ``version``, ``seen`` items left out, re-ranked as configured."""
-    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
-    reranking = None
-    if settings.rerank and profile is not None:
-        serving = (models or ModelCache()).serving(version, uow.models.get)
-        reranking = reranking_for(serving, [profile], settings, uow.items.get_many)
-    [items], [leads] = vote_with_leads(
-        [top_clusters], shortlists, [seen], settings.recommendations, reranking
-    )
     message = RecommendationMessage(
-        user_id, tuple(items), version, top_clusters, generated_at=now, lead_clusters=leads
+        voted.user_id,
+        tuple(voted.items),
+        version,
+        voted.top_clusters,
+        generated_at=now,
+        lead_clusters=voted.lead_clusters,
     )
-    return VotedList(message, shortlists, None if reranking is None else reranking.vote_weight)
+    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in voted.top_clusters])
+    # A known user's list is re-ranked when configured; the fallback keeps the votes.
+    vote_weight = settings.rerank_vote_weight if settings.rerank and voted.known else None
+    return VotedList(message, shortlists, vote_weight, voted.known)
 
 
 def fallback_recommendations(uow: UnitOfWork, settings: ModelSettings) -> list[RecommendedItem]:
@@ -131,6 +129,8 @@ def fallback_recommendations(uow: UnitOfWork, settings: ModelSettings) -> list[R
     version = uow.models.active_version()
     if version is None:
         return []
-    top_clusters = global_top_clusters(uow.clusters.masses(version), settings.top_memberships)
-    shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in top_clusters])
-    return vote(top_clusters, shortlists, (), settings.recommendations)
+    # No history to encode: the model need not be loaded.
+    state = DatabaseStreamState(uow, version, UserCache(0), state_token=0)
+    stream = EfficientRecStream(None, settings, state)
+    [items] = stream.recommend_histories([UserHistory("", [])])
+    return items
