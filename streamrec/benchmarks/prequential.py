@@ -334,7 +334,7 @@ def _count_label(count: int) -> str:
     return "first event" if count == 0 else f"after {count}"
 
 
-def plot(run: PrequentialRun, path: Path) -> Path:
+def plot(run: PrequentialRun, path: Path, title: str | None = None) -> Path:
     """Hit rate over the stream (per window) and by the user's event count, per method."""
     import matplotlib
 
@@ -369,7 +369,7 @@ def plot(run: PrequentialRun, path: Path) -> Path:
         ncol=3,
         fontsize="small",
     )
-    figure.suptitle(f"Prequential hit rate, {run.dataset}")
+    figure.suptitle(title or f"Prequential hit rate, {run.dataset}")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
@@ -393,9 +393,25 @@ def plot(run: PrequentialRun, path: Path) -> Path:
     type=click.IntRange(min=1),
     default=None,
     help="Records per consumer batch (default: kafka.max_poll_records). Recommendations are "
-    "refreshed once per batch, so smaller batches answer a user's next event sooner.",
+    "refreshed once per batch, so smaller batches answer a user's next event sooner. With "
+    "--in-process: every method's lists are refreshed every B events (default: after every "
+    "event).",
 )
-@click.option("--no-baselines", is_flag=True, help="Measure the pipeline only.")
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Drive the streaming model in this process (over an in-memory state, no broker or "
+    "database) and judge every method in one regime: after every event, or per batch of "
+    "--batch-size events.",
+)
+@click.option(
+    "--ease-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --in-process: refit the EASE baseline on all events so far every N events "
+    "[default: 10000].",
+)
+@click.option("--no-baselines", is_flag=True, help="Measure streamrec only.")
 @click.option(
     "--candidates",
     type=click.IntRange(min=1),
@@ -413,12 +429,35 @@ def command(
     training_steps: int,
     window: int | None,
     batch_size: int | None,
+    in_process: bool,
+    ease_every: int | None,
     no_baselines: bool,
     candidates: int,
     output_dir: Path,
     doc: Path | None,
 ) -> None:
-    """Prequential hit rate of the real pipeline beside streaming baselines."""
+    """Prequential hit rate of the real pipeline (or, --in-process, of the streaming model
+    in this process) beside streaming baselines."""
+    if in_process:
+        from streamrec.benchmarks.prequential_in_process import run_command
+
+        run_command(
+            settings,
+            dataset_name=dataset_name,
+            limit=limit,
+            train_share=train_share,
+            training_steps=training_steps,
+            window=window,
+            batch_size=batch_size,
+            no_baselines=no_baselines,
+            candidates=candidates,
+            ease_every=ease_every,
+            output_dir=output_dir,
+            doc=doc,
+        )
+        return
+    if ease_every is not None:
+        raise click.UsageError("--ease-every applies to --in-process runs only")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

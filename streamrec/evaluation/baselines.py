@@ -188,13 +188,7 @@ class EASERecommender(ItemScoringRecommender):
         return int(self._weights.size)
 
     def _fit_matrix(self, matrix: sparse.csr_matrix) -> None:
-        gram = (matrix.T @ matrix).toarray().astype(np.float32, copy=False)
-        gram[np.diag_indices_from(gram)] += self.regularization
-        precision = symmetric_positive_definite_inverse(gram)
-        diagonal = np.diag(precision).copy()
-        precision /= -diagonal[np.newaxis, :]
-        precision[np.diag_indices_from(precision)] = 0.0
-        self._weights = precision
+        self._weights = ease_weights(matrix, self.regularization)
 
     def _score(self, seen: sparse.csr_matrix) -> np.ndarray:
         return np.asarray(seen @ self._weights)
@@ -243,6 +237,23 @@ class ALSRecommender(ItemScoringRecommender):
     def _score(self, seen: sparse.csr_matrix) -> np.ndarray:
         user_factors = self._model.recalculate_user(np.arange(seen.shape[0]), seen)
         return np.asarray(user_factors) @ np.asarray(self._model.item_factors).T
+
+
+def ease_weights(matrix: sparse.csr_matrix, regularization: float) -> np.ndarray:
+    """EASE's item-item weights B (items x items, float32, zero diagonal) of a binary
+    (users x items) matrix: B = I - P diag(1/diag(P)), P = (X^T X + lambda I)^-1.
+
+    >>> weights = ease_weights(sparse.csr_matrix(np.array([[1, 1, 0], [1, 0, 1]])), 1.0)
+    >>> weights.shape, float(weights[0, 0]), bool(weights[1, 0] > 0)
+    ((3, 3), 0.0, True)
+    """
+    gram = (matrix.T @ matrix).toarray().astype(np.float32, copy=False)
+    gram[np.diag_indices_from(gram)] += regularization
+    precision = symmetric_positive_definite_inverse(gram)
+    diagonal = np.diag(precision).copy()
+    precision /= -diagonal[np.newaxis, :]
+    precision[np.diag_indices_from(precision)] = 0.0
+    return precision
 
 
 def symmetric_positive_definite_inverse(matrix: np.ndarray) -> np.ndarray:

@@ -15,8 +15,9 @@ consumer end in the same state and vote the same lists.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
 
 from streamrec.events import ItemEvent
 from streamrec.model.contributions import ClusterDeltaColumns
@@ -36,6 +37,13 @@ class InMemoryStreamState:
         # cluster -> item -> [liked mass, rated mass, weighted sum]
         self.statistics: dict[int, dict[str, list[float]]] = {}
         self.masses: dict[int, float] = {}
+        # The rated masses again, as arrays: a shortlist refresh finds the top items of a
+        # cluster of thousands without sorting them all (it runs after every event of an
+        # in-process stream).
+        self._rated: dict[int, RatedMasses] = {}
+        # The rows most_rated_items returned, until their item's totals move again: a
+        # refresh rebuilds only the rows an event changed, not all L of each cluster.
+        self._rows: dict[int, dict[str, ClusterItemStatistics]] = {}
         self.shortlist_by_cluster: dict[int, list[tuple[str, float]]] = {}
 
     # Users --------------------------------------------------------------------------------
@@ -98,6 +106,13 @@ class InMemoryStreamState:
             totals[0] += liked
             totals[1] += rated
             totals[2] += weighted
+            rated_masses = self._rated.get(cluster)
+            if rated_masses is None:
+                rated_masses = self._rated[cluster] = RatedMasses()
+            rated_masses.set(item_id, totals[1])
+            rows = self._rows.get(cluster)
+            if rows:
+                rows.pop(item_id, None)
         for cluster, change in zip(
             deltas.mass_clusters.tolist(), deltas.mass_changes.tolist(), strict=True
         ):
@@ -116,8 +131,14 @@ class InMemoryStreamState:
             items = self.statistics.get(cluster)
             if not items:
                 continue
-            best = heapq.nsmallest(count, items.items(), key=lambda entry: (-entry[1][1], entry[0]))
-            top[cluster] = [ClusterItemStatistics(item_id, *totals) for item_id, totals in best]
+            rows = self._rows.setdefault(cluster, {})
+            chosen = []
+            for item_id in self._rated[cluster].most_rated(count):
+                row = rows.get(item_id)
+                if row is None:
+                    row = rows[item_id] = ClusterItemStatistics(item_id, *items[item_id])
+                chosen.append(row)
+            top[cluster] = chosen
         return top
 
     def store_shortlists(self, shortlists: Mapping[int, list[tuple[str, float]]]) -> None:
@@ -136,3 +157,52 @@ class InMemoryStreamState:
 
     def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]:
         return {item_id: self.items[item_id] for item_id in item_ids if item_id in self.items}
+
+
+class RatedMasses:
+    """One cluster's rated mass per item in a growing array, for top-k queries.
+
+    >>> masses = RatedMasses()
+    >>> for item_id, mass in [("b", 2.0), ("a", 1.0), ("c", 2.0), ("d", 0.5)]:
+    ...     masses.set(item_id, mass)
+    >>> masses.most_rated(3)  # ties by item id, as the database orders them
+    ['b', 'c', 'a']
+    """
+
+    __slots__ = ("_columns", "_item_ids", "_values")
+
+    def __init__(self) -> None:
+        self._columns: dict[str, int] = {}
+        self._item_ids: list[str] = []
+        self._values = np.zeros(64, dtype=np.float64)
+
+    def set(self, item_id: str, mass: float) -> None:
+        column = self._columns.get(item_id)
+        if column is None:
+            column = self._columns[item_id] = len(self._item_ids)
+            self._item_ids.append(item_id)
+            if column == self._values.size:
+                self._values = np.concatenate([self._values, np.zeros_like(self._values)])
+        self._values[column] = mass
+
+    def most_rated(self, count: int) -> list[str]:
+        """The ``count`` items of largest mass, largest first, ties by item id."""
+        size = len(self._item_ids)
+        if count <= 0 or size == 0:
+            return []
+        values = self._values[:size]
+        if size > count:
+            # Every item at or above the count-th largest mass: ties at the boundary are
+            # all kept, so the id order below decides them exactly as a full sort would.
+            threshold = np.partition(values, size - count)[size - count]
+            columns = np.flatnonzero(values >= threshold).tolist()
+        else:
+            columns = list(range(size))
+        ranked = sorted(
+            zip(
+                (-values[columns]).tolist(),
+                [self._item_ids[column] for column in columns],
+                strict=True,
+            )
+        )
+        return [item_id for _, item_id in ranked[:count]]

@@ -29,7 +29,7 @@ from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.training.sampler import InMemoryUserSampler
-from streamrec.model.training.trainer import train
+from streamrec.model.training.trainer import TrainingReport, train
 from streamrec.observability.progress import TrainingProgressBar
 from streamrec.services.training_run import SwitchRefusedError, TrainingRunService
 from streamrec.state import ModelStatus, ModelVersion
@@ -59,28 +59,10 @@ def train_and_activate(
     Raises ``UserFacingError`` when the dataset cannot train a model, or when the version is
     registered but another run holds the lock its rebuild needs."""
     training_table = dataset.table if table is None else table
-    model = EfficientRec.new(
-        settings.model, FeatureSchema.fit(dataset.items.values()), settings.training.seed
-    )
-    announce(f"model: {model.describe()}")
-    try:
-        sampler = InMemoryUserSampler(
-            training_table, dataset.user_attributes, settings.training.max_interactions_per_user
-        )
-    except ValueError as error:
-        raise UserFacingError(f"dataset {dataset.name} cannot train a model: {error}") from None
     started = time.time()
-    report = train(
-        model,
-        sampler,
-        dataset.items,
-        settings.training,
-        steps=steps,
-        top_memberships=settings.model.top_memberships,
-        observer=TrainingProgressBar() if progress else None,
+    model, report = train_new_model(
+        settings, dataset, steps=steps, table=training_table, progress=progress, announce=announce
     )
-    announce(f"trained {report.steps} steps in {report.seconds:.1f} s")
-    announce(report.clusters.summary())
     config, weights = model.to_version()
     reason = reason or f"trained from scratch on {dataset.name} ({report.steps} steps)"
     with UnitOfWork(engine) as uow:
@@ -109,6 +91,45 @@ def train_and_activate(
                 f"version {version} is registered but not active: {error}"
             ) from None
     return version
+
+
+def train_new_model(
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    steps: int | None = None,
+    table: InteractionTable | None = None,
+    progress: bool = False,
+    announce: Callable[[str], None] = _silent,
+) -> tuple[EfficientRec, TrainingReport]:
+    """A new model trained on ``table`` (default: the whole dataset) for ``steps`` (default:
+    ``training.steps``), and its training report; nothing is stored. ``train_and_activate``
+    registers what this returns; the in-process prequential benchmark serves it as it is.
+
+    Raises ``UserFacingError`` when the dataset cannot train a model."""
+    training_table = dataset.table if table is None else table
+    model = EfficientRec.new(
+        settings.model, FeatureSchema.fit(dataset.items.values()), settings.training.seed
+    )
+    announce(f"model: {model.describe()}")
+    try:
+        sampler = InMemoryUserSampler(
+            training_table, dataset.user_attributes, settings.training.max_interactions_per_user
+        )
+    except ValueError as error:
+        raise UserFacingError(f"dataset {dataset.name} cannot train a model: {error}") from None
+    report = train(
+        model,
+        sampler,
+        dataset.items,
+        settings.training,
+        steps=steps,
+        top_memberships=settings.model.top_memberships,
+        observer=TrainingProgressBar() if progress else None,
+    )
+    announce(f"trained {report.steps} steps in {report.seconds:.1f} s")
+    announce(report.clusters.summary())
+    return model, report
 
 
 def data_window(dataset_name: str, table: InteractionTable) -> dict[str, object]:
