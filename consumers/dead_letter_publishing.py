@@ -9,6 +9,10 @@ and counted, and the ``dead_letters`` row stored with the batch is the record. T
 errors (a broker away, a timeout) are raised, so the batch's publication is retried as a
 whole, as for any other output.
 
+The consumer loop publishes a batch's dead letters as the service built them, outbound
+messages with their headers-only fallback (``streamrec.services.outbound``), through
+``consumers.outbound_publishing``; ``DeadLetterPublisher`` is the same for letters in hand.
+
 >>> from streamrec.storage.records import DeadLetter
 >>> letter = DeadLetter("interactions", b"{", "invalid_json", "payload: ...", 0, 41, b"u1", 5.0)
 >>> headers = dict(dead_letter_headers(letter))
@@ -21,76 +25,32 @@ whole, as for any other output.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
 
-from streamrec.retrying import is_transient_error
+from consumers.outbound_publishing import (
+    DROPPED,
+    Delivery,
+    MessageProducer,
+    OutboundPublisher,
+)
+from streamrec.services.dead_letters import dead_letter_headers
+from streamrec.services.outbound import HEADERS_ONLY, OutboundMessage, dead_letter_message
 from streamrec.storage.records import DeadLetter
-
-logger = logging.getLogger(__name__)
 
 
 class DeadLetterFallback(StrEnum):
     """What reached the dead-letter topic in place of a letter the broker refused."""
 
-    HEADERS_ONLY = "headers_only"  # the headers, with no key and an empty value
-    DROPPED = "dropped"  # nothing: the dead_letters table row is the only record
+    HEADERS_ONLY = HEADERS_ONLY  # the headers, with no key and an empty value
+    DROPPED = DROPPED  # nothing: the dead_letters table row is the only record
 
 
 OnRefusedDeadLetter = Callable[[DeadLetter, DeadLetterFallback, BaseException], None]
 
 
-class MessageProducer(Protocol):
-    """The part of kafka-python's KafkaProducer that publishing uses."""
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any: ...
-
-    def flush(self, timeout: float | None = None) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterDelivery:
-    """One letter on its way: the producer's future, or the error that refused it at once.
-    ``refused_copy`` is set on a headers-only letter: why its full copy was refused."""
-
-    letter: DeadLetter
-    future: Any | None
-    error: BaseException | None = None
-    refused_copy: BaseException | None = None
-
-
-def dead_letter_headers(
-    letter: DeadLetter, *, headers_only: bool = False
-) -> list[tuple[str, bytes]]:
-    """Kafka headers of a dead-letter message: why it was rejected, where it came from, and
-    the size and SHA-256 of the whole original payload (the value may hold only its first
-    bytes, or nothing in a headers-only letter)."""
-    truncated = letter.truncated or (headers_only and letter.original_size > 0)
-    headers = {
-        "reason": letter.reason,
-        "detail": letter.detail or "",
-        "source_topic": letter.source_topic,
-        "source_partition": "" if letter.source_partition is None else str(letter.source_partition),
-        "source_offset": "" if letter.source_offset is None else str(letter.source_offset),
-        "received_at": "" if letter.received_at is None else repr(letter.received_at),
-        "payload_size": str(letter.original_size),
-        "payload_sha256": letter.original_sha256,
-        "payload_truncated": "true" if truncated else "false",
-    }
-    return [(name, value.encode("utf-8")) for name, value in headers.items()]
-
-
 class DeadLetterPublisher:
-    """Sends dead letters with the batch's other outputs, and settles each one after the
+    """Sends dead letters with the caller's other outputs, and settles each one after the
     caller's flush: acknowledged, replaced by its headers, or logged and counted."""
 
     def __init__(
@@ -101,93 +61,41 @@ class DeadLetterPublisher:
         timeout_seconds: float,
         on_refused: OnRefusedDeadLetter | None = None,
     ) -> None:
-        self._producer = producer
         self._topic = topic
-        self._timeout_seconds = timeout_seconds
         self._on_refused = on_refused
+        self._publisher = OutboundPublisher(
+            producer, timeout_seconds=timeout_seconds, on_refused=self._refused
+        )
+        # The letter behind each message in flight, for the report of a refused one.
+        self._letters: dict[OutboundMessage, DeadLetter] = {}
 
-    def send(self, letters: Iterable[DeadLetter]) -> list[DeadLetterDelivery]:
+    def send(self, letters: Iterable[DeadLetter]) -> list[Delivery]:
         """Queue each letter's copy; the caller flushes. Raises only transient errors."""
-        return [self._send(letter, refused_copy=None) for letter in letters]
+        messages = []
+        for letter in letters:
+            message = dead_letter_message(self._topic, letter)
+            self._letters[message] = letter
+            messages.append(message)
+        return self._publisher.send(messages)
 
-    def settle(self, deliveries: Sequence[DeadLetterDelivery]) -> None:
+    def settle(self, deliveries: Sequence[Delivery]) -> None:
         """Wait for each delivery (after the caller's flush). A copy the broker refused is
         replaced by its headers, sent, flushed and awaited here; a refused headers-only
         letter is logged and reported. Raises only transient errors."""
-        replacements = []
-        for delivery in deliveries:
-            error = delivery.error or self._failure(delivery.future)
-            if delivery.refused_copy is None:
-                if error is not None:
-                    replacements.append(self._send(delivery.letter, refused_copy=error))
-            elif error is None:
-                self._report(
-                    delivery.letter, DeadLetterFallback.HEADERS_ONLY, delivery.refused_copy
-                )
-            else:
-                self._report(
-                    delivery.letter, DeadLetterFallback.DROPPED, delivery.refused_copy, error
-                )
-        if replacements:
-            self._producer.flush(timeout=self._timeout_seconds)
-            # Headers-only letters are never replaced again, so this recursion ends here.
-            self.settle(replacements)
-
-    def _send(
-        self, letter: DeadLetter, *, refused_copy: BaseException | None
-    ) -> DeadLetterDelivery:
-        headers_only = refused_copy is not None
         try:
-            future = self._producer.send(
-                self._topic,
-                key=None if headers_only else letter.key,
-                value=b"" if headers_only else letter.payload,
-                headers=dead_letter_headers(letter, headers_only=headers_only),
-            )
-        except Exception as error:
-            # kafka-python refuses a message over its max_request_size here, before sending.
-            if is_transient_error(error):
-                raise
-            return DeadLetterDelivery(letter, None, error, refused_copy)
-        return DeadLetterDelivery(letter, future, None, refused_copy)
+            self._publisher.settle(deliveries)
+        finally:
+            for delivery in deliveries:
+                self._letters.pop(delivery.message, None)
 
-    def _failure(self, future: Any) -> BaseException | None:
-        try:
-            future.get(timeout=self._timeout_seconds)
-        except Exception as error:
-            if is_transient_error(error):
-                raise
-            return error
-        return None
-
-    def _report(
-        self,
-        letter: DeadLetter,
-        fallback: DeadLetterFallback,
-        copy_error: BaseException,
-        headers_error: BaseException | None = None,
-    ) -> None:
-        source = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
-        if headers_error is None:
-            logger.warning(
-                "dead letter of %s (%s) refused by the broker (%s); published its headers only",
-                source,
-                letter.reason,
-                _one_line(copy_error),
-            )
-        else:
-            logger.error(
-                "dead letter of %s (%s) not published: refused (%s), and its headers too (%s); "
-                "the dead_letters table keeps it",
-                source,
-                letter.reason,
-                _one_line(copy_error),
-                _one_line(headers_error),
-            )
+    def _refused(self, message: OutboundMessage, outcome: str, error: BaseException) -> None:
         if self._on_refused is not None:
-            self._on_refused(letter, fallback, headers_error or copy_error)
+            self._on_refused(self._letters[message], DeadLetterFallback(outcome), error)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {(text.splitlines() or [''])[0][:200]}"
+__all__ = [
+    "DeadLetterFallback",
+    "DeadLetterPublisher",
+    "OnRefusedDeadLetter",
+    "dead_letter_headers",
+]

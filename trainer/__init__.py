@@ -5,7 +5,10 @@
 - ``control``: the control topic on Kafka (its JSON messages are in
   ``streamrec.validation.control``, shared with the consumers);
 - ``schedule``: settings.trainer.schedule as an APScheduler trigger;
-- ``metrics``: the process's own metrics beside the shared TrainerMetrics.
+- ``metrics``: the process's own metrics beside the shared TrainerMetrics;
+- ``wiring``: the process put together from the settings (database, run service, schedule,
+  control topic, metrics), for ``streamrec trainer`` and ``python -m trainer`` alike.
 
-Run it with ``streamrec trainer``; docs/training.md explains what a run does.
+Run it with ``streamrec trainer`` or ``python -m trainer``; docs/training.md explains what a
+run does.
 """

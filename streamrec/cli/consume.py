@@ -9,6 +9,9 @@ A consumer assigned a partition whose stored offset lies outside the broker's lo
 recreated topic, retention that deleted unread records) stops with one line and a non-zero
 status; ``--reset-offsets earliest|latest`` is the operator's choice of where to resume such
 partitions, recorded in the log and the database (docs/operations.md, Runbook).
+
+The process itself is put together in ``consumers.wiring``, which ``python -m consumers``
+runs too.
 """
 
 from __future__ import annotations
@@ -49,53 +52,13 @@ def command(
     reset_offsets: str | None,
 ) -> None:
     """Consume interactions and item updates; publish fresh recommendations."""
-    from consumers import run_consumer
-    from consumers.process_setup import prepare_consumer_process
-    from streamrec.kafka import ensure_topics, streamrec_topic_names
-    from streamrec.observability import ConsumerMetrics, Heartbeat, configure_logging
-    from streamrec.observability.wiring import (
-        AssignedPartitions,
-        consumer_readiness,
-        observed_hooks,
-        serve_if_configured,
-    )
+    from consumers.wiring import run_consumer_process
     from streamrec.offsets import OffsetResetChoice
-    from streamrec.services.ingest import IngestService
-    from streamrec.storage import check_connection, create_database_engine
 
-    prepare_consumer_process()
-    # kafka-python's INFO narration is silenced there; its warnings and errors still show.
-    configure_logging(settings.observability)
-    metrics, heartbeat, assigned = ConsumerMetrics(), Heartbeat(), AssignedPartitions()
-    hooks = observed_hooks(metrics, heartbeat, assigned=assigned)
-    engine = create_database_engine(settings.effective_database_url)
-    server = None
-    try:
-        check_connection(engine)
-        server = serve_if_configured(
-            metrics,
-            heartbeat,
-            consumer_readiness(assigned, engine),
-            settings.observability.metrics_port,
-        )
-        ensure_topics(settings, streamrec_topic_names(settings))
-        summary = run_consumer(
-            settings,
-            IngestService(settings, engine),
-            max_records=max_events,
-            idle_exit_seconds=idle_exit,
-            hooks=hooks,
-            offset_reset=None if reset_offsets is None else OffsetResetChoice(reset_offsets),
-        )
-    finally:
-        if server is not None:
-            server.stop()
-        engine.dispose()
-    counters = summary.counters
-    click.echo(
-        f"consumed {counters.records} records in {summary.batches} batches "
-        f"({summary.stopped_because}): {counters.interactions_applied} interactions applied, "
-        f"{counters.interactions_ignored} ignored, {counters.items_upserted} items, "
-        f"{counters.dead_letters} dead letters, "
-        f"{counters.records_already_applied} already applied earlier"
+    summary = run_consumer_process(
+        settings,
+        max_records=max_events,
+        idle_exit_seconds=idle_exit,
+        offset_reset=None if reset_offsets is None else OffsetResetChoice(reset_offsets),
     )
+    click.echo(summary.describe())

@@ -4,15 +4,14 @@ Without options it runs until SIGTERM or Ctrl-C: runs on settings.trainer.schedu
 once on a ``train`` command from the control topic (``streamrec train now``, or drift). A run
 that is going when the signal comes is finished first. ``--once`` runs a single run now
 (resuming an interrupted rebuild first, if any) and exits: for cron-driven deployments and
-scripts. docs/training.md explains what a run does.
+scripts. docs/training.md explains what a run does. The process itself is put together in
+``trainer.wiring``, which ``python -m trainer`` runs too.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -20,9 +19,7 @@ import click
 from streamrec.config import Settings
 
 if TYPE_CHECKING:
-    from streamrec.observability import ObservabilityServer
     from streamrec.services.training_run import RunStage
-    from trainer.process import TrainerProcess
 
 
 @click.command(name="trainer")
@@ -50,65 +47,17 @@ def command(
     settings: Settings, once: bool, force: bool, no_control: bool, pause_at: str | None
 ) -> None:
     """Fine-tune, judge, promote and rebuild model versions, on schedule and on demand."""
-    import torch
+    from streamrec.services.training_run import RunHooks
+    from trainer.wiring import run_trainer_once, run_trainer_until_stopped
 
-    from streamrec.observability import ObservabilityServer, configure_logging
-    from streamrec.services.training_run import RunHooks, RunRequest, TrainingRunService
-    from streamrec.storage import check_connection, create_database_engine
-    from streamrec.storage.records import TrainingTrigger
-    from trainer.process import TrainerProcess
-
-    # The training threads share the machine with consumers and the database.
-    torch.set_num_threads(1)
-    configure_logging(settings.observability)
-    engine = create_database_engine(settings.effective_database_url)
-    try:
-        check_connection(engine)
-        hooks = RunHooks(on_stage=_pause_at(pause_at) if pause_at else None)
-        service = TrainingRunService(settings, engine, hooks=hooks)
-        if once:
-            result = service.run(
-                RunRequest(TrainingTrigger.OPERATOR, "streamrec trainer --once", force=force)
-            )
-            click.echo(f"run {result.run_id}: {result.outcome.value}: {result.reason}")
-            if result.outcome.value == "failed":
-                raise SystemExit(1)
-            return
-        process = TrainerProcess(
-            settings, engine, service=service, use_control_topic=not no_control
-        )
-        port = settings.observability.metrics_port
-        server = (
-            ObservabilityServer(
-                process.metrics.trainer,
-                heartbeat=process.heartbeat,
-                readiness=process.readiness(),
-                port=port,
-            )
-            if port
-            else None
-        )
-        _run(process, server)
-    finally:
-        engine.dispose()
-
-
-def _run(process: TrainerProcess, server: ObservabilityServer | None) -> None:
-    def stop(signal_number: int, frame: FrameType | None) -> None:
-        process.request_stop()
-
-    previous = {name: signal.signal(name, stop) for name in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        if server is not None:
-            server.start()
-        process.start()
-        process.run_until_stopped()
-    finally:
-        process.stop()
-        if server is not None:
-            server.stop()
-        for name, handler in previous.items():
-            signal.signal(name, handler)
+    hooks = RunHooks(on_stage=_pause_at(pause_at) if pause_at else None)
+    if once:
+        result = run_trainer_once(settings, force=force, hooks=hooks)
+        click.echo(f"run {result.run_id}: {result.outcome.value}: {result.reason}")
+        if result.outcome.value == "failed":
+            raise SystemExit(1)
+        return
+    run_trainer_until_stopped(settings, use_control_topic=not no_control, hooks=hooks)
 
 
 def _pause_at(specification: str) -> Callable[[RunStage, int], None]:

@@ -1,7 +1,8 @@
 """What one polled batch is made of, and what applying it produced.
 
 These are plain values: the consumer process turns broker records into :class:`SourceRecord`
-and publishes what a :class:`BatchResult` holds, so the service layer never sees Kafka.
+and sends the outbound messages a :class:`BatchResult` holds (``streamrec.services.outbound``),
+so the service layer never sees Kafka.
 
 >>> record = SourceRecord("interactions", partition=0, offset=41, key=b"u1", value=b"{}")
 >>> record.source_event(timestamp=1.5).offset
@@ -15,10 +16,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from streamrec.drift import DriftSignal
 from streamrec.events import RecommendationMessage, SourceEvent
 from streamrec.storage.records import DeadLetter
+
+if TYPE_CHECKING:
+    # For the annotation only: the outbound module imports this one (through dead_letters).
+    from streamrec.services.outbound import OutboundMessage
 
 TopicPartition = tuple[str, int]
 
@@ -85,7 +91,10 @@ class BatchResult:
     at-least-once); ``next_offsets`` the offset to commit per partition of the batch;
     ``drift_signals`` the falls of the prequential hit rate the batch revealed (each asks the
     trainer for an early run); ``prequential_hits`` the hit indicator of each applied event
-    of a user the model knew, in stream order.
+    of a user the model knew, in stream order. ``outbound`` is what the consumer sends, in
+    order, made of the above: the recommendations, the dead letters (each falling back to
+    its headers alone), and a ``train`` command per drift signal; the other fields are
+    there for observers (metrics, tests).
     """
 
     recommendations: list[RecommendationMessage] = field(default_factory=list)
@@ -95,3 +104,4 @@ class BatchResult:
     drift_signals: list[DriftSignal] = field(default_factory=list)
     prequential_hits: list[bool] = field(default_factory=list)
     counters: BatchCounters = field(default_factory=BatchCounters)
+    outbound: list[OutboundMessage] = field(default_factory=list)

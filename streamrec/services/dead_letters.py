@@ -5,7 +5,8 @@ in a dead-letter message under the producer's and broker's message limit, and sh
 fill the dead-letter table. So a letter keeps at most ``events.max_dead_letter_payload_bytes``
 of the payload and ``MAX_DEAD_LETTER_KEY_BYTES`` of the key, with the size and SHA-256 of the
 whole payload; when anything was cut, the detail says so, hash included, so that the table
-row (which has no columns for them) still identifies the original.
+row (which has no columns for them) still identifies the original. ``dead_letter_headers``
+describes a letter on the dead-letter topic (docs/events.md, "Dead-letter messages").
 
 >>> from streamrec.services.batch import SourceRecord
 >>> record = SourceRecord("interactions", 0, 7, b"u1", b"x" * 10)
@@ -65,3 +66,32 @@ def dead_letter_of(
         payload_size=size,
         payload_sha256=digest,
     )
+
+
+def dead_letter_headers(
+    letter: DeadLetter, *, headers_only: bool = False
+) -> list[tuple[str, bytes]]:
+    """Kafka headers of a dead-letter message: why it was rejected, where it came from, and
+    the size and SHA-256 of the whole original payload (the value may hold only its first
+    bytes, or nothing in a headers-only letter).
+
+    >>> letter = DeadLetter("interactions", b"{", "invalid_json", "payload: ...", 0, 41, b"u1")
+    >>> headers = dict(dead_letter_headers(letter))
+    >>> headers["reason"], headers["source_offset"], headers["payload_truncated"]
+    (b'invalid_json', b'41', b'false')
+    >>> dict(dead_letter_headers(letter, headers_only=True))["payload_truncated"]
+    b'true'
+    """
+    truncated = letter.truncated or (headers_only and letter.original_size > 0)
+    headers = {
+        "reason": letter.reason,
+        "detail": letter.detail or "",
+        "source_topic": letter.source_topic,
+        "source_partition": "" if letter.source_partition is None else str(letter.source_partition),
+        "source_offset": "" if letter.source_offset is None else str(letter.source_offset),
+        "received_at": "" if letter.received_at is None else repr(letter.received_at),
+        "payload_size": str(letter.original_size),
+        "payload_sha256": letter.original_sha256,
+        "payload_truncated": "true" if truncated else "false",
+    }
+    return [(name, value.encode("utf-8")) for name, value in headers.items()]

@@ -25,9 +25,12 @@
 7. stores the new dead letters and the next offsets, deletes a bounded number of event ids
    older than the window when due, and commits.
 
-It returns what is to be published (a recommendation per touched user, every dead letter of
-the batch, a drift signal when the hit rate fell) and the offsets to commit to Kafka. Users
-touched only by already-applied records get their CURRENT recommendations again: state is
+It returns what is to be published, as outbound messages built here
+(``streamrec.services.outbound``): a recommendation per touched user, every dead letter of
+the batch (falling back to its headers alone if the broker refuses the copy), and a ``train``
+command with trigger ``drift`` on the control topic when the hit rate fell; and the offsets
+to commit to Kafka. The consumer loop sends them without knowing what they are. Users touched
+only by already-applied records get their CURRENT recommendations again: state is
 exactly-once, outputs at-least-once.
 
 Without an active model version, interactions, items, attributes, dead letters and offsets are
@@ -80,6 +83,13 @@ from streamrec.services.event_ids import (
     check_event_ids,
 )
 from streamrec.services.offset_resets import reset_offsets
+from streamrec.services.outbound import (
+    OutboundMessage,
+    dead_letter_message,
+    drift_train_command,
+    recommendation_message,
+    train_command_message,
+)
 from streamrec.services.rebuild import BuildingVersionUpdater
 from streamrec.services.stream_state import DatabaseStreamState
 from streamrec.services.triage import TriagedBatch, triage
@@ -238,6 +248,7 @@ class IngestService:
             self._known_users.clear()
         else:
             self._keep_users(result.model_version, state_token, learned)
+        result.outbound = self._outbound(result, now)
         return result
 
     # Steps of apply ----------------------------------------------------------------------
@@ -341,6 +352,20 @@ class IngestService:
 
     def _detect_drift(self, hits: Iterable[bool]) -> list[DriftSignal]:
         return [signal for hit in hits if (signal := self._drift.learn_one(hit)) is not None]
+
+    def _outbound(self, result: BatchResult, now: float) -> list[OutboundMessage]:
+        """What the stored batch publishes, in order: the recommendations, the dead letters,
+        then a train command per drift signal (made once here, so that a retried
+        publication repeats the same request ids)."""
+        topics = self._settings.topics
+        commands = [drift_train_command(signal, now) for signal in result.drift_signals]
+        for command in commands:
+            logger.warning("asking the trainer for an early run: %s", command.reason)
+        return [
+            *(recommendation_message(topics.recommendations, m) for m in result.recommendations),
+            *(dead_letter_message(topics.dead_letters, letter) for letter in result.dead_letters),
+            *(train_command_message(topics.control, command) for command in commands),
+        ]
 
 
 class _FreshRecords:
