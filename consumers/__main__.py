@@ -14,49 +14,18 @@ on stderr (secrets masked) and exit status 2.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from streamrec.config import ConfigurationError, load_settings
-from streamrec.errors import UserFacingError
-from streamrec.redaction import mask_secrets
+from consumers.options import consumer_options
+from streamrec.config import load_settings
+from streamrec.entry_points import config_option, run_standalone
 
 PROGRAM = "python -m consumers"
-# Exit status of an error the operator can fix (as the streamrec command's).
-USER_ERROR_EXIT_STATUS = 2
 
 
 @click.command(name=PROGRAM)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML settings file (default: $STREAMREC_CONFIG_FILE).",
-)
-@click.option(
-    "--max-events",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Stop after processing this many input records.",
-)
-@click.option(
-    "--idle-exit",
-    type=click.FloatRange(min=0.0),
-    default=None,
-    metavar="SECONDS",
-    help="Stop when no record arrived for this long (after joining the group).",
-)
-@click.option(
-    "--reset-offsets",
-    "reset_offsets",
-    type=click.Choice(["earliest", "latest"]),
-    default=None,
-    help="Resume partitions whose stored offset lies outside the log at the log's start "
-    "(earliest) or end (latest); other partitions are not moved. Without it such a "
-    "partition stops the consumer.",
-)
+@config_option
+@consumer_options
 def command(
     config_file: str | None,
     max_events: int | None,
@@ -83,18 +52,8 @@ def command(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command with ``argv`` (default: the process's arguments); exit with its
-    status when it fails."""
-    try:
-        command.main(args=argv, prog_name=PROGRAM, standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except (ConfigurationError, UserFacingError) as error:
-        lines = (line.strip() for line in str(error).splitlines())
-        message = mask_secrets(" ".join(line for line in lines if line))
-        click.echo(f"{PROGRAM}: {message}", err=True)
-        sys.exit(USER_ERROR_EXIT_STATUS)
+    """Run the command with ``argv`` (default: the process's arguments)."""
+    run_standalone(command, PROGRAM, argv)
 
 
 if __name__ == "__main__":

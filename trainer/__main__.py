@@ -19,36 +19,18 @@ import sys
 
 import click
 
-from streamrec.config import ConfigurationError, load_settings
-from streamrec.errors import UserFacingError
-from streamrec.redaction import mask_secrets
+from streamrec.config import load_settings
+from streamrec.entry_points import config_option, run_standalone
+from trainer.options import trainer_options
 
 PROGRAM = "python -m trainer"
-# Exit status of an error the operator can fix (as the streamrec command's), and of a failed
-# run with --once.
-USER_ERROR_EXIT_STATUS = 2
+# Exit status of a failed run with --once.
 FAILED_RUN_EXIT_STATUS = 1
 
 
 @click.command(name=PROGRAM)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML settings file (default: $STREAMREC_CONFIG_FILE).",
-)
-@click.option("--once", is_flag=True, help="Run one run now and exit (no schedule).")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="With --once: train even with fewer new interactions than trainer.min_new_events.",
-)
-@click.option(
-    "--no-control",
-    is_flag=True,
-    help="Do not read the control topic (no broker needed); the schedule alone starts runs.",
-)
+@config_option
+@trainer_options
 def command(config_file: str | None, once: bool, force: bool, no_control: bool) -> None:
     """Fine-tune, judge, promote and rebuild model versions, on schedule and on demand (as
     `streamrec trainer`)."""
@@ -69,18 +51,8 @@ def command(config_file: str | None, once: bool, force: bool, no_control: bool) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command with ``argv`` (default: the process's arguments); exit with its
-    status when it fails."""
-    try:
-        command.main(args=argv, prog_name=PROGRAM, standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except (ConfigurationError, UserFacingError) as error:
-        lines = (line.strip() for line in str(error).splitlines())
-        message = mask_secrets(" ".join(line for line in lines if line))
-        click.echo(f"{PROGRAM}: {message}", err=True)
-        sys.exit(USER_ERROR_EXIT_STATUS)
+    """Run the command with ``argv`` (default: the process's arguments)."""
+    run_standalone(command, PROGRAM, argv)
 
 
 if __name__ == "__main__":

@@ -18,32 +18,12 @@ from __future__ import annotations
 
 import click
 
+from consumers.options import consumer_options
 from streamrec.config import Settings
 
 
 @click.command(name="consume")
-@click.option(
-    "--max-events",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Stop after processing this many input records.",
-)
-@click.option(
-    "--idle-exit",
-    type=click.FloatRange(min=0.0),
-    default=None,
-    metavar="SECONDS",
-    help="Stop when no record arrived for this long (after joining the group).",
-)
-@click.option(
-    "--reset-offsets",
-    "reset_offsets",
-    type=click.Choice(["earliest", "latest"]),
-    default=None,
-    help="Resume partitions whose stored offset lies outside the log at the log's start "
-    "(earliest) or end (latest); other partitions are not moved. Without it such a "
-    "partition stops the consumer.",
-)
+@consumer_options
 @click.pass_obj
 def command(
     settings: Settings,

@@ -17,23 +17,14 @@ from typing import TYPE_CHECKING
 import click
 
 from streamrec.config import Settings
+from trainer.options import trainer_options
 
 if TYPE_CHECKING:
     from streamrec.services.training_run import RunStage
 
 
 @click.command(name="trainer")
-@click.option("--once", is_flag=True, help="Run one run now and exit (no schedule).")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="With --once: train even with fewer new interactions than trainer.min_new_events.",
-)
-@click.option(
-    "--no-control",
-    is_flag=True,
-    help="Do not read the control topic (no broker needed); the schedule alone starts runs.",
-)
+@trainer_options
 @click.option(
     "--pause-at",
     default=None,
