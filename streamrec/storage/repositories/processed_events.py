@@ -12,13 +12,15 @@ window, with the fingerprint of its content.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, String, Text, cast, delete, func, literal, select
+from sqlalchemy.dialects import postgresql
 
 from streamrec.storage.records import ProcessedEvent
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import chunked, is_one_of, upsert
+from streamrec.storage.statements import array_literal, chunked, is_one_of, upsert
 from streamrec.storage.tables import ProcessedEventRow, table_of
 
 _PROCESSED = table_of(ProcessedEventRow)
@@ -38,12 +40,25 @@ class ProcessedEventRepository(Repository):
         ``LOOKUP_CHUNK_SIZE`` ids (one for a consumer batch)."""
         found: dict[str, ProcessedEvent] = {}
         for chunk in chunked(set(event_ids)):
-            statement = select(*_PROCESSED_FIELDS).where(
-                is_one_of(self._connection, _PROCESSED.c.event_id, chunk)
-            )
-            for row in self._connection.execute(statement):
+            for row in self._connection.execute(self._lookup(chunk)):
                 found[row[0]] = ProcessedEvent(*row)
         return found
+
+    def _lookup(self, event_ids: Sequence[str]) -> Select[Any]:
+        if self._connection.dialect.name != "postgresql":
+            return select(*_PROCESSED_FIELDS).where(
+                is_one_of(self._connection, _PROCESSED.c.event_id, event_ids)
+            )
+        # Joined with the unnested ids rather than ``event_id = ANY(:ids)``: the table grows
+        # with every batch and is often newer than its statistics, so the planner scans it,
+        # and an array bound as a parameter is searched element by element for each row
+        # (about 300 ms for 1,000 ids against 5,000 rows; the join takes a few).
+        wanted = select(
+            func.unnest(
+                cast(literal(array_literal(event_ids), Text()), postgresql.ARRAY(String()))
+            ).label("event_id")
+        ).subquery()
+        return select(*_PROCESSED_FIELDS).join(wanted, wanted.c.event_id == _PROCESSED.c.event_id)
 
     def add_many(self, events: Iterable[ProcessedEvent]) -> int:
         """Insert ``events`` in one statement; an id already stored keeps its row (another
