@@ -95,7 +95,7 @@ def command(
     with running_broker(settings, console.print) as broker:
         run_settings = broker.settings
         if not broker.started_here:
-            # A broker that outlives the demo may hold an earlier run's messages.
+            # A broker that outlives the demo may hold another demo's messages.
             run_settings = isolated_topics(run_settings, new_run_id())
         _run(run_settings, database_url, dataset, events, training_steps, shown_users, console)
     console.print(

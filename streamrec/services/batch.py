@@ -62,7 +62,7 @@ class BatchCounters:
     # stored one for the same (user, item). A reused id with other content is a dead letter.
     interactions_ignored: int = 0
     items_upserted: int = 0
-    # Records below the stored offsets: applied by an earlier run, so state is not touched.
+    # Records below the stored offsets: applied already, so state is not touched.
     records_already_applied: int = 0
     users_updated: int = 0
     dead_letters_by_reason: Counter[str] = field(default_factory=Counter)
@@ -87,7 +87,7 @@ class BatchResult:
     """The outputs of one applied batch, committed to the database and still to be published.
 
     ``recommendations`` holds one message per touched user; ``dead_letters`` every rejected
-    record of the batch (including those an earlier run stored already: outputs are
+    record of the batch (including those stored already by a replayed batch: outputs are
     at-least-once); ``next_offsets`` the offset to commit per partition of the batch;
     ``drift_signals`` the falls of the prequential hit rate the batch revealed (each asks the
     trainer for an early run); ``prequential_hits`` the hit indicator of each applied event

@@ -3,7 +3,7 @@
 ``IngestService.apply(records)`` validates the records, then in ONE transaction:
 
 1. reads the stored next offsets of the batch's partitions; records below them were applied
-   by an earlier run (a replay after a crash) and do not touch state again;
+   already (a replay after a crash) and do not touch state again;
 2. upserts item features (the newest item event wins) and drops their cached vectors;
 3. looks the batch's interaction event ids up among those stored within the deduplication
    window (``streamrec.services.event_ids``): an id seen before with other content is
