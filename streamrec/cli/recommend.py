@@ -5,10 +5,14 @@ stored state; with ``--explain``, which clusters voted for each item and how muc
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from streamrec.config import Settings
+
+if TYPE_CHECKING:
+    from streamrec.events import RecommendationMessage
 
 
 def _user_id(context: click.Context, _: click.Parameter, user_id: str) -> str:
@@ -61,11 +65,7 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
     if as_json:
         click.echo(encode_recommendation(message).decode("utf-8"))
         return
-    clusters = ", ".join(f"{cluster} ({share:.2f})" for cluster, share in message.top_clusters)
-    heading = f"{user_id}: model version {message.model_version}, clusters {clusters or 'none'}"
-    if not known_user:
-        heading += " (unknown user: the global shortlist)"
-    table = Table(title=heading)
+    table = Table(title=_heading(user_id, message, known_user))
     for column in ("rank", "item", "title", "score"):
         justify = "right" if column in ("rank", "score") else "left"
         table.add_column(column, justify=justify, no_wrap=column != "title")
@@ -100,11 +100,10 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
         click.echo(json.dumps(explained_document(explained), indent=2))
         return
     message = explained.message
-    clusters = ", ".join(f"{cluster} ({share:.2f})" for cluster, share in message.top_clusters)
-    heading = f"{user_id}: model version {message.model_version}, clusters {clusters or 'none'}"
-    if not explained.known_user:
-        heading += " (unknown user: the global shortlist)"
-    table = Table(title=heading, caption="share: part of the item's vote; support: 0-1")
+    table = Table(
+        title=_heading(user_id, message, explained.known_user),
+        caption="share: part of the item's vote; support: 0-1",
+    )
     numeric = ("rank", "score", "support")
     for column in ("rank", "item", "title", "score", "support", "voted by (share)"):
         justify = "right" if column in numeric else "left"
@@ -117,3 +116,13 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
             str(rank), why.item_id, title, f"{why.score:.4f}", f"{why.support:.3f}", voters
         )
     print_table(table)
+
+
+def _heading(user_id: str, message: RecommendationMessage, known_user: bool) -> str:
+    """The table's title: who, which version, the user's clusters; each on its own line so that
+    a narrow terminal wraps the cluster list, never the note that the user is unknown."""
+    clusters = ", ".join(f"{cluster} ({share:.2f})" for cluster, share in message.top_clusters)
+    lines = [f"{user_id}: model version {message.model_version}", f"clusters {clusters or 'none'}"]
+    if not known_user:
+        lines.append("unknown user: the global shortlist")
+    return "\n".join(lines)
