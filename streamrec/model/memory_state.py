@@ -45,6 +45,7 @@ class InMemoryStreamState:
         # refresh rebuilds only the rows an event changed, not all L of each cluster.
         self._rows: dict[int, dict[str, ClusterItemStatistics]] = {}
         self.shortlist_by_cluster: dict[int, list[tuple[str, float]]] = {}
+        self.recommended: dict[str, Collection[str]] = {}
 
     # Users --------------------------------------------------------------------------------
 
@@ -157,6 +158,13 @@ class InMemoryStreamState:
 
     def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]:
         return {item_id: self.items[item_id] for item_id in item_ids if item_id in self.items}
+
+    def last_recommendations(self, user_ids: Collection[str]) -> dict[str, Collection[str]]:
+        remembered = self.recommended
+        return {user_id: remembered[user_id] for user_id in user_ids if user_id in remembered}
+
+    def remember_recommendations(self, lists: Mapping[str, Collection[str]]) -> None:
+        self.recommended.update(lists)
 
 
 class RatedMasses:

@@ -120,6 +120,13 @@ class StreamState(Protocol):
 
     def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]: ...
 
+    def last_recommendations(self, user_ids: Collection[str]) -> Mapping[str, Collection[str]]:
+        """The item ids last recommended to those of ``user_ids`` whose list is remembered
+        (an adapter may forget, e.g. after a restart: such a user's list is voted again)."""
+        ...
+
+    def remember_recommendations(self, lists: Mapping[str, Collection[str]]) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecommendations:
@@ -228,6 +235,13 @@ class EfficientRecStream:
         learned.recommendations = self._vote(
             touched, current, {**before, **refreshed}, [weights.after[user] for user in touched]
         )
+        self.state.remember_recommendations(
+            {
+                user.user_id: [item.item_id for item in user.items]
+                for user in learned.recommendations
+                if user.known
+            }
+        )
         return learned
 
     def record(self, learned: LearnedBatch) -> None:
@@ -322,25 +336,27 @@ class EfficientRecStream:
         weights: UserWeights,
     ) -> list[bool]:
         """For each applied event of a user with a profile before the batch: was its item
-        among the user's recommendations as they stood before the batch? Users new to the
-        model had no recommendations of their own; counting their events as misses would
-        make a change in the share of new users look like drift."""
+        in the list last recommended to the user (what the user saw)? A list the state does
+        not remember is voted as it stands before the batch. Users new to the model had no
+        recommendations of their own; counting their events as misses would make a change in
+        the share of new users look like drift."""
         known = sorted({user_id for user_id, _ in applied_pairs if user_id in profiles})
         if not known:
             return []
-        recommended = dict(
-            zip(
-                known,
-                recommended_item_ids(
-                    [profiles[user_id].top_clusters for user_id in known],
-                    shortlists,
-                    [weights.before[user_id] for user_id in known],
-                    self.settings.recommendations,
-                    self._reranking([profiles[user_id].profile for user_id in known]),
-                ),
-                strict=True,
+        recommended = {
+            user_id: set(items) for user_id, items in self.state.last_recommendations(known).items()
+        }
+        # Voting is the costly part of judging a batch: only forgotten lists are voted.
+        forgotten = [user_id for user_id in known if user_id not in recommended]
+        if forgotten:
+            voted = recommended_item_ids(
+                [profiles[user_id].top_clusters for user_id in forgotten],
+                shortlists,
+                [weights.before[user_id] for user_id in forgotten],
+                self.settings.recommendations,
+                self._reranking([profiles[user_id].profile for user_id in forgotten]),
             )
-        )
+            recommended.update(zip(forgotten, voted, strict=True))
         return [
             item_id in recommended[user_id]
             for user_id, item_id in applied_pairs

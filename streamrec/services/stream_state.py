@@ -164,6 +164,19 @@ class DatabaseStreamState:
         self._wait()
         return self._uow.items.get_many(item_ids)
 
+    # Recommendations ---------------------------------------------------------------------
+
+    def last_recommendations(self, user_ids: Collection[str]) -> dict[str, Collection[str]]:
+        # What this consumer last published to each user, from its memory: the database
+        # does not keep published lists (downstream readers do).
+        if self._version is None:
+            return {}
+        return self._known_users.recommended(user_ids, self._version)
+
+    def remember_recommendations(self, lists: Mapping[str, Collection[str]]) -> None:
+        if self._version is not None:
+            self._known_users.keep_recommended(self._version, lists)
+
     # Writes in flight -----------------------------------------------------------------------
 
     def _send_without_waiting(self) -> None:

@@ -29,12 +29,15 @@ with the same weight: that batch updates the interactions of the user's copy its
 >>> stored["u1"] = 99                               # another writer
 >>> cache.current(["u1"], 7, lambda ids: stored), len(cache)
 ({}, 0)
+>>> cache.keep_recommended(7, {"u1": ("i2", "i3")})  # what u1 was last shown
+>>> cache.recommended(["u1", "u2"], 7), cache.recommended(["u1"], 8)
+({'u1': ('i2', 'i3')}, {})
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from streamrec.state import Interaction, UserProfile
@@ -50,12 +53,16 @@ class KnownUser:
 
 class UserCache:
     """At most ``capacity`` users' copies under one model version, the least recently
-    written dropped first; ``capacity`` 0 keeps nothing."""
+    written dropped first; ``capacity`` 0 keeps nothing. Beside them, as many users' last
+    published lists (item ids), for the prequential hits of their next events: a list
+    outlives another writer's change of the user (it is what the user was shown), and is
+    forgotten with the copies on a failure or a version change."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._version: int | None = None
         self._copies: OrderedDict[str, tuple[int, KnownUser]] = OrderedDict()
+        self._recommended: OrderedDict[str, Collection[str]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._copies)
@@ -107,6 +114,28 @@ class UserCache:
                 token, user = copy
                 self._copies[user_id] = (token, KnownUser(rows, user.state))
 
+    def recommended(self, user_ids: Iterable[str], version: int) -> dict[str, Collection[str]]:
+        """The remembered lists of ``user_ids`` under ``version``."""
+        if version != self._version:
+            return {}
+        lists = self._recommended
+        return {user_id: lists[user_id] for user_id in user_ids if user_id in lists}
+
+    def keep_recommended(self, version: int, lists: Mapping[str, Collection[str]]) -> None:
+        """Remember ``lists`` as published under ``version`` (a batch that fails clears
+        them with everything else, unpublished)."""
+        if self._capacity <= 0:
+            return
+        if version != self._version:
+            self.clear()
+            self._version = version
+        for user_id, items in lists.items():
+            self._recommended[user_id] = items
+            self._recommended.move_to_end(user_id)
+        while len(self._recommended) > self._capacity:
+            self._recommended.popitem(last=False)
+
     def clear(self) -> None:
         self._copies.clear()
+        self._recommended.clear()
         self._version = None
