@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 
 from streamrec.storage.records import ProcessedEvent
 from streamrec.storage.repositories.base import Repository
-from streamrec.storage.statements import array_literal, chunked, is_one_of, upsert
+from streamrec.storage.statements import array_literal, chunked, is_one_of, upsert_columns
 from streamrec.storage.tables import ProcessedEventRow, table_of
 
 _PROCESSED = table_of(ProcessedEventRow)
@@ -61,14 +61,18 @@ class ProcessedEventRepository(Repository):
         return select(*_PROCESSED_FIELDS).join(wanted, wanted.c.event_id == _PROCESSED.c.event_id)
 
     def add_many(self, events: Iterable[ProcessedEvent]) -> int:
-        """Insert ``events`` in one statement; an id already stored keeps its row (another
-        consumer may have stored it since this one looked). Returns the number of ids."""
-        return upsert(
-            self._connection,
-            _PROCESSED,
-            (event._asdict() for event in events),
-            key=("event_id",),
+        """Insert ``events`` (one per id) in one statement; an id already stored keeps its
+        row (another consumer may have stored it since this one looked). Returns the number
+        of ids."""
+        # Sorted by id, so that consumers inserting overlapping ids lock them in one order;
+        # bound column by column, as the ids are unique there is nothing to merge.
+        rows = sorted(events)
+        if len({row.event_id for row in rows}) != len(rows):
+            raise ValueError("one processed event per id")
+        columns = dict(
+            zip(ProcessedEvent._fields, map(list, zip(*rows, strict=True)), strict=False)
         )
+        return upsert_columns(self._connection, _PROCESSED, columns, key=("event_id",))
 
     def prune(self, *, received_before: float, limit: int) -> int:
         """Delete up to ``limit`` of the oldest events received before ``received_before``;
