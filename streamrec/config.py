@@ -273,6 +273,38 @@ class ModelSettings(Section):
         0.1, gt=0, le=10, description="Softness of the centroid head's memberships."
     )
 
+    # Short-term item neighbours (streamrec.model.item_neighbours): a second candidate
+    # source beside the cluster shortlists, fused with the vote by rank.
+    neighbours: bool = Field(
+        False,
+        description="Add the item neighbours of the user's recent items to the cluster "
+        "vote. The co-occurrence counts are kept only while this is on (they start from "
+        "the events learned after it is turned on). See docs/model.md.",
+    )
+    neighbour_history: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="H: a new item counts one co-occurrence with each of the user's H "
+        "previous items, and candidates come from the user's H most recent items.",
+    )
+    neighbour_count: int = Field(
+        50, ge=1, le=1000, description="k: the most co-occurring items read per recent item."
+    )
+    neighbour_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of the neighbours' ranks in the fusion with the vote's "
+        "(1 - weight); see streamrec.model.rank_fusion.",
+    )
+    neighbour_half_life_items: float | None = Field(
+        None,
+        gt=0,
+        description="A recent item's co-occurrences weigh 2^(-position / this), position "
+        "0 being the newest; unset weighs them alike.",
+    )
+
 
 class TrainingSettings(Section):
     seed: int = Field(0, description="Seed of initialisation, sampling and halves.")

@@ -21,6 +21,8 @@ import numpy as np
 
 from streamrec.events import ItemEvent
 from streamrec.model.contributions import ClusterDeltaColumns
+from streamrec.model.cooccurrence_counts import CooccurrenceCounts
+from streamrec.model.item_neighbours import CooccurrenceIncrements
 from streamrec.model.user_attributes import EventKey
 from streamrec.state import ClusterItemStatistics, Interaction, UserProfile
 
@@ -30,6 +32,7 @@ class InMemoryStreamState:
 
     def __init__(self, items: Mapping[str, ItemEvent] | None = None) -> None:
         self.items: dict[str, ItemEvent] = dict(items or {})
+        self.cooccurrences = CooccurrenceCounts()
         self.interactions: dict[str, dict[str, Interaction]] = {}
         self.profiles: dict[str, UserProfile] = {}
         self.attributes: dict[str, dict[str, str]] = {}
@@ -153,6 +156,19 @@ class InMemoryStreamState:
             for cluster in clusters
             if cluster in self.shortlist_by_cluster
         }
+
+    # Item neighbours ----------------------------------------------------------------------
+
+    def add_cooccurrences(self, increments: CooccurrenceIncrements) -> None:
+        self.cooccurrences.add(increments)
+
+    def item_neighbours(
+        self, item_ids: Collection[str], count: int
+    ) -> dict[str, list[tuple[str, float]]]:
+        return self.cooccurrences.neighbours(item_ids, count)
+
+    def item_popularity(self, item_ids: Collection[str]) -> dict[str, float]:
+        return self.cooccurrences.popularity(item_ids)
 
     # Items --------------------------------------------------------------------------------
 

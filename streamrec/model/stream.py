@@ -51,6 +51,13 @@ from streamrec.model.interaction_rule import (
     InteractionResolution,
     resolve_interactions,
 )
+from streamrec.model.item_neighbours import (
+    CooccurrenceIncrements,
+    cooccurrence_increments,
+    neighbour_candidates,
+    recent_items,
+)
+from streamrec.model.rank_fusion import fuse
 from streamrec.model.recommending import (
     LeadClusters,
     Reranking,
@@ -117,6 +124,22 @@ class StreamState(Protocol):
     def store_shortlists(self, shortlists: Mapping[int, list[tuple[str, float]]]) -> None: ...
 
     def shortlists(self, clusters: Collection[int]) -> Shortlists: ...
+
+    def add_cooccurrences(self, increments: CooccurrenceIncrements) -> None:
+        """Add a batch's item co-occurrence counts (``model.item_neighbours``)."""
+        ...
+
+    def item_neighbours(
+        self, item_ids: Collection[str], count: int
+    ) -> dict[str, list[tuple[str, float]]]:
+        """Each item's ``count`` most co-occurring other items with their counts, largest
+        first, ties by item id (an item without any is absent)."""
+        ...
+
+    def item_popularity(self, item_ids: Collection[str]) -> dict[str, float]:
+        """How many users have each item, as counted with the co-occurrences (an item
+        without a count is absent)."""
+        ...
 
     def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]: ...
 
@@ -221,19 +244,33 @@ class EfficientRecStream:
             resolution, attributes_changed, profiles, weights, attributes, self._recency
         )
         learned = LearnedBatch(resolution, change_sets, stored_interactions=stored)
+        increments = None
+        if self.settings.neighbours:
+            increments = cooccurrence_increments(
+                stored, resolution.rows_to_store, self.settings.neighbour_history
+            )
         if self.serving is None:
+            self._add_cooccurrences(increments)
             return learned
         before = self._shortlists_of(profiles.values())
         if prequential_hits:
             learned.hits = self._prequential_hits(
                 resolution.applied_pairs, profiles, before, weights
             )
+        # After the hits: they judge the lists as they stood before the batch.
+        self._add_cooccurrences(increments)
         updates = self._reembed(change_sets)
         learned.profiles_written = {update.after.user_id: update.after for update in updates}
         learned.refresh_plan, refreshed = self._move_statistics(updates)
         current = {**profiles, **learned.profiles_written}
+        after = interactions_after(stored, resolution) if self.settings.neighbours else {}
+        recent = self._recent([after.get(user) or stored.get(user, ()) for user in touched])
         learned.recommendations = self._vote(
-            touched, current, {**before, **refreshed}, [weights.after[user] for user in touched]
+            touched,
+            current,
+            {**before, **refreshed},
+            [weights.after[user] for user in touched],
+            recent=recent,
         )
         self.state.remember_recommendations(
             {
@@ -243,6 +280,16 @@ class EfficientRecStream:
             }
         )
         return learned
+
+    def _add_cooccurrences(self, increments: CooccurrenceIncrements | None) -> None:
+        if increments:
+            self.state.add_cooccurrences(increments)
+
+    def _recent(self, interactions: Iterable[Iterable[Interaction]]) -> list[list[str]] | None:
+        """Each user's most recent items, newest first, when the neighbours are on."""
+        if not self.settings.neighbours:
+            return None
+        return [recent_items(rows, self.settings.neighbour_history) for rows in interactions]
 
     def record(self, learned: LearnedBatch) -> None:
         """Note that ``learned`` was stored (a batch that rolled back is not recorded)."""
@@ -379,7 +426,8 @@ class EfficientRecStream:
             return [UserRecommendations(user_id, [], (), (), False) for user_id in user_ids]
         stored, profiles = self.state.interactions_and_profiles(user_ids)
         seen = [{row.item_id: row.weight for row in stored.get(user, ())} for user in user_ids]
-        return self._vote(user_ids, profiles, {}, seen, n)
+        recent = self._recent([stored.get(user, ()) for user in user_ids])
+        return self._vote(user_ids, profiles, {}, seen, n, recent=recent)
 
     def recommend_one(self, user_id: str, n: int | None = None) -> list[RecommendedItem]:
         """``recommend_many`` for one user."""
@@ -418,7 +466,13 @@ class EfficientRecStream:
             )
         profiles = {update.after.user_id: update.after for update in updates}
         seen = [{item_id for item_id, _ in history.interactions} for history in histories]
-        voted = self._vote(keys, profiles, {}, seen, n, leads=leads)
+        recent = None
+        if self.settings.neighbours:
+            recent = [
+                _recent_of_history(history, self.settings.neighbour_history)
+                for history in histories
+            ]
+        voted = self._vote(keys, profiles, {}, seen, n, leads=leads, recent=recent)
         return [
             replace(user, user_id=history.user_id)
             for user, history in zip(voted, histories, strict=True)
@@ -433,10 +487,12 @@ class EfficientRecStream:
         n: int | None = None,
         *,
         leads: bool = True,
+        recent: Sequence[Sequence[str]] | None = None,
     ) -> list[UserRecommendations]:
         """The vote of ``user_ids`` (re-ranked as configured); ``shortlists`` holds those
         already read, the others are read here. ``leads`` also names each item's lead
-        cluster (what a published message carries)."""
+        cluster (what a published message carries). With ``recent`` (each user's recent
+        items, newest first) the vote is fused with those items' neighbours."""
         shortlists = dict(shortlists)
         wanted = {
             cluster
@@ -464,11 +520,52 @@ class EfficientRecStream:
         else:
             votes = vote_for_users(top_clusters, shortlists, seen, count, reranking)
             lead_clusters = [() for _ in votes]
+        if recent is not None:
+            fused = self._with_neighbours(votes, recent, seen, count)
+            votes = [[item for item, _ in items] for items in fused]
+            lead_clusters = [
+                _fused_leads(items, lead, clusters)
+                for items, lead, clusters in zip(fused, lead_clusters, top_clusters, strict=True)
+            ]
         return [
             UserRecommendations(user_id, items, clusters, lead, user_id in profiles)
             for user_id, items, clusters, lead in zip(
                 user_ids, votes, top_clusters, lead_clusters, strict=True
             )
+        ]
+
+    def _with_neighbours(
+        self,
+        votes: Sequence[list[RecommendedItem]],
+        recent: Sequence[Sequence[str]],
+        seen: Sequence[Collection[str]],
+        count: int,
+    ) -> list[list[tuple[RecommendedItem, int | None]]]:
+        """Each user's vote fused with the neighbours of their recent items
+        (``model.rank_fusion``): the items, each with its position in the vote. Two reads
+        for all the users: the recent items' neighbours, then those neighbours' popularity."""
+        settings = self.settings
+        neighbours = self.state.item_neighbours(
+            {item_id for items in recent for item_id in items}, settings.neighbour_count
+        )
+        popularity = self.state.item_popularity(
+            {other for pairs in neighbours.values() for other, _ in pairs}
+        )
+        return [
+            fuse(
+                vote,
+                neighbour_candidates(
+                    items,
+                    neighbours,
+                    popularity,
+                    user_seen,
+                    count,
+                    settings.neighbour_half_life_items,
+                ),
+                settings.neighbour_weight,
+                count,
+            )
+            for vote, items, user_seen in zip(votes, recent, seen, strict=True)
         ]
 
     def _shortlists_of(self, profiles: Iterable[UserProfile]) -> Shortlists:
@@ -630,6 +727,38 @@ def _history_change_set(key: str, history: UserHistory) -> UserChangeSet:
         dict(history.attributes),
         last_event_at=max(timestamps.values(), default=None),
         timestamps_after=timestamps,
+    )
+
+
+def _recent_of_history(history: UserHistory, count: int) -> list[str]:
+    """A history's ``count`` most recent items, newest first: by its times when it has
+    them, else its order (a repeated item counts where it was taken last)."""
+    last_position = {
+        item_id: position for position, (item_id, _) in enumerate(history.interactions)
+    }
+    times = history.timestamps
+
+    def when(item_id: str) -> tuple[float, int]:
+        position = last_position[item_id]
+        return (0.0 if times is None else float(times[position]), position)
+
+    return list(reversed(sorted(last_position, key=when)[-count:])) if count > 0 else []
+
+
+def _fused_leads(
+    items: Sequence[tuple[RecommendedItem, int | None]],
+    voted_leads: LeadClusters,
+    top_clusters: TopClusters,
+) -> LeadClusters:
+    """The lead clusters of a fused list: an item of the vote keeps its lead; an item only
+    the neighbours named gets the user's first cluster with a share of 0 (no cluster voted
+    for it). Empty when the vote named no leads."""
+    if not voted_leads or not top_clusters:
+        return ()
+    first_cluster = top_clusters[0][0]
+    return tuple(
+        voted_leads[position] if position is not None else (first_cluster, 0.0)
+        for _, position in items
     )
 
 

@@ -32,6 +32,7 @@ from contextlib import ExitStack
 
 from streamrec.events import ItemEvent
 from streamrec.model.contributions import ClusterDeltaColumns
+from streamrec.model.item_neighbours import CooccurrenceIncrements
 from streamrec.model.user_attributes import EventKey
 from streamrec.services.user_cache import UserCache
 from streamrec.state import ClusterItemStatistics, Interaction, UserProfile
@@ -157,6 +158,25 @@ class DatabaseStreamState:
     def shortlists(self, clusters: Collection[int]) -> dict[int, list[tuple[str, float]]]:
         self._wait()
         return self._uow.clusters.shortlists(self._active(), clusters)
+
+    # Item neighbours ----------------------------------------------------------------------
+
+    def add_cooccurrences(self, increments: CooccurrenceIncrements) -> None:
+        # Nothing in the batch reads the counts back before the neighbours are read.
+        self._send_without_waiting()
+        self._uow.cooccurrences.add(
+            increments.item_ids, increments.other_item_ids, increments.counts
+        )
+
+    def item_neighbours(
+        self, item_ids: Collection[str], count: int
+    ) -> dict[str, list[tuple[str, float]]]:
+        self._wait()
+        return self._uow.cooccurrences.neighbours(item_ids, count)
+
+    def item_popularity(self, item_ids: Collection[str]) -> dict[str, float]:
+        self._wait()
+        return self._uow.cooccurrences.popularity(item_ids)
 
     # Items --------------------------------------------------------------------------------
 

@@ -220,6 +220,22 @@ class ClusterShortlistRow(Base):
     refreshed_at: Mapped[float]
 
 
+class ItemCooccurrenceRow(Base):
+    """How often users took two items close together (streamrec.model.item_neighbours);
+    the pair (item, item) counts the users who have the item. Independent of any model."""
+
+    __tablename__ = "item_cooccurrence"
+    __table_args__ = (
+        # An item's neighbours are its pairs of largest count. One index only: every
+        # upsert changes the indexed counts, so each index costs every row.
+        Index("ix_item_cooccurrence_top", "item_id", "pair_count"),
+    )
+
+    item_id: Mapped[str] = mapped_column(primary_key=True)
+    other_item_id: Mapped[str] = mapped_column(primary_key=True)
+    pair_count: Mapped[float]
+
+
 class ConsumerOffsetRow(Base):
     """Where a consumer group stands on a partition.
 

@@ -27,6 +27,7 @@ from streamrec.storage.database import describe_failure
 from streamrec.storage.errors import DatabaseUnavailableError
 from streamrec.storage.repositories import (
     ClusterRepository,
+    CooccurrenceRepository,
     DeadLetterRepository,
     InteractionRepository,
     ItemRepository,
@@ -53,6 +54,7 @@ class UnitOfWork:
     users: UserRepository
     interactions: InteractionRepository
     clusters: ClusterRepository
+    cooccurrences: CooccurrenceRepository
     models: ModelRepository
     offsets: OffsetRepository
     dead_letters: DeadLetterRepository
@@ -80,6 +82,7 @@ class UnitOfWork:
         self.users = UserRepository(connection, self._clock)
         self.interactions = InteractionRepository(connection, self._clock)
         self.clusters = ClusterRepository(connection, self._clock)
+        self.cooccurrences = CooccurrenceRepository(connection, self._clock)
         self.models = ModelRepository(connection, self._clock)
         self.offsets = OffsetRepository(connection, self._clock)
         self.dead_letters = DeadLetterRepository(connection, self._clock)

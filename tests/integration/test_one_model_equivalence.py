@@ -55,11 +55,13 @@ Ranking = list[tuple[str, float]]
 
 
 def equivalence_settings(kafka_settings: Settings, database_url: str) -> Settings:
-    """The pipeline tests' settings, refreshing the changed shortlists in every batch."""
+    """The pipeline tests' settings, refreshing the changed shortlists in every batch, with
+    the item neighbours on (their counts live in the state too)."""
     settings = pipeline_settings(kafka_settings, database_url)
-    return settings.model_copy(
-        update={"model": settings.model.model_copy(update={"shortlist_refresh_seconds": 0.0})}
+    model = settings.model.model_copy(
+        update={"shortlist_refresh_seconds": 0.0, "neighbours": True, "neighbour_history": 5}
     )
+    return settings.model_copy(update={"model": model})
 
 
 def trained_model(

@@ -2,6 +2,7 @@
 hides the SQL. All of them share one unit of work's connection and transaction."""
 
 from streamrec.storage.repositories.clusters import ClusterRepository
+from streamrec.storage.repositories.cooccurrence import CooccurrenceRepository
 from streamrec.storage.repositories.dead_letters import DeadLetterRepository
 from streamrec.storage.repositories.interactions import InteractionRepository
 from streamrec.storage.repositories.items import ItemRepository
@@ -13,6 +14,7 @@ from streamrec.storage.repositories.users import UserRepository
 
 __all__ = [
     "ClusterRepository",
+    "CooccurrenceRepository",
     "DeadLetterRepository",
     "InteractionRepository",
     "ItemRepository",
