@@ -1,7 +1,8 @@
 """The event contract: what flows in and out of streamrec, as plain immutable values.
 
-These types know nothing of JSON, Kafka or SQL. Parsing and validation of the wire format
-live in ``streamrec.validation``; the contract is documented in docs/events.md.
+These types know nothing of JSON, Kafka or SQL. Their wire form is written by
+``streamrec.wire`` and read back by ``streamrec.validation``; the contract is documented in
+docs/events.md.
 
 >>> event = InteractionEvent(event_id="e1", user_id="u1", item_id="i9", type="rating",
 ...                          value=4.5, timestamp=1_700_000_000.0)
@@ -12,6 +13,7 @@ live in ``streamrec.validation``; the contract is documented in docs/events.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple
 
 SCHEMA_VERSION = 1
@@ -72,7 +74,7 @@ class RecommendationMessage:
     ``lead_clusters``, when given, holds one (cluster, share) pair per item, in the items'
     order: the cluster that contributed most to the item's vote and its share of the vote
     (``streamrec.model.explanations``). Empty when not computed. Its wire form is
-    ``streamrec.validation.recommendations.RecommendationWire``.
+    ``streamrec.wire.recommendations.RecommendationWire``.
     """
 
     user_id: str
@@ -82,3 +84,38 @@ class RecommendationMessage:
     generated_at: float
     source: SourceEvent | None = None
     lead_clusters: tuple[tuple[int, float], ...] = ()
+
+
+class RejectionReason(StrEnum):
+    """Why a message was refused, as its dead letter says: contract (docs/events.md, with a
+    one-line detail that starts with the field), so codes are added, never renamed."""
+
+    EMPTY_PAYLOAD = "empty_payload"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    DUPLICATE_KEY = "duplicate_key"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    NOT_AN_OBJECT = "not_an_object"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    TOO_LONG = "too_long"
+    INVALID_ID = "invalid_id"
+    INVALID_TEXT = "invalid_text"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    WRONG_TOPIC = "wrong_topic"
+    KEY_MISMATCH = "key_mismatch"
+    # Found against the stored event ids (streamrec.services.event_ids): parsing is stateless.
+    EVENT_ID_REUSED = "event_id_reused"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refused message's reason and one-line detail (``user_id: is required``)."""
+
+    reason: RejectionReason
+    detail: str

@@ -3,7 +3,7 @@
 - ``process``: ``TrainerProcess``, the schedule (APScheduler 3), control-topic commands with
   the drift rate limit, metrics and health;
 - ``control``: the control topic on Kafka (its JSON messages are in
-  ``streamrec.validation.control``, shared with the consumers);
+  ``streamrec.wire.control``, shared with the consumers);
 - ``schedule``: settings.trainer.schedule as an APScheduler trigger;
 - ``metrics``: the process's own metrics beside the shared TrainerMetrics;
 - ``wiring``: the process put together from the settings (database, run service, schedule,

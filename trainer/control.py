@@ -19,7 +19,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from streamrec.config import Settings
-from streamrec.validation.control import (
+from streamrec.events import Rejection
+from streamrec.wire.control import (
     ControlMessage,
     ModelActivated,
     RunFinished,
@@ -28,7 +29,6 @@ from streamrec.validation.control import (
     encode_control,
     parse_control,
 )
-from streamrec.validation.rejection import Rejection
 
 logger = logging.getLogger(__name__)
 

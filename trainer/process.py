@@ -43,7 +43,7 @@ from streamrec.services.training_run import (
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.trainer import RebuildProgress
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation.control import ModelActivated, RunFinished, RunStarted, TrainCommand
+from streamrec.wire.control import ModelActivated, RunFinished, RunStarted, TrainCommand
 from trainer.control import ControlListener, ControlPublisher
 from trainer.metrics import RunMetrics
 from trainer.schedule import schedule_trigger

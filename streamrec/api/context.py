@@ -29,7 +29,7 @@ from streamrec.services.status import stored_offsets
 from streamrec.services.training_run import RunHooks
 from streamrec.storage.trainer import RebuildProgress
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation.control import ControlMessage
+from streamrec.wire.control import ControlMessage
 
 # Publishes one control message and waits for the broker's acknowledgement.
 ControlPublish = Callable[[ControlMessage], None]

@@ -61,7 +61,7 @@ class ApplyRate:
 def source_records(events: Sequence[InteractionEvent], partitions: int) -> list[SourceRecord]:
     """The records a consumer would poll for ``events``: keyed by user, so each user's
     events land in one partition (by a stable hash), with consecutive offsets per partition."""
-    from streamrec.validation import encode_interaction
+    from streamrec.wire import encode_interaction
 
     next_offsets = [0] * partitions
     records = []

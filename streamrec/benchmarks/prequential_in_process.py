@@ -149,7 +149,8 @@ def accepted_stream(
     would refuse is left out); positions as offsets of one partition."""
     from streamrec.events import SourceEvent
     from streamrec.preferences import preference_weight
-    from streamrec.validation import Rejection, encode_interaction, parse_interaction
+    from streamrec.validation import Rejection, parse_interaction
+    from streamrec.wire import encode_interaction
 
     accepted = []
     for position, event in enumerate(islice(dataset.events(), limit)):

@@ -40,7 +40,7 @@ def kafka_rates(settings: Settings, events: Sequence[InteractionEvent]) -> list[
     """Produce ``events`` (the pipeline's wire format, keyed by user) into a fresh topic and
     read them back with a bare kafka-python consumer: the produce and consume rates."""
     from streamrec.kafka import create_consumer, create_producer, ensure_topics
-    from streamrec.validation import encode_interaction
+    from streamrec.wire import encode_interaction
 
     topic = f"{settings.topics.interactions}-raw"
     ensure_topics(settings, [topic])
@@ -100,7 +100,7 @@ def kafka_latencies(
     import threading
 
     from streamrec.kafka import create_consumer, create_producer, ensure_topics
-    from streamrec.validation import encode_interaction
+    from streamrec.wire import encode_interaction
 
     topic = f"{settings.topics.interactions}-raw-latency"
     ensure_topics(settings, [topic])

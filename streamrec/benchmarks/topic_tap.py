@@ -23,7 +23,8 @@ from kafka.structs import TopicPartition
 from streamrec.config import Settings
 from streamrec.evaluation.prequential import InputEvent, Outcome, PublishedRecommendationJoin
 from streamrec.kafka import create_consumer
-from streamrec.validation import Rejection, decode_recommendation, parse_interaction
+from streamrec.validation import Rejection, parse_interaction
+from streamrec.wire.recommendations import decode_recommendation
 
 if TYPE_CHECKING:
     from streamrec.benchmarks.served_fallback import FallbackRecorder

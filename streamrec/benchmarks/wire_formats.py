@@ -36,11 +36,10 @@ import pydantic
 
 from streamrec.config import EventSettings
 from streamrec.events import InteractionEvent
-from streamrec.validation import Rejection, parse_interaction
-from streamrec.validation import fields as rules
-from streamrec.validation.codec import decode_object
-from streamrec.validation.rejection import InvalidEvent, RejectionReason
-from streamrec.validation.routing import check_own_fields, key_mismatch
+from streamrec.validation import Rejection, RejectionReason, parse_interaction
+from streamrec.validation.decoding import InvalidEvent, read_document
+from streamrec.validation.input_events import read_id, read_text, read_timestamp
+from streamrec.wire.events import ITEM_FIELDS, MAX_LABEL_LENGTH
 
 # The last commit whose streamrec/validation was hand-written: the baseline to beat.
 HANDWRITTEN_COMMIT = "a61e98a"
@@ -83,9 +82,9 @@ _PYDANTIC_REASONS = {"missing": RejectionReason.MISSING_FIELD, "too_long": Rejec
 def pydantic_interaction(payload: bytes, settings: EventSettings) -> InteractionEvent | Rejection:
     """parse_interaction with a pydantic model in place of the msgspec Struct."""
     try:
-        document = decode_object(payload, settings.max_event_bytes)
-        rules.check_schema_version(document)
-        check_own_fields(document, "interaction")
+        document = read_document(payload, settings.max_event_bytes)
+        if field := next((name for name in ITEM_FIELDS if name in document), None):
+            raise InvalidEvent(RejectionReason.WRONG_TOPIC, f"{field}: is a field of items")
         try:
             message = InteractionModel.model_validate(document)
         except pydantic.ValidationError as error:
@@ -96,7 +95,7 @@ def pydantic_interaction(payload: bytes, settings: EventSettings) -> Interaction
             reason = RejectionReason.MISSING_FIELD if missing else reason
             raise InvalidEvent(reason, f"{where}: {first['msg']}") from None
         ids = [
-            rules.read_id(getattr(message, name), name, settings.max_id_length)
+            read_id(getattr(message, name), name, settings.max_id_length)
             for name in ("event_id", "user_id", "item_id")
         ]
         if message.type != "rating" and message.type not in settings.implicit_weights:
@@ -106,18 +105,21 @@ def pydantic_interaction(payload: bytes, settings: EventSettings) -> Interaction
         low, high = (settings.rating_min, settings.rating_max)
         if message.type != "rating":
             low, high = -1.0, 1.0
+        if message.value is not None and not low <= message.value <= high:
+            raise InvalidEvent(RejectionReason.OUT_OF_RANGE, "value: out of range")
+        attributes = {
+            read_text(name, "user_attributes", 64, RejectionReason.INVALID_TEXT): read_text(
+                value, f"user_attributes[{name!r}]", MAX_LABEL_LENGTH, RejectionReason.INVALID_TEXT
+            )
+            for name, value in (message.user_attributes or {}).items()
+            if value is not None
+        }
         event = InteractionEvent(
-            *ids,
-            message.type,
-            rules.read_timestamp(message.timestamp, "timestamp"),
-            None
-            if message.value is None
-            else rules.read_between(message.value, "value", low, high),
-            rules.read_entries(message.user_attributes, "user_attributes", rules.read_label),
+            *ids, message.type, read_timestamp(message.timestamp), message.value, attributes
         )
     except InvalidEvent as error:
         return error.rejection
-    return key_mismatch(None, event.user_id, "user_id") or event
+    return event
 
 
 def handwritten_parser(commit: str) -> Parser | None:

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 def _user_id(context: click.Context, _: click.Parameter, user_id: str) -> str:
     """USER as an event would give it: not empty, not too long, no control characters."""
-    from streamrec.validation.fields import read_id
-    from streamrec.validation.rejection import InvalidEvent
+    from streamrec.validation import read_id
+    from streamrec.validation.decoding import InvalidEvent
 
     settings = context.find_object(Settings) or Settings()
     try:
@@ -48,7 +48,7 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
     from streamrec.errors import UserFacingError
     from streamrec.services.recommending import current_recommendations
     from streamrec.storage import UnitOfWork, create_database_engine
-    from streamrec.validation import encode_recommendation
+    from streamrec.wire.recommendations import encode_recommendation
 
     engine = create_database_engine(settings.effective_database_url)
     try:

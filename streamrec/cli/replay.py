@@ -96,7 +96,7 @@ def produce_dataset(
 ) -> ReplaySummary:
     """Produce ``items`` then ``events`` (at most ``limit``, at most ``rate`` per second) and
     flush. Raises the broker's error if a message was not acknowledged."""
-    from streamrec.validation import encode_interaction, encode_item
+    from streamrec.wire import encode_interaction, encode_item
 
     started = clock()
     topics = settings.topics

@@ -39,7 +39,7 @@ def command(
     from streamrec.errors import UserFacingError
     from streamrec.kafka import ensure_topics
     from streamrec.services.operator_actions import operator_train_command
-    from streamrec.validation.control import RunStarted
+    from streamrec.wire.control import RunStarted
     from trainer.control import ControlPublisher, control_replies
 
     ensure_topics(settings, [settings.topics.control])

@@ -38,12 +38,11 @@ from dataclasses import dataclass
 
 import orjson
 
-from streamrec.events import InteractionEvent
+from streamrec.events import InteractionEvent, RejectionReason
 from streamrec.services.batch import SourceRecord
 from streamrec.services.dead_letters import dead_letter_of
 from streamrec.services.triage import AcceptedInteractionRecord, RejectedRecord, TriagedBatch
 from streamrec.storage.records import DeadLetter, ProcessedEvent
-from streamrec.validation import RejectionReason
 
 SECONDS_PER_DAY = 86_400.0
 # One bounded delete per prune: a backlog (after the window was shortened, or a consumer was

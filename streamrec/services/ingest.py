@@ -39,7 +39,7 @@ user's state is built from their whole interaction set at their next event (or b
 
 >>> from streamrec.config import Settings
 >>> from streamrec.storage.memory import create_memory_database
->>> from streamrec.validation import encode_interaction
+>>> from streamrec.wire import encode_interaction
 >>> from streamrec.events import InteractionEvent
 >>> service = IngestService(Settings(), create_memory_database())
 >>> event = InteractionEvent("e1", "u1", "i1", "click", timestamp=10.0)

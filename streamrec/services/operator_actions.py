@@ -30,7 +30,7 @@ from streamrec.services.training_run import RunHooks, SwitchRefusedError, Traini
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation.control import TrainCommand
+from streamrec.wire.control import TrainCommand
 
 
 class NothingToRollBackError(UserFacingError):

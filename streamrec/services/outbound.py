@@ -31,8 +31,8 @@ from streamrec.drift import DriftSignal
 from streamrec.events import RecommendationMessage
 from streamrec.services.dead_letters import dead_letter_headers
 from streamrec.storage.records import DeadLetter, TrainingTrigger
-from streamrec.validation import encode_recommendation
-from streamrec.validation.control import TrainCommand, encode_control
+from streamrec.wire.control import TrainCommand, encode_control
+from streamrec.wire.recommendations import encode_recommendation
 
 Headers = tuple[tuple[str, bytes], ...]
 

@@ -32,7 +32,7 @@ from streamrec.services.ingest import IngestService
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork, create_database_engine
 from streamrec.storage.memory import create_memory_database
-from streamrec.validation import encode_interaction, encode_item
+from streamrec.wire import encode_interaction, encode_item
 from tests.fixtures.snapshots import StateSnapshot, take_snapshot
 
 # The pipeline's promises are about PostgreSQL, the production database.

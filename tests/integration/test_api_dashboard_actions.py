@@ -12,7 +12,7 @@ from streamrec.config import Settings
 from streamrec.storage import create_database_engine
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation.control import ModelActivated, TrainCommand, parse_control
+from streamrec.wire.control import ModelActivated, TrainCommand, parse_control
 from tests.fixtures.databases import PostgresqlSchemas
 from tests.integration.api_support import (
     OPERATOR_TOKEN,

@@ -34,7 +34,8 @@ from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.services.recommending import current_recommendations
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
-from streamrec.validation import decode_recommendation, parse_interaction
+from streamrec.validation import parse_interaction
+from streamrec.wire.recommendations import decode_recommendation
 from tests.integration.pipeline_support import (
     catalogue,
     consume_in_process,

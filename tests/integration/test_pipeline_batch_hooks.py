@@ -15,7 +15,7 @@ from streamrec.model.features import FeatureSchema
 from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.services.ingest import IngestService
 from streamrec.state import ModelStatus
-from streamrec.validation import encode_interaction
+from streamrec.wire import encode_interaction
 from tests.fixtures.snapshots import differences
 from tests.integration.trainer_support import (
     reference_snapshot,

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from streamrec.config import Settings
 from streamrec.events import InteractionEvent
 from streamrec.storage import UnitOfWork
-from streamrec.validation import decode_recommendation
+from streamrec.wire.recommendations import decode_recommendation
 from tests.integration.pipeline_support import (
     catalogue,
     consume_in_process,

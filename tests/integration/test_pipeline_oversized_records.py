@@ -15,7 +15,7 @@ from streamrec.events import InteractionEvent
 from streamrec.kafka import create_consumer, create_producer
 from streamrec.services.ingest import IngestService
 from streamrec.storage import UnitOfWork
-from streamrec.validation import encode_interaction
+from streamrec.wire import encode_interaction
 from tests.integration.pipeline_support import (
     on_postgresql,
     pipeline_settings,

@@ -9,7 +9,7 @@ from streamrec.config import Settings
 from streamrec.events import InteractionEvent, ItemEvent
 from streamrec.kafka import create_producer
 from streamrec.storage import UnitOfWork
-from streamrec.validation import encode_interaction, encode_item
+from streamrec.wire import encode_interaction, encode_item
 from tests.integration.pipeline_support import (
     consume_in_process,
     on_postgresql,

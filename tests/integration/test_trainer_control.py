@@ -14,7 +14,7 @@ from streamrec.config import Settings
 from streamrec.kafka import create_producer
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation.control import ModelActivated, parse_control
+from streamrec.wire.control import ModelActivated, parse_control
 from tests.integration.pipeline_support import on_postgresql, read_topic, settings_environment
 from tests.integration.trainer_support import (
     activate_with_state,

@@ -25,7 +25,7 @@ from streamrec.state import Interaction, ModelStatus
 from streamrec.storage.records import TrainingRun, TrainingTrigger
 from streamrec.storage.unit_of_work import UnitOfWork
 from streamrec.validation import parse_interaction
-from streamrec.validation.control import TrainCommand, parse_control
+from streamrec.wire.control import TrainCommand, parse_control
 from tests.integration.pipeline_support import (
     consume_in_process,
     on_postgresql,

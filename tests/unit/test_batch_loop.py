@@ -26,8 +26,9 @@ from streamrec.services.outbound import (
 )
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.records import TrainingTrigger
-from streamrec.validation import decode_recommendation, encode_interaction
-from streamrec.validation.control import TrainCommand, parse_control
+from streamrec.wire import encode_interaction
+from streamrec.wire.control import TrainCommand, parse_control
+from streamrec.wire.recommendations import decode_recommendation
 from tests.fixtures.small_model import register_model, small_model_settings
 
 TOPIC = "orders"

@@ -16,7 +16,7 @@ from streamrec.services.dead_letters import MAX_DEAD_LETTER_KEY_BYTES, dead_lett
 from streamrec.services.ingest import IngestService
 from streamrec.storage import UnitOfWork
 from streamrec.storage.memory import create_memory_database
-from streamrec.validation import encode_interaction
+from streamrec.wire import encode_interaction
 
 SETTINGS = Settings()
 KEPT = SETTINGS.events.max_dead_letter_payload_bytes

@@ -24,7 +24,7 @@ from streamrec.services.ingest import IngestService
 from streamrec.services.recommending import voted_for_user
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation import decode_recommendation, encode_recommendation
+from streamrec.wire.recommendations import decode_recommendation, encode_recommendation
 from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
 

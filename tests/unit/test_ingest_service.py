@@ -24,7 +24,8 @@ from streamrec.services.ingest import IngestService
 from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation import encode_interaction, encode_item, parse_interaction
+from streamrec.validation import parse_interaction
+from streamrec.wire import encode_interaction, encode_item
 from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
 from tests.fixtures.snapshots import differences, take_snapshot

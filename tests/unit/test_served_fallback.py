@@ -15,7 +15,7 @@ from streamrec.services.ingest import IngestService
 from streamrec.services.recommending import current_recommendations
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation import encode_interaction
+from streamrec.wire import encode_interaction
 from tests.fixtures.small_model import register_model, small_model_settings
 
 torch.set_num_threads(1)

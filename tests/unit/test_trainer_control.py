@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamrec.events import Rejection, RejectionReason
 from streamrec.storage.records import TrainingTrigger
 from streamrec.storage.trainer import random_key
-from streamrec.validation.control import (
+from streamrec.wire.control import (
     ModelActivated,
     RunFinished,
     RunStarted,
@@ -18,7 +19,6 @@ from streamrec.validation.control import (
     encode_control,
     parse_control,
 )
-from streamrec.validation.rejection import Rejection, RejectionReason
 from trainer.schedule import ScheduleError, schedule_trigger
 
 MESSAGES = [

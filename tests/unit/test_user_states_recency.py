@@ -21,7 +21,7 @@ from streamrec.services.rebuild import VersionRebuilder
 from streamrec.state import ModelStatus, ModelVersion, UserProfile
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.unit_of_work import UnitOfWork
-from streamrec.validation import encode_interaction
+from streamrec.wire import encode_interaction
 from tests.fixtures.rating_streams import rating_stream
 from tests.fixtures.small_model import register_model, small_model_settings
 

@@ -21,17 +21,10 @@ from streamrec.events import (
     SourceEvent,
 )
 from streamrec.preferences import known_event_types
-from streamrec.validation import (
-    Rejection,
-    RejectionReason,
-    decode_recommendation,
-    encode_interaction,
-    encode_item,
-    encode_recommendation,
-    parse_interaction,
-    parse_item,
-)
-from streamrec.validation.fields import (
+from streamrec.validation import Rejection, RejectionReason, parse_interaction, parse_item
+from streamrec.wire import encode_interaction, encode_item
+from streamrec.wire.events import (
+    ITEM_FIELDS,
     LATEST_TIMESTAMP,
     MAX_FEATURES,
     MAX_LABEL_LENGTH,
@@ -39,7 +32,7 @@ from streamrec.validation.fields import (
     MAX_USER_ATTRIBUTES,
     MAX_VALUES_PER_FEATURE,
 )
-from streamrec.validation.routing import ITEM_FIELDS
+from streamrec.wire.recommendations import decode_recommendation, encode_recommendation
 
 EVENT_SETTINGS = EventSettings()
 KNOWN_TYPES = sorted(known_event_types(EVENT_SETTINGS))

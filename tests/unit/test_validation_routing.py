@@ -13,14 +13,8 @@ from streamrec.config import EventSettings, Settings
 from streamrec.events import InteractionEvent, ItemEvent
 from streamrec.services.batch import SourceRecord
 from streamrec.services.triage import triage
-from streamrec.validation import (
-    Rejection,
-    RejectionReason,
-    encode_interaction,
-    encode_item,
-    parse_interaction,
-    parse_item,
-)
+from streamrec.validation import Rejection, RejectionReason, parse_interaction, parse_item
+from streamrec.wire import encode_interaction, encode_item
 
 EVENTS = EventSettings()
 CLICK = InteractionEvent("e1", "u1", "i1", "click", 1_700_000_000.0)

@@ -15,16 +15,10 @@ from hypothesis import strategies as st
 from streamrec.config import EventSettings
 from streamrec.events import InteractionEvent, ItemEvent
 from streamrec.storage.records import TrainingTrigger
-from streamrec.validation import (
-    Rejection,
-    RejectionReason,
-    decode_recommendation,
-    encode_event,
-    parse_interaction,
-    parse_item,
-)
-from streamrec.validation.codec import _strictly_decoded, decode_object
-from streamrec.validation.control import (
+from streamrec.validation import Rejection, RejectionReason, parse_interaction, parse_item
+from streamrec.validation.decoding import InvalidEvent, decode_object, strictly_decoded
+from streamrec.wire import encode_event
+from streamrec.wire.control import (
     ModelActivated,
     RunFinished,
     RunStarted,
@@ -32,7 +26,7 @@ from streamrec.validation.control import (
     encode_control,
     parse_control,
 )
-from streamrec.validation.rejection import InvalidEvent
+from streamrec.wire.recommendations import decode_recommendation
 
 EVENTS = EventSettings()
 property_test = settings(
@@ -123,7 +117,7 @@ def test_random_bytes_never_make_a_parser_raise(payload: bytes) -> None:
 def test_the_fast_path_decides_as_the_strict_decoder(payload: bytes) -> None:
     # msgspec keeps the last of repeated keys; the colon count must send those to the judge.
     fast = outcome(lambda data: decode_object(data, max_bytes=10**6), payload)
-    strict = outcome(_strictly_decoded, payload)
+    strict = outcome(strictly_decoded, payload)
     if fast is RejectionReason.NOT_AN_OBJECT:
         assert not isinstance(strict, dict | RejectionReason)
     else:

@@ -9,19 +9,18 @@ True
 >>> decode_recommendation(b'{"schema_version": 1}')
 Traceback (most recent call last):
 ...
-ValueError: invalid recommendation message: missing_field: user_id: is required
+ValueError: invalid recommendation message: Object missing required field `user_id`
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import msgspec
 from msgspec import Meta, Struct
 
 from streamrec.events import SCHEMA_VERSION, RecommendationMessage, RecommendedItem, SourceEvent
-from streamrec.validation.codec import converted, decode_object, encode_message
-from streamrec.validation.fields import check_schema_version
-from streamrec.validation.rejection import InvalidEvent
+from streamrec.wire import encode_message
 
 Count = Annotated[int, Meta(ge=0)]
 
@@ -43,13 +42,16 @@ class Membership(Struct):
 class RecommendationWire(Struct):
     """docs/events.md, "Recommendation messages"."""
 
-    schema_version: int
+    schema_version: Literal[1]
     user_id: str
     items: list[RankedItem]
     model_version: Count
     top_clusters: list[Membership]
     generated_at: float
     source: SourceEvent | None
+
+
+_DECODER = msgspec.json.Decoder(RecommendationWire)
 
 
 def encode_recommendation(message: RecommendationMessage) -> bytes:
@@ -70,9 +72,8 @@ def encode_recommendation(message: RecommendationMessage) -> bytes:
 def decode_recommendation(payload: bytes) -> RecommendationMessage:
     """The message in ``payload``; raises ValueError naming the first problem."""
     try:
-        check_schema_version(document := decode_object(payload, max_bytes=16 * 1024 * 1024))
-        wire = converted(document, RecommendationWire)
-    except InvalidEvent as error:
+        wire = _DECODER.decode(payload)
+    except (msgspec.DecodeError, RecursionError) as error:
         raise ValueError(f"invalid recommendation message: {error}") from None
     # Lead clusters align with the items: kept only when every item names one.
     leads = tuple(

@@ -1,6 +1,6 @@
 """The control topic's messages (docs/training.md), told apart by their ``type`` tag:
 ``train`` starts a run now; ``run_started`` and ``run_finished`` answer it; ``model_activated``
-says a version became active. They are refused with the input events' reasons.
+says a version became active. Refused with the input events' reasons.
 
 >>> command = TrainCommand("r-1", TrainingTrigger.OPERATOR, 1_700_000_000.0, "new catalogue")
 >>> parse_control(encode_control(command)) == command
@@ -16,11 +16,11 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
-from streamrec.events import SCHEMA_VERSION
+from streamrec.events import SCHEMA_VERSION, Rejection, RejectionReason
 from streamrec.storage.records import TrainingTrigger
-from streamrec.validation.codec import converted, decode_object, encode_message, shown
-from streamrec.validation.fields import LATEST_TIMESTAMP, check_schema_version, clean_text
-from streamrec.validation.rejection import InvalidEvent, Rejection, RejectionReason
+from streamrec.validation.decoding import InvalidEvent, converted, read_document, shown
+from streamrec.wire import clean_text, encode_message
+from streamrec.wire.events import LATEST_TIMESTAMP
 
 # Scheduled runs come from the trainer's own clock, never from a message.
 REQUESTABLE_TRIGGERS = (TrainingTrigger.OPERATOR, TrainingTrigger.DRIFT)
@@ -60,11 +60,7 @@ class ModelActivated(Struct, frozen=True, tag="model_activated", tag_field="type
 
 
 ControlMessage = TrainCommand | RunStarted | RunFinished | ModelActivated
-_BY_TYPE = {kind.__struct_config__.tag: kind for kind in ControlMessage.__args__}
-
-
-class _Typed(Struct):
-    type: str
+_TAGS = [kind.__struct_config__.tag for kind in ControlMessage.__args__]
 
 
 def encode_control(message: ControlMessage) -> bytes:
@@ -74,11 +70,11 @@ def encode_control(message: ControlMessage) -> bytes:
 def parse_control(payload: bytes | None) -> ControlMessage | Rejection:
     """The message in ``payload``, or why it is not one; never raises."""
     try:
-        check_schema_version(document := decode_object(payload, max_bytes=16_384))
-        if (kind := converted(document, _Typed).type) not in _BY_TYPE:
-            detail = f"type: {shown(kind)} is not one of {', '.join(_BY_TYPE)}"
+        document = read_document(payload, max_bytes=16_384)
+        if isinstance(kind := document.get("type"), str) and kind not in _TAGS:
+            detail = f"type: {shown(kind)} is not one of {', '.join(_TAGS)}"
             raise InvalidEvent(RejectionReason.UNKNOWN_EVENT_TYPE, detail)
-        message = converted(document, _BY_TYPE[kind])
+        message = converted(document, ControlMessage)
         if isinstance(message, TrainCommand) and message.trigger not in REQUESTABLE_TRIGGERS:
             allowed = ", ".join(REQUESTABLE_TRIGGERS)
             detail = f"trigger: {shown(message.trigger.value)} is not one of {allowed}"
