@@ -607,19 +607,15 @@ def command(
 
     from streamrec.benchmarks.results import (
         changed_settings,
-        config_file_in_use,
-        options_that_differ,
         replace_section,
         result_stem,
-        settings_that_differ,
+        run_differences,
         write_results,
     )
 
     console = Console()
-    differs = options_that_differ(
-        click.get_current_context(), leave_out={"consumers", "output_dir", "doc"}
-    ) + settings_that_differ(
-        changed_settings(settings, MEASURED_PIPELINE_SETTINGS), config_file_in_use()
+    differs = run_differences(
+        changed_settings(settings, MEASURED_PIPELINE_SETTINGS), leave_out={"consumers"}
     )
     results = run_pipeline_benchmark(
         settings,

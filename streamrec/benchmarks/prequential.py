@@ -462,11 +462,9 @@ def command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from streamrec.benchmarks.results import (
-        config_file_in_use,
-        options_that_differ,
         replace_section,
         result_stem,
-        settings_that_differ,
+        run_differences,
         write_results,
     )
     from streamrec.config import changed_model_settings
@@ -474,10 +472,10 @@ def command(
 
     console = Console()
     # Named before the dataset adapts the settings: the dataset's name says that part.
-    differs = options_that_differ(
-        click.get_current_context(),
-        leave_out={"dataset_name", "limit", "batch_size", "window", "output_dir", "doc"},
-    ) + settings_that_differ(changed_model_settings(settings), config_file_in_use())
+    differs = run_differences(
+        changed_model_settings(settings),
+        leave_out={"dataset_name", "limit", "batch_size", "window"},
+    )
     if batch_size is not None:
         settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"max_poll_records": batch_size})}

@@ -366,29 +366,19 @@ def run_command(
 
     from streamrec.benchmarks.prequential import plot
     from streamrec.benchmarks.results import (
-        config_file_in_use,
-        options_that_differ,
         replace_section,
         result_stem,
-        settings_that_differ,
+        run_differences,
         write_results,
     )
     from streamrec.config import changed_model_settings
     from streamrec.datasets.registry import load_dataset
 
     console = Console()
-    differs = options_that_differ(
-        click.get_current_context(),
-        leave_out={
-            "dataset_name",
-            "limit",
-            "batch_size",
-            "in_process",
-            "window",
-            "output_dir",
-            "doc",
-        },
-    ) + settings_that_differ(changed_model_settings(settings), config_file_in_use())
+    differs = run_differences(
+        changed_model_settings(settings),
+        leave_out={"dataset_name", "limit", "batch_size", "in_process", "window"},
+    )
     regime_batch = batch_size or 1
     dataset = load_dataset(dataset_name, settings)
     total = len(dataset.table) if limit is None else min(limit, len(dataset.table))

@@ -224,22 +224,17 @@ def command(
 
     from streamrec.benchmarks.results import (
         changed_settings,
-        config_file_in_use,
         machine_description,
-        options_that_differ,
         replace_section,
         result_stem,
-        settings_that_differ,
+        run_differences,
         write_results,
     )
 
     stem = result_stem(
         "recommendation-latency",
         dataset_name,
-        *options_that_differ(
-            click.get_current_context(), leave_out={"dataset_name", "output_dir", "doc"}
-        ),
-        *settings_that_differ(changed_settings(settings), config_file_in_use()),
+        *run_differences(changed_settings(settings), leave_out={"dataset_name"}),
     )
 
     torch.set_num_threads(1)

@@ -78,6 +78,16 @@ def options_that_differ(ctx: click.Context, leave_out: Collection[str] = ()) -> 
     return parts
 
 
+def run_differences(changed: Mapping[str, Any], leave_out: Collection[str] = ()) -> list[str]:
+    """The stem parts of the running command after its name: its options that are not their
+    default (``options_that_differ``; ``--output-dir``, ``--doc`` and ``leave_out`` left
+    out), then the ``changed`` settings (``settings_that_differ``, the config file in use
+    named when it gives them)."""
+    leave_out = {"output_dir", "doc", *leave_out}
+    options = options_that_differ(click.get_current_context(), leave_out)
+    return options + settings_that_differ(changed, config_file_in_use())
+
+
 def _default_value(ctx: click.Context, option: click.Option) -> Any:
     """The value the option takes when not given, converted and passed through its callback
     like a given one (``--populations`` turns "10000,1000000" into a sorted list)."""

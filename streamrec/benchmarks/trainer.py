@@ -363,21 +363,15 @@ def command(
 
     from streamrec.benchmarks.results import (
         changed_settings,
-        config_file_in_use,
         machine_description,
-        options_that_differ,
         replace_section,
         result_stem,
-        settings_that_differ,
+        run_differences,
         write_results,
     )
     from streamrec.errors import UserFacingError
 
-    stem = result_stem(
-        "trainer",
-        *options_that_differ(click.get_current_context(), leave_out={"output_dir", "doc"}),
-        *settings_that_differ(changed_settings(settings), config_file_in_use()),
-    )
+    stem = result_stem("trainer", *run_differences(changed_settings(settings)))
 
     torch.set_num_threads(1)
     if settings.database_url is None or (

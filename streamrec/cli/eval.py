@@ -17,12 +17,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from streamrec.benchmarks.results import (
-    config_file_in_use,
-    options_that_differ,
-    replace_section,
-    settings_that_differ,
-)
+from streamrec.benchmarks.results import replace_section, run_differences
 from streamrec.cli.display import print_table
 from streamrec.config import Settings, changed_model_settings
 from streamrec.datasets.base import Dataset
@@ -161,9 +156,9 @@ def command(
     progress: bool,
 ) -> None:
     """Run the selected methods on ONE split of a dataset and report them side by side."""
-    differs = options_that_differ(
-        click.get_current_context(), leave_out=OPTIONS_NAMED_OR_NOT_MEASURED
-    ) + settings_that_differ(changed_model_settings(settings), config_file_in_use())
+    differs = run_differences(
+        changed_model_settings(settings), leave_out=OPTIONS_NAMED_OR_NOT_MEASURED
+    )
     console = Console(stderr=True)
     with console.status(f"loading {dataset_name}"):
         dataset = load_dataset(dataset_name, settings)
