@@ -4,68 +4,24 @@ score(u, j) = sum over the user's top clusters c of p_uc * W_cj, over the union 
 shortlists, items in S_u dropped, top N kept. The cost is O(M * L): independent of the number
 of users and of the catalogue. Optionally the candidates are re-ranked by the retrieval score
 (P z_u) . t_j plus ``vote_weight`` times the log of their vote (docs/model.md measures both
-parts). ``vote_many`` computes the same for many users at once.
+parts). ``vote_many`` computes it for many users at once.
 
 >>> import numpy as np
->>> from streamrec.model.shortlists import Shortlists
->>> lists = Shortlists(items=np.array([[0, 1], [1, 2]]),
-...                    weights=np.array([[0.9, 0.5], [0.8, 0.1]]), item_ids=["a", "b", "c"],
-...                    global_items=np.array([0, 1]), global_weights=np.array([1.0, 0.5]))
->>> recommend(lists, np.array([0, 1]), np.array([1.0, 0.5]), exclude=np.array([0]), count=2)
-[RecommendedItem(item_id='b', score=0.9), RecommendedItem(item_id='c', score=0.05)]
->>> nothing = np.array([], dtype=int)
->>> [item.item_id for item in recommend(lists, nothing, np.array([]), nothing, count=1)]
-['a']
+>>> shortlists = np.array([[0.9, 0.5, 0.0], [0.0, 0.8, 0.1]])  # clusters x items
+>>> columns, scores = vote_many(shortlists, np.array([[1.0, 0.5]]), np.array([[True, False,
+...                             False]]), count=2)
+>>> columns.tolist(), scores.round(2).tolist()
+([[1, 2]], [[0.9, 0.05]])
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from streamrec.events import RecommendedItem
-from streamrec.model.shortlists import NO_ITEM, Shortlists
+from streamrec.model.shortlists import NO_ITEM
 
 # The vote a candidate with a zero (or negative) vote counts as when votes join the re-ranking.
 SMALLEST_VOTE = 1e-9
-
-
-def candidate_votes(
-    shortlists: Shortlists, clusters: np.ndarray, memberships: np.ndarray, exclude: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every candidate column with its vote sum p_uc * W_cj; ``exclude`` holds columns (the
-    user's own items). Without clusters, the global shortlist's items and weights."""
-    if len(clusters) == 0:
-        candidates = shortlists.global_items
-        scores = shortlists.global_weights.astype(np.float64)
-    else:
-        candidates = shortlists.items[clusters].ravel()
-        scores = (shortlists.weights[clusters] * np.asarray(memberships)[:, None]).ravel()
-    kept = (candidates != NO_ITEM) & ~np.isin(candidates, exclude)
-    distinct, inverse = np.unique(candidates[kept], return_inverse=True)
-    return distinct, np.bincount(inverse, weights=scores[kept], minlength=len(distinct))
-
-
-def recommend(
-    shortlists: Shortlists,
-    clusters: np.ndarray,
-    memberships: np.ndarray,
-    exclude: np.ndarray,
-    count: int,
-    query: np.ndarray | None = None,
-    vote_weight: float = 0.0,
-) -> list[RecommendedItem]:
-    """The top ``count`` items for one user with these top clusters and memberships. With a
-    ``query`` (P z_u) and shortlists that carry targets, the clusters' candidates are ranked
-    by ``reranked_scores`` instead of their votes."""
-    columns, scores = candidate_votes(shortlists, clusters, memberships, exclude)
-    if query is not None and shortlists.targets is not None and len(clusters):
-        retrieval = shortlists.targets[columns] @ np.asarray(query, dtype=shortlists.targets.dtype)
-        scores = reranked_scores(retrieval, scores, vote_weight)
-    best = _top(scores, count)
-    return [
-        RecommendedItem(shortlists.item_ids[column], float(score))
-        for column, score in zip(columns[best], scores[best], strict=True)
-    ]
 
 
 def vote_many(
@@ -76,11 +32,11 @@ def vote_many(
     retrieval_scores: np.ndarray | None = None,
     vote_weight: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The same for many users: ``top_memberships`` (users x K, zero outside each top M)
-    times ``dense_shortlists`` (K x items, Shortlists.dense()); ``exclude`` is a boolean
-    (users x items) mask; ``retrieval_scores`` (users x items), if given, re-rank the
-    candidates (``reranked_scores``); a row of NaN (a user without a profile) keeps its
-    votes. Returns (item columns, scores), each (users x count),
+    """The vote of many users: ``top_memberships`` (users x K, zero outside each top M)
+    times ``dense_shortlists`` (K x items: each cluster's shortlist weights, zero elsewhere);
+    ``exclude`` is a boolean (users x items) mask; ``retrieval_scores`` (users x items), if
+    given, re-rank the candidates (``reranked_scores``); a row of NaN (a user without a
+    profile) keeps its votes. Returns (item columns, scores), each (users x count),
     best first; NO_ITEM where there were fewer than ``count`` candidates."""
     votes = top_memberships @ dense_shortlists
     candidate = (np.abs(top_memberships) @ (dense_shortlists != 0)) > 0
@@ -111,10 +67,3 @@ def reranked_scores(retrieval: np.ndarray, votes: np.ndarray, vote_weight: float
     if vote_weight == 0.0:
         return retrieval
     return retrieval + vote_weight * np.log(np.maximum(votes, SMALLEST_VOTE))
-
-
-def _top(scores: np.ndarray, count: int) -> np.ndarray:
-    if len(scores) <= count:
-        return np.argsort(-scores, kind="stable")
-    top = np.argpartition(-scores, count - 1)[:count]
-    return top[np.argsort(-scores[top], kind="stable")]

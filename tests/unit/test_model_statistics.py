@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from streamrec.model.contributions import UserContribution, aggregate_deltas, contribution_deltas
 from streamrec.model.decay import ForwardDecay
 from streamrec.model.memberships import dense_top_memberships
-from streamrec.model.statistics import ClusterStatistics
 from streamrec.state import ClusterItemDelta, ClusterMassDelta
+from tests.fixtures.cluster_statistics import ClusterStatistics
 
 CLUSTERS = 6
 TOP = 3

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from streamrec.model.memberships import dense_top_memberships, top_memberships
-from streamrec.model.shortlists import NO_ITEM, Shortlists, shortlist_weights
-from streamrec.model.statistics import ClusterStatistics
-from streamrec.model.voting import recommend, vote_many
+from streamrec.model.shortlists import NO_ITEM, shortlist_weights
+from streamrec.model.voting import vote_many
+from tests.fixtures.cluster_statistics import ClusterStatistics
+from tests.fixtures.reference_voting import Shortlists, recommend
 
 
 def statistics_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
