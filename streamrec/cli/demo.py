@@ -7,7 +7,8 @@
    version is active, with few steps (``--training-steps``).
 4. Runs a consumer (the real loop, in a thread), replays the dataset into the interactions
    topic, and shows live progress and the prequential hit rate read from the
-   recommendations topic, beside a streaming popularity baseline on the same events.
+   recommendations topic, beside decayed popularity and item co-occurrence replayed on the
+   same events in the consumer's own batches (one regime for all three).
 5. Prints a few users' recommendations with item titles, and exits leaving nothing running.
 
 The replay goes into an empty database: replaying events a database already holds changes
@@ -150,6 +151,7 @@ def _run(
 ) -> None:
     from pydantic import SecretStr
 
+    from streamrec.benchmarks.consumer_batches import ConsumerBatchLog, chained_hooks
     from streamrec.benchmarks.consumer_thread import ConsumerThread
     from streamrec.benchmarks.initial_model import active_model_version, train_and_activate
     from streamrec.benchmarks.served_fallback import FallbackRecorder
@@ -171,8 +173,11 @@ def _run(
         # A user's events before their first published list are judged against the global
         # list a new user is served (what `streamrec recommend` answers), as the benchmark does.
         fallbacks = FallbackRecorder(settings, engine)
-        with ConsumerThread(settings, engine, hooks=fallbacks.hooks()) as consumer:
-            _replay_and_watch(settings, dataset, events, consumer, console, fallbacks)
+        positions = {event.event_id: n for n, event in enumerate(events)}
+        log = ConsumerBatchLog(settings.topics.interactions, positions)
+        hooks = chained_hooks(log.on_batch, fallbacks.on_batch)
+        with ConsumerThread(settings, engine, hooks=hooks) as consumer:
+            _replay_and_watch(settings, dataset, events, consumer, console, fallbacks, log)
             _wait_for_catalogue(engine, len(dataset.items), consumer)
         _show_recommendations(settings, engine, events, shown_users, console)
     finally:
@@ -186,14 +191,15 @@ def _replay_and_watch(
     consumer: Any,
     console: Any,
     fallbacks: Any,
+    log: Any,
 ) -> None:
-    """Replay in the background; follow the pipeline's output until every event is judged."""
+    """Replay in the background; follow the pipeline's output until every event is judged;
+    then replay the baselines in the batches the consumer applied."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from streamrec.benchmarks.replay_thread import ReplayThread
     from streamrec.benchmarks.topic_tap import PrequentialTap
     from streamrec.evaluation.prequential import HitRateBoard
-    from streamrec.evaluation.streaming_baselines import StreamingPopularity, replay_baselines
 
     total = len(events)
     count = settings.model.recommendations
@@ -239,13 +245,45 @@ def _replay_and_watch(
         replay.cancel()
         tap.close()
     seconds = time.perf_counter() - started
-    baseline = replay_baselines(
-        ((event.user_id, event.item_id, 0.0) for event in events),
-        [StreamingPopularity()],
-        count=count,
+    baselines = _baselines_in_consumer_batches(settings, dataset, events, positions, log, board)
+    _print_hit_rates([board, *baselines], count, total, seconds, console)
+
+
+def _baselines_in_consumer_batches(
+    settings: Settings,
+    dataset: Any,
+    events: Sequence[Any],
+    positions: dict[str, int],
+    log: Any,
+    board: Any,
+) -> list[Any]:
+    """Decayed popularity and item co-occurrence, each judged per consumer batch as the
+    pipeline is: every event against the lists from before its batch, then the batch
+    learned (``streamrec.benchmarks.prequential``)."""
+    from streamrec.benchmarks.prequential import replay_in_consumer_batches
+    from streamrec.evaluation.prequential_regimes import StreamingBaselineInBatches
+    from streamrec.evaluation.streaming_baselines import StreamingPopularity
+    from streamrec.evaluation.streaming_neighbours import ItemCooccurrence
+
+    methods = [
+        StreamingBaselineInBatches(recommender)
+        for recommender in (
+            StreamingPopularity(half_life_events=max(1.0, len(events) / 20)),
+            ItemCooccurrence(),
+        )
+    ]
+    replays = replay_in_consumer_batches(
+        dataset,
+        settings,
+        len(events),
+        positions,
+        log.batches(),
+        methods,
+        score_from=0,
+        count=settings.model.recommendations,
         window=board.window,
-    )["popularity"]
-    _print_hit_rates([board, baseline], count, total, seconds, console)
+    )
+    return [replay.board for replay in replays.values()]
 
 
 def _wait_for_catalogue(engine: Any, expected_items: int, consumer: Any) -> None:
@@ -298,12 +336,12 @@ def _print_hit_rates(
         )
     print_table(table, console)
     console.print(
-        "The hit rate is read from the recommendations topic: a user's events are judged by "
-        "what the pipeline had published before the batch that applied them, while the "
-        "popularity baseline learns after every event; on MovieLens, whose users rate in "
-        "bursts of what is popular at the time, that favours popularity (docs/performance.md). "
-        "This first model was trained on the same data; `streamrec bench prequential` trains "
-        "on a prefix and compares with more baselines."
+        "streamrec's hit rate is read from the recommendations topic: a user's events are "
+        "judged by what the pipeline had published before the batch that applied them. The "
+        "baselines are replayed in the same batches: each event against the lists from "
+        "before its batch, then the batch learned. This first model was trained on the same "
+        "data; `streamrec bench prequential` trains on a prefix and compares with more "
+        "baselines (docs/quality.md)."
     )
 
 

@@ -92,6 +92,8 @@ class Outcome:
     hit: bool
     events_before: int
     served: Served = Served.PUBLISHED
+    # The item's place in the list it was judged against (0 is first); None: not in it.
+    rank: int | None = None
 
 
 @dataclass(slots=True)
@@ -100,13 +102,13 @@ class _UserLedger:
     events; offsets of different partitions are not comparable."""
 
     message_offsets: list[int] = field(default_factory=list)
-    message_items: list[frozenset[str]] = field(default_factory=list)
+    message_items: list[tuple[str, ...]] = field(default_factory=list)
     pending: list[tuple[InputEvent, int]] = field(default_factory=list)
 
     def newest_offset(self) -> int:
         return self.message_offsets[-1] if self.message_offsets else -1
 
-    def held_before(self, offset: int) -> frozenset[str] | None:
+    def held_before(self, offset: int) -> tuple[str, ...] | None:
         """The items of the latest message whose source offset is below ``offset``; None
         when there is no such message."""
         index = bisect.bisect_left(self.message_offsets, offset)
@@ -119,15 +121,15 @@ class _FallbackRanges:
 
     first_offsets: list[int] = field(default_factory=list)
     last_offsets: list[int] = field(default_factory=list)
-    items: list[frozenset[str]] = field(default_factory=list)
+    items: list[tuple[str, ...]] = field(default_factory=list)
 
-    def add(self, first_offset: int, last_offset: int, items: frozenset[str]) -> None:
+    def add(self, first_offset: int, last_offset: int, items: tuple[str, ...]) -> None:
         index = bisect.bisect_right(self.first_offsets, first_offset)
         self.first_offsets.insert(index, first_offset)
         self.last_offsets.insert(index, last_offset)
         self.items.insert(index, items)
 
-    def at(self, offset: int) -> frozenset[str] | None:
+    def at(self, offset: int) -> tuple[str, ...] | None:
         index = bisect.bisect_right(self.first_offsets, offset) - 1
         if index >= 0 and offset <= self.last_offsets[index]:
             return self.items[index]
@@ -183,7 +185,7 @@ class PublishedRecommendationJoin:
         ledger = self._ledgers[user_id, partition]
         index = bisect.bisect_right(ledger.message_offsets, source_offset)
         ledger.message_offsets.insert(index, source_offset)
-        ledger.message_items.insert(index, frozenset(item_ids))
+        ledger.message_items.insert(index, tuple(item_ids))
         decidable = [pair for pair in ledger.pending if pair[0].offset <= source_offset]
         if not decidable:
             return []
@@ -199,7 +201,7 @@ class PublishedRecommendationJoin:
         """Take the fallback list as it stood before the batch that held the offsets
         ``first_offset``..``last_offset`` of ``partition``; returns the outcomes of the events
         that were waiting for it."""
-        items = frozenset(item_ids)
+        items = tuple(item_ids)
         self._fallbacks[partition].add(first_offset, last_offset, items)
         waiting = self._awaiting_fallback[partition]
         covered = [pair for pair in waiting if first_offset <= pair[0].offset <= last_offset]
@@ -245,21 +247,23 @@ class PublishedRecommendationJoin:
         self,
         event: InputEvent,
         before: int,
-        held: frozenset[str] | None,
-        fallback: frozenset[str] | None = None,
+        held: tuple[str, ...] | None,
+        fallback: tuple[str, ...] | None = None,
     ) -> Outcome:
         if held is not None:
             return self._record(event, before, held, Served.PUBLISHED)
         if fallback is not None and self._fallback:
             return self._record(event, before, fallback, Served.FALLBACK)
-        return self._record(event, before, frozenset(), Served.NOTHING)
+        return self._record(event, before, (), Served.NOTHING)
 
     def _record(
-        self, event: InputEvent, before: int, items: frozenset[str], served: Served
+        self, event: InputEvent, before: int, items: tuple[str, ...], served: Served
     ) -> Outcome:
         self._decided += 1
-        hit = event.item_id in items
-        return Outcome(event.position, event.user_id, event.item_id, hit, before, served)
+        rank = items.index(event.item_id) if event.item_id in items else None
+        return Outcome(
+            event.position, event.user_id, event.item_id, rank is not None, before, served, rank
+        )
 
 
 class HitRateBoard:

@@ -179,43 +179,82 @@ def replay_in_batches(
     events: Sequence[AcceptedInteraction],
     method: BatchRecommender,
     *,
-    batch_size: int,
+    batch_size: int = 1,
     count: int,
     window: int = 1_000,
     score_from: int = 0,
     own_lists_name: str | None = None,
     on_progress: Callable[[int, RankedHitBoard], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    batch_ends: Sequence[int] | None = None,
+    positions: Sequence[int] | None = None,
 ) -> ReplayScore:
-    """Replay ``events`` through ``method`` in batches of ``batch_size`` (module text): the
-    first ``score_from`` are learned in one call and not scored. ``on_progress`` is told the
-    events replayed so far after each batch."""
+    """Replay ``events`` through ``method`` batch by batch (module text); events at a
+    position below ``score_from`` are learned, not scored. ``on_progress`` is told the
+    events replayed so far after each batch.
+
+    The batches are the first ``score_from`` events (learned in one call), then batches of
+    ``batch_size``. Given ``batch_ends`` (where each batch ends in ``events``: the batches
+    another process applied, e.g. the pipeline's consumer, with ``events`` in the order it
+    applied them), those batches instead; ``positions`` then gives each event's place in the
+    stream (for ``score_from`` and the plot's windows; default its index). The leading
+    batches without a scored event are learned in one call.
+
+    >>> from streamrec.evaluation.streaming_baselines import StreamingPopularity
+    >>> events = accepted_events([("u1", "a", 1.0), ("u2", "a", 1.0), ("u3", "b", 1.0),
+    ...                           ("u4", "a", 1.0)])
+    >>> replay = replay_in_batches(events, StreamingBaselineInBatches(StreamingPopularity()),
+    ...                            count=1, score_from=1, batch_ends=[2, 4])
+    >>> replay.board.events, round(replay.board.hit_rate, 3)  # u2 was judged against nothing
+    (3, 0.333)
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if positions is None:
+        positions = range(len(events))
+    ends = (
+        list(batch_ends)
+        if batch_ends is not None
+        else _fixed_batch_ends(len(events), batch_size, score_from)
+    )
+    if ends and ends[-1] != len(events):
+        raise ValueError(f"the batches end at {ends[-1]}, the events at {len(events)}")
     score = ReplayScore(RankedHitBoard(method.name, window))
     knows_own_lists = isinstance(method, KnowsOwnLists)
     if knows_own_lists:
         score.own_lists = RankedHitBoard(own_lists_name or f"{method.name}, own lists only", window)
     events_per_user: dict[str, int] = defaultdict(int)
-    for accepted in events[:score_from]:
+    # The warm-up: the leading batches that hold no scored event, learned in one call.
+    warm_up_batches = 0
+    while warm_up_batches < len(ends):
+        start = ends[warm_up_batches - 1] if warm_up_batches else 0
+        if any(positions[index] >= score_from for index in range(start, ends[warm_up_batches])):
+            break
+        warm_up_batches += 1
+    warm_up_end = ends[warm_up_batches - 1] if warm_up_batches else 0
+    for accepted in events[:warm_up_end]:
         events_per_user[accepted.event.user_id] += 1
     started = clock()
-    if score_from:
-        method.learn_many(events[:score_from])
+    if warm_up_end:
+        method.learn_many(events[:warm_up_end])
     warm_up, answering, learning = clock() - started, 0.0, 0.0
-    for start in range(score_from, len(events), batch_size):
-        batch = events[start : start + batch_size]
+    start = warm_up_end
+    for end in ends[warm_up_batches:]:
+        batch = events[start:end]
         users = list(dict.fromkeys(accepted.event.user_id for accepted in batch))
         started = clock()
         fallback = method.without_own_list(users) if knows_own_lists else set()  # type: ignore[attr-defined]
         lists = dict(zip(users, method.recommend_many(users, count), strict=True))
         answered = clock()
-        for position, accepted in enumerate(batch, start):
+        for index, accepted in enumerate(batch, start):
             user_id, item_id = accepted.event.user_id, accepted.event.item_id
-            ranked = lists[user_id]
-            rank = ranked.index(item_id) if item_id in ranked else None
             before = events_per_user[user_id]
             events_per_user[user_id] += 1
+            position = positions[index]
+            if position < score_from:
+                continue
+            ranked = lists[user_id]
+            rank = ranked.index(item_id) if item_id in ranked else None
             score.board.record_rank(position, rank, before)
             if score.own_lists is not None:
                 own = user_id not in fallback
@@ -226,9 +265,22 @@ def replay_in_batches(
         learning += clock() - scored
         answering += answered - started
         if on_progress is not None:
-            on_progress(start + len(batch), score.board)
+            on_progress(end, score.board)
+        start = end
     score.seconds = MethodSeconds(warm_up, answering, learning)
     return score
+
+
+def _fixed_batch_ends(events: int, batch_size: int, score_from: int) -> list[int]:
+    """The ends of the first ``score_from`` events, then of batches of ``batch_size``.
+
+    >>> _fixed_batch_ends(10, 4, 3), _fixed_batch_ends(3, 1, 0)
+    ([3, 7, 10], [1, 2, 3])
+    """
+    first = [score_from] if score_from else []
+    return first + [
+        min(end, events) for end in range(score_from + batch_size, events + batch_size, batch_size)
+    ]
 
 
 def accepted_events(events: Sequence[StreamEvent]) -> list[AcceptedInteraction]:

@@ -43,6 +43,7 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
             str(train_share),
             "--training-steps",
             "20",
+            "--frozen",
             "--output-dir",
             str(tmp_path),
             "--doc",
@@ -57,7 +58,9 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
         path.with_suffix("")
         for path in tmp_path.glob(f"prequential-synthetic-{events}-batch200-*.json")
     ]
-    assert stem.name.startswith(f"prequential-synthetic-{events}-batch200-training-steps20-")
+    assert stem.name.startswith(
+        f"prequential-synthetic-{events}-batch200-training-steps20-frozen-"
+    )
     result = json.loads(stem.with_suffix(".json").read_text())
     methods = {method["method"]: method for method in result["methods"]}
     assert set(methods) == {
@@ -67,6 +70,13 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
         "popularity, decayed",
         "river BiasedMF",
         "river FunkMF",
+        "co-occurrence",
+        "EASE, refit every 10,000 events",
+    }
+    assert result["regime"] == "per consumer batch of up to 200" and result["trainer"] is None
+    assert result["consumer_batches"] >= events // 200
+    assert set(result["cost_per_event_ms"]) == set(methods) - {
+        "streamrec (pipeline), own lists only"
     }
     scored = events - int(events * train_share)
     assert all(method["events"] == scored for method in methods.values())
@@ -83,9 +93,10 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
     assert methods["streamrec (pipeline)"]["hit_rate"] >= own_lists["hit_rate"]
     assert "| streamrec (pipeline) |" in stem.with_suffix(".md").read_text()
     assert stem.with_suffix(".png").stat().st_size > 0
-    assert "## Prequential hit rate on synthetic, batches of 200, first 3,000 events" in (
-        tmp_path / "performance.md"
-    ).read_text(encoding="utf-8")
+    assert (
+        "## Prequential hit rate of the pipeline on synthetic, per consumer batch of up to "
+        "200, model frozen, first 3,000 events"
+    ) in (tmp_path / "performance.md").read_text(encoding="utf-8")
 
 
 @on_postgresql

@@ -273,6 +273,10 @@ def test_a_newcomer_runs_every_documented_command(tmp_path: Path) -> None:
     assert not (data_dir / "streamrec.db").exists(), "a read-only command made a database"
     walk(MIGRATION)
     [demo_output] = walk([DEMO])
+    # streamrec beside the baselines of the same batches, and no spurious warning.
+    for method in ("streamrec", "popularity, decayed", "co-occurrence"):
+        assert f"│ {method} " in demo_output, demo_output
+    assert "WARNING" not in demo_output, demo_output
     shown_user = re.search(r"^user (\S+): \d+ interactions", demo_output, flags=re.MULTILINE)
     assert shown_user is not None, demo_output
     status, output, answers = _serve_and_ask(tmp_path, environment, shown_user.group(1))

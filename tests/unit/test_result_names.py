@@ -47,13 +47,14 @@ def canned_prequential(monkeypatch: pytest.MonkeyPatch) -> None:
         board = HitRateBoard(prequential.STREAMREC, window=2)
         for position in range(4):
             board.record(position, position % 2 == 0, position)
-        return prequential.PrequentialRun(
+        return prequential.PipelineRun(
             dataset=dataset.name,
             events=4,
             scored_from=0,
             recommendations=settings.model.recommendations,
             boards={board.name: board},
             settings={"max_poll_records": settings.kafka.max_poll_records},
+            batch_size=settings.kafka.max_poll_records,
         )
 
     monkeypatch.setattr(prequential, "run_prequential", run)
@@ -110,8 +111,12 @@ def test_prequential_writes_the_document_it_is_given(
 
     text = doc.read_text(encoding="utf-8")
     assert "## Trainer\n\nkept" in text
-    assert "## Prequential hit rate on ml-latest, batches of 50\n" in text
-    assert "## Prequential hit rate on ml-latest, batches of 50 (candidates200)\n" in text
+    section = (
+        "## Prequential hit rate of the pipeline on ml-latest, per consumer batch of up to 50, "
+        "model frozen"
+    )
+    assert f"{section}\n" in text
+    assert f"{section} (candidates200)\n" in text
     assert "raw numbers in prequential-ml-latest-batch50-candidates200.json" in text
     assert not (tmp_path / "docs").exists()
 
