@@ -15,6 +15,7 @@ from tests.integration.trainer_support import (
     activate_with_state,
     reference_snapshot,
     snapshot,
+    start_stopping_trainer,
     start_trainer,
     store,
     stream_interactions,
@@ -38,8 +39,8 @@ def test_a_trainer_killed_mid_rebuild_leaves_the_active_version_and_the_next_run
     active = activate_with_state(engine, settings, trained_model(settings, interactions))
     before = snapshot(engine, active)
 
-    killed = start_trainer(settings, "--once", "--force", "--pause-at", "rebuilding:2")
-    killed.wait_for_line("paused at rebuilding:2")
+    killed = start_stopping_trainer(settings, "rebuilding:2")
+    killed.wait_for_line("stopped at rebuilding:2")
     killed.kill()  # SIGKILL: no cleanup of any kind
 
     with UnitOfWork(engine) as uow:

@@ -14,6 +14,7 @@ from streamrec.storage.unit_of_work import UnitOfWork
 from tests.integration.pipeline_support import on_postgresql
 from tests.integration.trainer_support import (
     activate_with_state,
+    start_stopping_trainer,
     start_trainer,
     store,
     stream_interactions,
@@ -62,8 +63,8 @@ def test_a_second_trainer_cannot_start_a_run_while_one_is_running(
     activate_with_state(engine, settings, trained_model(settings, interactions))
     request = RunRequest(TrainingTrigger.OPERATOR, "second trainer", force=True)
 
-    first = start_trainer(settings, "--once", "--force", "--pause-at", "trained")
-    first.wait_for_line("paused at trained")
+    first = start_stopping_trainer(settings, "trained")
+    first.wait_for_line("stopped at trained")
     try:
         in_process = TrainingRunService(settings, engine).run(request)
         status, output = start_trainer(settings, "--once", "--force").wait()

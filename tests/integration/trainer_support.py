@@ -249,10 +249,21 @@ class TrainerProcessHandle:
 
 
 def start_trainer(settings: Settings, *arguments: str) -> TrainerProcessHandle:
+    """``streamrec trainer ARGUMENTS`` in a process of its own."""
+    return _start([sys.executable, "-m", "streamrec.cli.main", "trainer", *arguments], settings)
+
+
+def start_stopping_trainer(settings: Settings, stage: str) -> TrainerProcessHandle:
+    """A forced run that stops dead at ``stage`` (STAGE[:N], tests.integration.stopping_trainer)
+    and says so, for the test to kill it there or to try a second trainer beside it."""
+    return _start([sys.executable, "-m", "tests.integration.stopping_trainer", stage], settings)
+
+
+def _start(command: list[str], settings: Settings) -> TrainerProcessHandle:
     from tests.integration.pipeline_support import settings_environment
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamrec.cli.main", "trainer", *arguments],
+        command,
         cwd=REPOSITORY,
         env={
             **settings_environment(settings),
