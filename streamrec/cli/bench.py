@@ -18,6 +18,8 @@ BENCHMARK_MODULES = [
     "recommendation_latency",
     "soak",
     "serve_latency",
+    "autoencoder_epochs",
+    "candidate_recall",
 ]
 
 

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import click
 from rich.console import Console
@@ -24,6 +25,7 @@ from streamrec.datasets.base import Dataset
 from streamrec.datasets.registry import load_dataset
 from streamrec.evaluation.harness import EvaluationRun, evaluate
 from streamrec.evaluation.methods import (
+    AUTOENCODERS,
     METHOD_NAMES,
     STREAMREC,
     MethodOptions,
@@ -112,6 +114,21 @@ def _integers(_: click.Context, __: click.Parameter, value: str) -> list[int]:
     help="EASE regularisation (default: 300 MovieLens, 50 Amazon).",
 )
 @click.option(
+    "--candidates",
+    type=click.Choice(("shortlists", "catalogue")),
+    default="shortlists",
+    show_default=True,
+    help="What streamrec ranks: its top-M clusters' shortlists (what the consumer serves) "
+    "or every training item by retrieval score (docs/model.md, 'Candidate recall').",
+)
+@click.option(
+    "--autoencoder-epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Mult-DAE/VAE training epochs (default: as chosen on the dataset's validation "
+    "users, see docs/model.md).",
+)
+@click.option(
     "--latency-users",
     type=click.IntRange(min=0),
     default=200,
@@ -149,6 +166,8 @@ def command(
     sweep_clusters: list[int],
     sweep_lengths: list[int],
     ease_lambda: float | None,
+    candidates: Literal["shortlists", "catalogue"],
+    autoencoder_epochs: int | None,
     latency_users: int,
     threads: int,
     output_dir: Path,
@@ -170,13 +189,16 @@ def command(
         dataset_name=dataset.name,
         seed=seed,
         ease_lambda=ease_lambda,
+        candidates=candidates,
+        autoencoder_epochs=autoencoder_epochs,
         threads=threads,
         progress=progress,
     )
     run = EvaluationRun(
         dataset.name, protocol, seed, split.summary(), settings=changed_model_settings(settings)
     )
-    with _limited_threads(threads, needs_torch=STREAMREC in methods or run_sweep):
+    needs_torch = run_sweep or bool({STREAMREC, *AUTOENCODERS} & set(methods))
+    with _limited_threads(threads, needs_torch=needs_torch):
         for name in methods:
             try:
                 recommender = build_method(name, options, settings)

@@ -11,15 +11,24 @@ from streamrec.config import Settings
 50.0
 >>> build_method("ease", MethodOptions(dataset_name="ml-1m"), Settings()).regularization
 300.0
+>>> build_method("mult-vae", MethodOptions(autoencoder_epochs=3), Settings()).epochs
+3
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import ValidationError
 
 from streamrec.config import Settings
+from streamrec.evaluation.autoencoders import (
+    DEFAULT_EPOCHS,
+    MultAutoencoderRecommender,
+    MultDAERecommender,
+    MultVAERecommender,
+)
 from streamrec.evaluation.baselines import (
     ALSRecommender,
     EASERecommender,
@@ -30,11 +39,18 @@ from streamrec.evaluation.protocol import OfflineRecommender
 from streamrec.observability.progress import TrainingProgressBar
 
 STREAMREC = "streamrec"
-BASELINES = ("popularity", "item-knn", "ease", "als")
+BASELINES = ("popularity", "item-knn", "ease", "als", "mult-dae", "mult-vae")
 METHOD_NAMES = (STREAMREC, *BASELINES)
 # EASE's lambda as tuned by its paper's protocol on each family: MovieLens 300, Amazon 50.
 EASE_LAMBDA_MOVIELENS = 300.0
 EASE_LAMBDA_AMAZON = 50.0
+AUTOENCODERS: dict[str, type[MultAutoencoderRecommender]] = {
+    "mult-dae": MultDAERecommender,
+    "mult-vae": MultVAERecommender,
+}
+# Mult-DAE/VAE epochs by dataset, chosen on validation users
+# (``streamrec bench autoencoder-epochs``; docs/model.md); others get DEFAULT_EPOCHS.
+AUTOENCODER_EPOCHS: dict[str, int] = {}
 
 
 class MethodUnavailable(Exception):
@@ -52,10 +68,18 @@ class MethodOptions:
     progress: bool = True
     clusters: int | None = None  # streamrec's K; None: from the settings
     shortlist_length: int | None = None  # streamrec's L; None: from the settings
+    candidates: Literal["shortlists", "catalogue"] = "shortlists"  # what streamrec ranks
+    autoencoder_epochs: int | None = None  # Mult-DAE/VAE; None: by dataset (chosen on validation)
 
 
 def ease_lambda_for(dataset_name: str) -> float:
     return EASE_LAMBDA_AMAZON if dataset_name.startswith("amazon") else EASE_LAMBDA_MOVIELENS
+
+
+def autoencoder_epochs_for(dataset_name: str) -> int:
+    """The Mult-DAE/VAE training epochs for a dataset: as chosen on its validation users,
+    else DEFAULT_EPOCHS."""
+    return AUTOENCODER_EPOCHS.get(dataset_name, DEFAULT_EPOCHS)
 
 
 def build_method(name: str, options: MethodOptions, settings: Settings) -> OfflineRecommender:
@@ -77,6 +101,11 @@ def build_method(name: str, options: MethodOptions, settings: Settings) -> Offli
             raise MethodUnavailable(
                 f"ALS skipped: the implicit library is missing ({error})"
             ) from None
+    if name in AUTOENCODERS:
+        epochs = options.autoencoder_epochs
+        if epochs is None:
+            epochs = autoencoder_epochs_for(options.dataset_name)
+        return AUTOENCODERS[name](epochs=epochs, seed=options.seed, progress=options.progress)
     if name == STREAMREC:
         return _streamrec(options, settings)
     raise MethodUnavailable(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
@@ -111,6 +140,7 @@ def _streamrec(options: MethodOptions, settings: Settings) -> OfflineRecommender
         model_settings,
         training_settings,
         training_observer=TrainingProgressBar() if options.progress else None,
+        candidates=options.candidates,
     )
     recommender.name = STREAMREC
     return recommender

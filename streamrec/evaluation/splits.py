@@ -16,6 +16,9 @@ is held out, everything before it is both the user's history and training data.
 >>> loo = split_leave_one_out(dataset)
 >>> len(loo.cases), loo.cases[0].held_out
 (20, ('i5',))
+>>> validation = validation_split(split, dataset, seed=0)
+>>> len(validation.cases), set(validation.train.users) <= set(split.train.users)
+(2, True)
 """
 
 from __future__ import annotations
@@ -135,6 +138,29 @@ def split_for(protocol: str, dataset: Dataset, seed: int) -> EvaluationSplit:
     if protocol == LEAVE_ONE_OUT:
         return split_leave_one_out(dataset)
     raise ValueError(f"unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+
+
+VALIDATION_FRACTION = 0.15
+
+
+def validation_split(
+    split: EvaluationSplit,
+    dataset: Dataset,
+    seed: int,
+    validation_fraction: float = VALIDATION_FRACTION,
+) -> EvaluationSplit:
+    """Validation users drawn from ``split``'s training data only, under the same protocol,
+    for choosing settings without the test users: *cold-users* holds out
+    ``validation_fraction`` of the training users (their interactions split 50/50 like a
+    test user's); *loo* holds out each training user's last training interaction."""
+    training = Dataset(
+        dataset.name, split.train, dataset.items, dataset.user_attributes, dataset.event_type
+    )
+    if split.protocol == COLD_USERS:
+        return split_cold_users(training, seed, train_fraction=1.0 - validation_fraction)
+    if split.protocol == LEAVE_ONE_OUT:
+        return split_leave_one_out(training)
+    raise ValueError(f"unknown protocol {split.protocol!r}")
 
 
 def _rows_by_user(

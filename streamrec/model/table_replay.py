@@ -9,6 +9,11 @@ statistics with the model's membership rounding, shortlists). recommend_many ask
 stream for each history as a new user it never stored (the cold-user case). There is no
 second assembly of the model: what is measured here is what the consumer serves.
 
+``candidates`` chooses what is ranked: ``"shortlists"`` (default, what the consumer serves)
+votes the union of the user's top-M clusters' shortlists; ``"catalogue"`` ranks every
+training item by the retrieval score alone (``model.catalogue_scoring``), the path
+docs/model.md ("Candidate recall") measures beside it.
+
 K (clusters) is fixed at fit. ``reconfigure`` changes the settings afterwards without
 retraining: the shortlists are chosen again from the statistics for L and the shortlist
 weight, and the training interactions are learned again for M or the pooling half-life,
@@ -27,20 +32,25 @@ which the statistics depend on.
 >>> recommendations = recommender.recommend_many([UserHistory("new", [("i3", 1.0)])], n=5)
 >>> len(recommendations[0]), "i3" in recommendations[0]
 (5, False)
+>>> recommender.candidates = "catalogue"
+>>> len(recommender.recommend_many([UserHistory("new", [("i3", 1.0)])], n=40)[0])
+29
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from streamrec.config import ModelSettings, TrainingSettings
 from streamrec.events import InteractionEvent, ItemEvent, SourceEvent
+from streamrec.model.catalogue_scoring import CatalogueTargets
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.history import UserHistory
+from streamrec.model.history_profiles import history_profiles
 from streamrec.model.interaction_rule import AcceptedInteraction
 from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.memory_state import InMemoryStreamState
@@ -55,6 +65,8 @@ BATCH_USERS = 512
 TABLE_VERSION = 0
 # Settings that only choose shortlists again; any other change learns the table again.
 SHORTLIST_SETTINGS = frozenset({"shortlist_length", "shortlist_weight"})
+CandidateSource = Literal["shortlists", "catalogue"]
+CANDIDATE_SOURCES: tuple[CandidateSource, ...] = ("shortlists", "catalogue")
 
 
 class EfficientRecRecommender:
@@ -70,21 +82,27 @@ class EfficientRecRecommender:
         training_observer: TrainingObserver | None = None,
         model: EfficientRec | None = None,
         train_with_recency: bool = False,
+        candidates: CandidateSource = "shortlists",
     ) -> None:
         """``model``: a trained model to use as it is (fit then skips training).
         ``train_with_recency``: True also pools the training views with
         ``model.pooling_half_life_seconds`` (each half's reference its newest interaction);
-        False (default) trains as without the setting and weights at inference only."""
+        False (default) trains as without the setting and weights at inference only.
+        ``candidates``: what is ranked (see the module docstring)."""
+        if candidates not in CANDIDATE_SOURCES:
+            raise ValueError(f"candidates must be one of {', '.join(CANDIDATE_SOURCES)}")
         self.model_settings = model_settings
         self.training_settings = training_settings
         self.training_observer = training_observer
         self.given_model = model
         self.train_with_recency = train_with_recency
+        self.candidates: CandidateSource = candidates
         self.training_report: TrainingReport | None = None
         self.stream: EfficientRecStream | None = None
         self._table: InteractionTable | None = None
         self._items: Mapping[str, ItemEvent] = {}
         self._user_attributes: Mapping[str, Mapping[str, str]] = {}
+        self._catalogue: CatalogueTargets | None = None
 
     @property
     def model(self) -> EfficientRec | None:
@@ -112,6 +130,7 @@ class EfficientRecRecommender:
         self._user_attributes = user_attributes
         model = self.given_model or self._trained_model(train_table, items, user_attributes)
         self.stream = self._learned_stream(model)
+        self._catalogue = None
 
     def _learned_stream(self, model: EfficientRec) -> EfficientRecStream:
         """A stream of ``model`` that learned every training interaction, in one batch (the
@@ -170,9 +189,53 @@ class EfficientRecRecommender:
             raise RuntimeError("fit the recommender first")
         results: list[list[str]] = []
         for start in range(0, len(histories), BATCH_USERS):
-            voted = self.stream.recommend_histories(histories[start : start + BATCH_USERS], n)
+            batch = histories[start : start + BATCH_USERS]
+            if self.candidates == "catalogue":
+                results.extend(self._from_catalogue(batch, n))
+                continue
+            voted = self.stream.recommend_histories(batch, n)
             results.extend([item.item_id for item in items] for items in voted)
         return results
+
+    def _from_catalogue(self, histories: Sequence[UserHistory], n: int) -> list[list[str]]:
+        """Every training item ranked by retrieval score; a history the model knows
+        nothing of gets the stream's answer (the global shortlist)."""
+        stream = self.stream
+        assert stream is not None and stream.serving is not None
+        profiles = history_profiles(
+            stream.serving, histories, self.model_settings, stream.state.item_features
+        )
+        known = [(row, profile) for row, profile in enumerate(profiles) if profile is not None]
+        results: list[list[str]] = [[] for _ in histories]
+        if known:
+            queries = stream.serving.model.retrieval_queries(
+                np.stack([profile for _, profile in known])
+            )
+            seen = [{item_id for item_id, _ in histories[row].interactions} for row, _ in known]
+            ranked = self.catalogue.recommend(queries, seen, n)
+            for (row, _), items in zip(known, ranked, strict=True):
+                results[row] = [item.item_id for item in items]
+        unknown = [row for row, profile in enumerate(profiles) if profile is None]
+        if unknown:
+            voted = stream.recommend_histories([histories[row] for row in unknown], n)
+            for row, items in zip(unknown, voted, strict=True):
+                results[row] = [item.item_id for item in items]
+        return results
+
+    @property
+    def catalogue(self) -> CatalogueTargets:
+        """The training items' retrieval targets t_j under the fitted model, computed once."""
+        if self._catalogue is None:
+            stream = self.stream
+            if stream is None or stream.serving is None or self._table is None:
+                raise RuntimeError("fit the recommender first")
+            vocabulary = self._table.item_vocabulary
+            item_ids = [vocabulary[item] for item in np.unique(self._table.items)]
+            targets = stream.serving.model.item_targets(
+                item_ids, stream.state.item_features(item_ids)
+            )
+            self._catalogue = CatalogueTargets(item_ids, targets)
+        return self._catalogue
 
     def parameter_count(self) -> int:
         model = self.model
