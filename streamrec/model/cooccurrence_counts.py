@@ -1,7 +1,7 @@
 """Item co-occurrence counts in memory, for ``InMemoryStreamState``.
 
-Each item keeps its counts in a growing array, so its k most co-occurring items are found
-without sorting them all (an in-process stream asks after every event). The answers are
+Each item keeps its k most co-occurring items in order as counts are added, so a read
+sorts nothing (an in-process stream asks after every event). The answers are
 the database's: the k largest counts, ties by item id, the item itself left out; its own
 count (the pair (item, item)) is its popularity.
 
@@ -15,9 +15,8 @@ count (the pair (item, item)) is its popularity.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Collection
-
-import numpy as np
 
 from streamrec.model.item_neighbours import CooccurrenceIncrements
 
@@ -59,42 +58,60 @@ class CooccurrenceCounts:
 
 
 class _CountRow:
-    """One item's counts with the other items, in a growing array."""
+    """One item's counts with the other items, and its best ones kept in order.
 
-    __slots__ = ("_columns", "_item_ids", "_values")
+    Counts only grow, so the best ``size`` pairs by (count descending, item id) are kept
+    exactly as counts are added: a pair outside them can only enter by growing itself,
+    past the last of them. A read then copies at most k pairs instead of sorting the row
+    (a popular item co-occurs with thousands, mostly tied at a count of one or two).
+
+    >>> row = _CountRow()
+    >>> for item_id in ["b", "c", "a", "c", "d", "d"]:
+    ...     row.add(item_id, 1.0)
+    >>> row.largest(2), row.largest(3)
+    ([('c', 2.0), ('d', 2.0)], [('c', 2.0), ('d', 2.0), ('a', 1.0)])
+    >>> row.add("a", 5.0); row.largest(2)
+    [('a', 6.0), ('c', 2.0)]
+    """
+
+    __slots__ = ("_best", "_best_ids", "_counts", "_size")
 
     def __init__(self) -> None:
-        self._columns: dict[str, int] = {}
-        self._item_ids: list[str] = []
-        self._values = np.zeros(16, dtype=np.float64)
+        self._counts: dict[str, float] = {}
+        # (-count, item id) of the best pairs, in order; None until first read.
+        self._best: list[tuple[float, str]] | None = None
+        self._best_ids: set[str] = set()
+        self._size = 0
 
     def add(self, item_id: str, count: float) -> None:
-        column = self._columns.get(item_id)
-        if column is None:
-            column = self._columns[item_id] = len(self._item_ids)
-            self._item_ids.append(item_id)
-            if column == self._values.size:
-                self._values = np.concatenate([self._values, np.zeros_like(self._values)])
-        self._values[column] += count
+        before = self._counts.get(item_id, 0.0)
+        after = self._counts[item_id] = before + count
+        best = self._best
+        if best is None:
+            return
+        if count < 0.0:
+            self._best = None  # a count that shrinks: sorted again at the next read
+            return
+        key = (-after, item_id)
+        if item_id in self._best_ids:
+            del best[bisect_left(best, (-before, item_id))]
+            insort(best, key)
+        elif len(best) < self._size:
+            # Fewer pairs than the size: every pair is among the best.
+            insort(best, key)
+            self._best_ids.add(item_id)
+        elif key < best[-1]:
+            self._best_ids.discard(best.pop()[1])
+            insort(best, key)
+            self._best_ids.add(item_id)
 
     def largest(self, count: int) -> list[tuple[str, float]]:
         """The ``count`` largest counts, largest first, ties by item id."""
-        size = len(self._item_ids)
-        if count <= 0 or size == 0:
+        if count <= 0:
             return []
-        values = self._values[:size]
-        if size > count:
-            threshold = np.partition(values, size - count)[size - count]
-            above = np.flatnonzero(values > threshold).tolist()
-            # Ties at the boundary: only the smallest ids among them are kept, as the
-            # database's order (count descending, then item id) keeps them.
-            tied = sorted(self._item_ids[column] for column in np.flatnonzero(values == threshold))
-            chosen = [(self._item_ids[column], float(values[column])) for column in above]
-            chosen += [(item_id, float(threshold)) for item_id in tied[: count - len(above)]]
-        else:
-            chosen = [
-                (item_id, float(value))
-                for item_id, value in zip(self._item_ids, values.tolist(), strict=True)
-            ]
-        chosen.sort(key=lambda pair: (-pair[1], pair[0]))
-        return chosen
+        if self._best is None or count > self._size:
+            ordered = sorted((-value, item_id) for item_id, value in self._counts.items())
+            self._size = count
+            self._best = ordered[:count]
+            self._best_ids = {item_id for _, item_id in self._best}
+        return [(item_id, -negative) for negative, item_id in self._best[:count]]

@@ -33,6 +33,7 @@ adapter of the state orders them alike.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,8 +53,10 @@ def recent_items(interactions: Iterable[Interaction], count: int) -> list[str]:
     >>> recent_items(rows, 2)  # equal times: the later event id is the newer
     ['c', 'a']
     """
-    ordered = sorted(interactions, key=lambda row: ordering_key(row.timestamp, row.event_id))
-    return [row.item_id for row in reversed(ordered[-count:])] if count > 0 else []
+    newest = heapq.nlargest(
+        count, interactions, key=lambda row: ordering_key(row.timestamp, row.event_id)
+    )
+    return [row.item_id for row in newest]
 
 
 @dataclass(slots=True)
@@ -147,12 +150,14 @@ def neighbour_candidates(
         for other, together in neighbours.get(item_id, ()):
             if other not in seen:
                 scores[other] = scores.get(other, 0.0) + weight * together
-    scored = [
-        (item_id, score / math.sqrt(max(popularity.get(item_id, 1.0), 1.0)))
-        for item_id, score in scores.items()
-    ]
-    scored.sort(key=lambda pair: (-pair[1], pair[0]))
-    return [RecommendedItem(item_id, score) for item_id, score in scored[:count]]
+    best = heapq.nsmallest(
+        count,
+        (
+            (-score / math.sqrt(max(popularity.get(item_id, 1.0), 1.0)), item_id)
+            for item_id, score in scores.items()
+        ),
+    )
+    return [RecommendedItem(item_id, -negative) for negative, item_id in best]
 
 
 __all__ = [
