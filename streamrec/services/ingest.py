@@ -360,7 +360,10 @@ class IngestService:
         topics = self._settings.topics
         commands = [drift_train_command(signal, now) for signal in result.drift_signals]
         for command in commands:
-            logger.warning("asking the trainer for an early run: %s", command.reason)
+            # Information, not a warning: an early run is how the pipeline answers a fall of
+            # its hit rate (a frozen model on a moving stream always shows one), and nothing
+            # is wrong for an operator to fix.
+            logger.info("asking the trainer for an early run: %s", command.reason)
         return [
             *(recommendation_message(topics.recommendations, m) for m in result.recommendations),
             *(dead_letter_message(topics.dead_letters, letter) for letter in result.dead_letters),
