@@ -289,17 +289,17 @@ class ModelSettings(Section):
         "previous items, and candidates come from the user's H most recent items.",
     )
     neighbour_count: int = Field(
-        50, ge=1, le=1000, description="k: the most co-occurring items read per recent item."
+        200, ge=1, le=1000, description="k: the most co-occurring items read per recent item."
     )
     neighbour_weight: float = Field(
-        0.5,
+        0.7,
         ge=0,
         le=1,
         description="Weight of the neighbours' ranks in the fusion with the vote's "
         "(1 - weight); see streamrec.model.rank_fusion.",
     )
     neighbour_half_life_items: float | None = Field(
-        None,
+        5.0,
         gt=0,
         description="A recent item's co-occurrences weigh 2^(-position / this), position "
         "0 being the newest; unset weighs them alike.",
