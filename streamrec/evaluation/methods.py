@@ -48,9 +48,15 @@ AUTOENCODERS: dict[str, type[MultAutoencoderRecommender]] = {
     "mult-dae": MultDAERecommender,
     "mult-vae": MultVAERecommender,
 }
-# Mult-DAE/VAE epochs by dataset, chosen on validation users
-# (``streamrec bench autoencoder-epochs``; docs/model.md); others get DEFAULT_EPOCHS.
-AUTOENCODER_EPOCHS: dict[str, int] = {}
+# Mult-DAE/VAE epochs by (method, dataset), the best on validation users
+# (``streamrec bench autoencoder-epochs``, bench/results/autoencoder-epochs-*; docs/model.md);
+# other datasets get DEFAULT_EPOCHS.
+AUTOENCODER_EPOCHS: dict[tuple[str, str], int] = {
+    ("mult-dae", "ml-1m"): 80,
+    ("mult-vae", "ml-1m"): 100,
+    ("mult-dae", "ml-latest-small"): 120,
+    ("mult-vae", "ml-latest-small"): 160,
+}
 
 
 class MethodUnavailable(Exception):
@@ -76,10 +82,14 @@ def ease_lambda_for(dataset_name: str) -> float:
     return EASE_LAMBDA_AMAZON if dataset_name.startswith("amazon") else EASE_LAMBDA_MOVIELENS
 
 
-def autoencoder_epochs_for(dataset_name: str) -> int:
-    """The Mult-DAE/VAE training epochs for a dataset: as chosen on its validation users,
-    else DEFAULT_EPOCHS."""
-    return AUTOENCODER_EPOCHS.get(dataset_name, DEFAULT_EPOCHS)
+def autoencoder_epochs_for(method: str, dataset_name: str) -> int:
+    """The training epochs of Mult-DAE or Mult-VAE on a dataset: as chosen on its validation
+    users, else DEFAULT_EPOCHS.
+
+    >>> autoencoder_epochs_for("mult-vae", "ml-latest-small"), autoencoder_epochs_for("a", "b")
+    (160, 100)
+    """
+    return AUTOENCODER_EPOCHS.get((method, dataset_name), DEFAULT_EPOCHS)
 
 
 def build_method(name: str, options: MethodOptions, settings: Settings) -> OfflineRecommender:
@@ -104,7 +114,7 @@ def build_method(name: str, options: MethodOptions, settings: Settings) -> Offli
     if name in AUTOENCODERS:
         epochs = options.autoencoder_epochs
         if epochs is None:
-            epochs = autoencoder_epochs_for(options.dataset_name)
+            epochs = autoencoder_epochs_for(name, options.dataset_name)
         return AUTOENCODERS[name](epochs=epochs, seed=options.seed, progress=options.progress)
     if name == STREAMREC:
         return _streamrec(options, settings)

@@ -32,6 +32,8 @@ which the statistics depend on.
 >>> recommendations = recommender.recommend_many([UserHistory("new", [("i3", 1.0)])], n=5)
 >>> len(recommendations[0]), "i3" in recommendations[0]
 (5, False)
+>>> len(recommender.cluster_sizes()), round(sum(recommender.cluster_sizes()), 6) > 0
+(4, True)
 >>> recommender.candidates = "catalogue"
 >>> len(recommender.recommend_many([UserHistory("new", [("i3", 1.0)])], n=40)[0])
 29
@@ -236,6 +238,14 @@ class EfficientRecRecommender:
             )
             self._catalogue = CatalogueTargets(item_ids, targets)
         return self._catalogue
+
+    def cluster_sizes(self) -> list[float]:
+        """The membership mass M_c of every cluster, in cluster order (what the evaluation
+        reports as cluster sizes)."""
+        masses = self.state.cluster_masses()
+        model = self.model
+        clusters = self.model_settings.clusters if model is None else model.clusters
+        return [float(masses.get(cluster, 0.0)) for cluster in range(clusters)]
 
     def parameter_count(self) -> int:
         model = self.model
