@@ -179,23 +179,6 @@ def _recommended_items(voted: _Voted) -> list[list[RecommendedItem]]:
     ]
 
 
-def recommended_item_ids(
-    top_clusters: Sequence[TopClusters],
-    shortlists: Mapping[int, Shortlist],
-    seen: Sequence[Collection[str]],
-    count: int,
-    reranking: Reranking | None = None,
-) -> list[set[str]]:
-    """The item ids ``vote_for_users`` would recommend, as sets: what a hit test needs,
-    without building a RecommendedItem per entry (a batch has tens of thousands)."""
-    voted = _voted_columns(top_clusters, shortlists, seen, count, reranking)
-    item_ids = voted.item_ids
-    return [
-        {item_ids[column] for column in row_columns if column != NO_ITEM}
-        for row_columns in voted.columns.tolist()
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class _Voted:
     """The candidate item ids, each user's recommended columns into them with scores

@@ -64,7 +64,6 @@ from streamrec.model.recommending import (
     Shortlist,
     TopClusters,
     global_top_clusters,
-    recommended_item_ids,
     reranking_for,
     shortlist_from_statistics,
     shortlist_pool_size,
@@ -255,7 +254,7 @@ class EfficientRecStream:
         before = self._shortlists_of(profiles.values())
         if prequential_hits:
             learned.hits = self._prequential_hits(
-                resolution.applied_pairs, profiles, before, weights
+                resolution.applied_pairs, profiles, before, weights, stored
             )
         # After the hits: they judge the lists as they stood before the batch.
         self._add_cooccurrences(increments)
@@ -381,6 +380,7 @@ class EfficientRecStream:
         profiles: Mapping[str, UserProfile],
         shortlists: Shortlists,
         weights: UserWeights,
+        stored: Mapping[str, Sequence[Interaction]],
     ) -> list[bool]:
         """For each applied event of a user with a profile before the batch: was its item
         in the list last recommended to the user (what the user saw)? A list the state does
@@ -396,14 +396,17 @@ class EfficientRecStream:
         # Voting is the costly part of judging a batch: only forgotten lists are voted.
         forgotten = [user_id for user_id in known if user_id not in recommended]
         if forgotten:
-            voted = recommended_item_ids(
-                [profiles[user_id].top_clusters for user_id in forgotten],
+            voted = self._vote(
+                forgotten,
+                profiles,
                 shortlists,
                 [weights.before[user_id] for user_id in forgotten],
-                self.settings.recommendations,
-                self._reranking([profiles[user_id].profile for user_id in forgotten]),
+                leads=False,
+                recent=self._recent([stored.get(user_id, ()) for user_id in forgotten]),
             )
-            recommended.update(zip(forgotten, voted, strict=True))
+            recommended.update(
+                (user.user_id, {item.item_id for item in user.items}) for user in voted
+            )
         return [
             item_id in recommended[user_id]
             for user_id, item_id in applied_pairs

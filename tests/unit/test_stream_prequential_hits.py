@@ -1,5 +1,6 @@
 """A batch's prequential hits are judged against the list last recommended to each user (what
-the user saw), and a list the state has forgotten is voted as it stands before the batch."""
+the user saw), and a list the state has forgotten is voted as it stands before the batch, the
+item neighbours fused in when they are on."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ def event(offset: int, user_id: str, item_id: str) -> AcceptedInteraction:
     return AcceptedInteraction(interaction, 1.0, SourceEvent("interactions", 0, offset, offset))
 
 
-@pytest.fixture
-def stream() -> EfficientRecStream:
-    serving = ServingModel(1, EfficientRec.new(SETTINGS, FeatureSchema()))
-    stream = EfficientRecStream(serving, SETTINGS, InMemoryStreamState())
+@pytest.fixture(params=[False, True], ids=["vote", "vote and neighbours"])
+def stream(request: pytest.FixtureRequest) -> EfficientRecStream:
+    settings = SETTINGS.model_copy(update={"neighbours": request.param})
+    serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
+    stream = EfficientRecStream(serving, settings, InMemoryStreamState())
     items = [f"i{number}" for number in range(8)]
     stream.learn_many([event(n, f"u{n % 4}", item) for n, item in enumerate(items)])
     return stream
