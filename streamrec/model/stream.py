@@ -46,6 +46,7 @@ from streamrec.config import ModelSettings
 from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
 from streamrec.model.history import UserHistory
+from streamrec.model.history_profiles import history_change_set
 from streamrec.model.interaction_rule import (
     AcceptedInteraction,
     InteractionResolution,
@@ -452,7 +453,7 @@ class EfficientRecStream:
         model only empty histories can be answered (by the global fallback)."""
         keys = [f"history {row}" for row in range(len(histories))]
         change_sets = [
-            _history_change_set(key, history)
+            history_change_set(key, history)
             for key, history in zip(keys, histories, strict=True)
             if history.interactions or history.attributes
         ]
@@ -708,29 +709,6 @@ def events_of_histories(histories: Sequence[UserHistory]) -> list[AcceptedIntera
             source = SourceEvent("history", 0, position, timestamp)
             events.append(AcceptedInteraction(event, weight, source))
     return events
-
-
-def _history_change_set(key: str, history: UserHistory) -> UserChangeSet:
-    """A new user whose interactions are exactly ``history``'s (the last weight and time of
-    an item win)."""
-    weights = {item_id: weight for item_id, weight in history.interactions}
-    timestamps: dict[str, float] = {}
-    if history.timestamps is not None:
-        timestamps = {
-            item_id: float(timestamp)
-            for (item_id, _), timestamp in zip(
-                history.interactions, history.timestamps, strict=True
-            )
-        }
-    return UserChangeSet(
-        key,
-        None,
-        {},
-        weights,
-        dict(history.attributes),
-        last_event_at=max(timestamps.values(), default=None),
-        timestamps_after=timestamps,
-    )
 
 
 def _recent_of_history(history: UserHistory, count: int) -> list[str]:
