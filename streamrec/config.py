@@ -305,6 +305,29 @@ class ModelSettings(Section):
         "0 being the newest; unset weighs them alike.",
     )
 
+    # Decayed item popularity from the stream (streamrec.model.decayed_popularity): the
+    # new-user fallback, and a third candidate source fused by rank.
+    popularity_fallback: bool = Field(
+        False,
+        description="Serve a user without a profile the items of largest decayed "
+        "popularity instead of the vote of the heaviest clusters. See docs/model.md.",
+    )
+    popularity_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight of the decayed popularity's ranks in the fusion with the "
+        "vote's and the neighbours' (0: not a candidate source); see "
+        "streamrec.model.rank_fusion.",
+    )
+    popularity_half_life_hours: float = Field(
+        720.0,
+        gt=0,
+        description="Half-life, in event time, of an event's contribution to an item's "
+        "decayed popularity (720: 30 days). The scores are kept only while the fallback or "
+        "the source is on (they start from the events learned after it is turned on).",
+    )
+
 
 class TrainingSettings(Section):
     seed: int = Field(0, description="Seed of initialisation, sampling and halves.")

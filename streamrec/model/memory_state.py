@@ -22,7 +22,9 @@ import numpy as np
 from streamrec.events import ItemEvent
 from streamrec.model.contributions import ClusterDeltaColumns
 from streamrec.model.cooccurrence_counts import CooccurrenceCounts
+from streamrec.model.decayed_popularity import PopularityIncrements
 from streamrec.model.item_neighbours import CooccurrenceIncrements
+from streamrec.model.popularity_scores import PopularityScores
 from streamrec.model.user_attributes import EventKey
 from streamrec.state import ClusterItemStatistics, Interaction, UserProfile
 
@@ -33,6 +35,7 @@ class InMemoryStreamState:
     def __init__(self, items: Mapping[str, ItemEvent] | None = None) -> None:
         self.items: dict[str, ItemEvent] = dict(items or {})
         self.cooccurrences = CooccurrenceCounts()
+        self.popularity = PopularityScores()
         self.interactions: dict[str, dict[str, Interaction]] = {}
         self.profiles: dict[str, UserProfile] = {}
         self.attributes: dict[str, dict[str, str]] = {}
@@ -169,6 +172,14 @@ class InMemoryStreamState:
 
     def item_popularity(self, item_ids: Collection[str]) -> dict[str, float]:
         return self.cooccurrences.popularity(item_ids)
+
+    # Decayed popularity -------------------------------------------------------------------
+
+    def add_popularity(self, increments: PopularityIncrements) -> None:
+        self.popularity.add(increments)
+
+    def most_popular_items(self, count: int) -> list[tuple[str, float]]:
+        return self.popularity.most_popular(count)
 
     # Items --------------------------------------------------------------------------------
 

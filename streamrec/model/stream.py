@@ -45,6 +45,13 @@ import numpy as np
 from streamrec.config import ModelSettings
 from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
+from streamrec.model.decayed_popularity import (
+    SECONDS_PER_HOUR,
+    PopularityIncrements,
+    popular_candidates,
+    popular_read_size,
+    popularity_increments,
+)
 from streamrec.model.history import UserHistory
 from streamrec.model.history_profiles import history_change_set
 from streamrec.model.interaction_rule import (
@@ -58,7 +65,7 @@ from streamrec.model.item_neighbours import (
     neighbour_candidates,
     recent_items,
 )
-from streamrec.model.rank_fusion import fuse
+from streamrec.model.rank_fusion import RankedList, fuse_lists
 from streamrec.model.recommending import (
     LeadClusters,
     Reranking,
@@ -139,6 +146,16 @@ class StreamState(Protocol):
     def item_popularity(self, item_ids: Collection[str]) -> dict[str, float]:
         """How many users have each item, as counted with the co-occurrences (an item
         without a count is absent)."""
+        ...
+
+    def add_popularity(self, increments: PopularityIncrements) -> None:
+        """Combine a batch's decayed popularity into the stored one, per item (a log-sum-exp:
+        ``model.decayed_popularity``)."""
+        ...
+
+    def most_popular_items(self, count: int) -> list[tuple[str, float]]:
+        """The ``count`` items of largest decayed popularity with their log2 scores,
+        largest first, ties by item id."""
         ...
 
     def item_features(self, item_ids: Sequence[str]) -> Mapping[str, ItemEvent]: ...
@@ -249,8 +266,10 @@ class EfficientRecStream:
             increments = cooccurrence_increments(
                 stored, resolution.rows_to_store, self.settings.neighbour_history
             )
+        popularity = self._popularity_increments(resolution.rows_to_store)
         if self.serving is None:
             self._add_cooccurrences(increments)
+            self._add_popularity(popularity)
             return learned
         before = self._shortlists_of(profiles.values())
         if prequential_hits:
@@ -259,6 +278,7 @@ class EfficientRecStream:
             )
         # After the hits: they judge the lists as they stood before the batch.
         self._add_cooccurrences(increments)
+        self._add_popularity(popularity)
         updates = self._reembed(change_sets)
         learned.profiles_written = {update.after.user_id: update.after for update in updates}
         learned.refresh_plan, refreshed = self._move_statistics(updates)
@@ -284,6 +304,21 @@ class EfficientRecStream:
     def _add_cooccurrences(self, increments: CooccurrenceIncrements | None) -> None:
         if increments:
             self.state.add_cooccurrences(increments)
+
+    def _popularity_increments(self, rows: Sequence[Interaction]) -> PopularityIncrements | None:
+        """The batch's decayed popularity, when the fallback or the source reads it."""
+        if not self._keeps_popularity or not rows:
+            return None
+        half_life = self.settings.popularity_half_life_hours * SECONDS_PER_HOUR
+        return popularity_increments(rows, half_life)
+
+    def _add_popularity(self, increments: PopularityIncrements | None) -> None:
+        if increments:
+            self.state.add_popularity(increments)
+
+    @property
+    def _keeps_popularity(self) -> bool:
+        return self.settings.popularity_fallback or self.settings.popularity_weight > 0.0
 
     def _recent(self, interactions: Iterable[Iterable[Interaction]]) -> list[list[str]] | None:
         """Each user's most recent items, newest first, when the neighbours are on."""
@@ -496,7 +531,10 @@ class EfficientRecStream:
         """The vote of ``user_ids`` (re-ranked as configured); ``shortlists`` holds those
         already read, the others are read here. ``leads`` also names each item's lead
         cluster (what a published message carries). With ``recent`` (each user's recent
-        items, newest first) the vote is fused with those items' neighbours."""
+        items, newest first) the vote is fused with those items' neighbours, and with
+        ``model.popularity_weight`` with the decayed popularity. A user without a profile
+        gets the vote of the heaviest clusters, or with ``model.popularity_fallback`` the
+        most popular items."""
         shortlists = dict(shortlists)
         wanted = {
             cluster
@@ -504,8 +542,10 @@ class EfficientRecStream:
             if user in profiles
             for cluster, _ in profiles[user].top_clusters
         }
+        unknown = [user_id not in profiles for user_id in user_ids]
+        popular_fallback = self.settings.popularity_fallback and any(unknown)
         fallback: TopClusters = ()
-        if any(user_id not in profiles for user_id in user_ids):
+        if any(unknown) and not popular_fallback:
             fallback = global_top_clusters(
                 self.state.cluster_masses(), self.settings.top_memberships
             )
@@ -524,8 +564,26 @@ class EfficientRecStream:
         else:
             votes = vote_for_users(top_clusters, shortlists, seen, count, reranking)
             lead_clusters = [() for _ in votes]
+        popular = self._popular_lists(unknown, seen, count)
+        if popular_fallback and popular is not None:
+            for row, is_unknown in enumerate(unknown):
+                if is_unknown:
+                    # The popular items are this user's vote: no cluster voted for them.
+                    votes[row], lead_clusters[row] = popular[row], ()
+        others: list[list[RankedList]] = [[] for _ in user_ids]
         if recent is not None:
-            fused = self._with_neighbours(votes, recent, seen, count)
+            for row, items in enumerate(self._neighbour_lists(recent, seen, count)):
+                others[row].append(RankedList(items, self.settings.neighbour_weight))
+        if popular is not None:
+            for row, items in enumerate(popular):
+                if not (unknown[row] and self.settings.popularity_fallback):
+                    others[row].append(RankedList(items, self.settings.popularity_weight))
+        if any(others):
+            vote_weight = 1.0 - self.settings.neighbour_weight if recent is not None else 1.0
+            fused = [
+                fuse_lists(RankedList(vote, vote_weight), user_others, count)
+                for vote, user_others in zip(votes, others, strict=True)
+            ]
             votes = [[item for item, _ in items] for items in fused]
             lead_clusters = [
                 _fused_leads(items, lead, clusters)
@@ -538,16 +596,14 @@ class EfficientRecStream:
             )
         ]
 
-    def _with_neighbours(
+    def _neighbour_lists(
         self,
-        votes: Sequence[list[RecommendedItem]],
         recent: Sequence[Sequence[str]],
         seen: Sequence[Collection[str]],
         count: int,
-    ) -> list[list[tuple[RecommendedItem, int | None]]]:
-        """Each user's vote fused with the neighbours of their recent items
-        (``model.rank_fusion``): the items, each with its position in the vote. Two reads
-        for all the users: the recent items' neighbours, then those neighbours' popularity."""
+    ) -> list[list[RecommendedItem]]:
+        """Each user's candidates from the neighbours of their recent items. Two reads for
+        all the users: the recent items' neighbours, then those neighbours' popularity."""
         settings = self.settings
         neighbours = self.state.item_neighbours(
             {item_id for items in recent for item_id in items}, settings.neighbour_count
@@ -556,20 +612,33 @@ class EfficientRecStream:
             {other for pairs in neighbours.values() for other, _ in pairs}
         )
         return [
-            fuse(
-                vote,
-                neighbour_candidates(
-                    items,
-                    neighbours,
-                    popularity,
-                    user_seen,
-                    count,
-                    settings.neighbour_half_life_items,
-                ),
-                settings.neighbour_weight,
+            neighbour_candidates(
+                items,
+                neighbours,
+                popularity,
+                user_seen,
                 count,
+                settings.neighbour_half_life_items,
             )
-            for vote, items, user_seen in zip(votes, recent, seen, strict=True)
+            for items, user_seen in zip(recent, seen, strict=True)
+        ]
+
+    def _popular_lists(
+        self, unknown: Sequence[bool], seen: Sequence[Collection[str]], count: int
+    ) -> list[list[RecommendedItem]] | None:
+        """Each user's most popular unseen items, when a user's list reads them (the
+        fallback for a user without a profile, the source for the others); one read."""
+        settings = self.settings
+        reads = [
+            settings.popularity_fallback if is_unknown else settings.popularity_weight > 0.0
+            for is_unknown in unknown
+        ]
+        if not any(reads):
+            return None
+        popular = self.state.most_popular_items(popular_read_size(count, seen))
+        return [
+            popular_candidates(popular, user_seen, count) if read else []
+            for read, user_seen in zip(reads, seen, strict=True)
         ]
 
     def _shortlists_of(self, profiles: Iterable[UserProfile]) -> Shortlists:

@@ -32,6 +32,7 @@ from contextlib import ExitStack
 
 from streamrec.events import ItemEvent
 from streamrec.model.contributions import ClusterDeltaColumns
+from streamrec.model.decayed_popularity import PopularityIncrements
 from streamrec.model.item_neighbours import CooccurrenceIncrements
 from streamrec.model.user_attributes import EventKey
 from streamrec.services.user_cache import UserCache
@@ -177,6 +178,17 @@ class DatabaseStreamState:
     def item_popularity(self, item_ids: Collection[str]) -> dict[str, float]:
         self._wait()
         return self._uow.cooccurrences.popularity(item_ids)
+
+    # Decayed popularity -------------------------------------------------------------------
+
+    def add_popularity(self, increments: PopularityIncrements) -> None:
+        # Nothing in the batch reads the scores back before the vote reads the top items.
+        self._send_without_waiting()
+        self._uow.popularity.add(increments.item_ids, increments.log_scores)
+
+    def most_popular_items(self, count: int) -> list[tuple[str, float]]:
+        self._wait()
+        return self._uow.popularity.most_popular(count)
 
     # Items --------------------------------------------------------------------------------
 

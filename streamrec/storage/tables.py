@@ -236,6 +236,19 @@ class ItemCooccurrenceRow(Base):
     pair_count: Mapped[float]
 
 
+class ItemPopularityRow(Base):
+    """An item's decayed popularity as log2 of the sum of 2^(t / half-life) over its events
+    (streamrec.model.decayed_popularity): comparable between items at any time, so never
+    rewritten as time passes. Independent of any model."""
+
+    __tablename__ = "item_popularity"
+    # The most popular items are read in order from this index.
+    __table_args__ = (Index("ix_item_popularity_top", "log_score"),)
+
+    item_id: Mapped[str] = mapped_column(primary_key=True)
+    log_score: Mapped[float]
+
+
 class ConsumerOffsetRow(Base):
     """Where a consumer group stands on a partition.
 

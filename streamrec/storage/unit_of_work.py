@@ -33,6 +33,7 @@ from streamrec.storage.repositories import (
     ItemRepository,
     ModelRepository,
     OffsetRepository,
+    PopularityRepository,
     ProcessedEventRepository,
     TrainingRunRepository,
     UserRepository,
@@ -55,6 +56,7 @@ class UnitOfWork:
     interactions: InteractionRepository
     clusters: ClusterRepository
     cooccurrences: CooccurrenceRepository
+    popularity: PopularityRepository
     models: ModelRepository
     offsets: OffsetRepository
     dead_letters: DeadLetterRepository
@@ -83,6 +85,7 @@ class UnitOfWork:
         self.interactions = InteractionRepository(connection, self._clock)
         self.clusters = ClusterRepository(connection, self._clock)
         self.cooccurrences = CooccurrenceRepository(connection, self._clock)
+        self.popularity = PopularityRepository(connection, self._clock)
         self.models = ModelRepository(connection, self._clock)
         self.offsets = OffsetRepository(connection, self._clock)
         self.dead_letters = DeadLetterRepository(connection, self._clock)

@@ -57,10 +57,17 @@ Ranking = list[tuple[str, float]]
 
 def equivalence_settings(kafka_settings: Settings, database_url: str) -> Settings:
     """The pipeline tests' settings, refreshing the changed shortlists in every batch, with
-    the item neighbours on (their counts live in the state too)."""
+    the item neighbours and the decayed popularity on (their counts and scores live in the
+    state too)."""
     settings = pipeline_settings(kafka_settings, database_url)
     model = settings.model.model_copy(
-        update={"shortlist_refresh_seconds": 0.0, "neighbours": True, "neighbour_history": 5}
+        update={
+            "shortlist_refresh_seconds": 0.0,
+            "neighbours": True,
+            "neighbour_history": 5,
+            "popularity_fallback": True,
+            "popularity_weight": 0.3,
+        }
     )
     return settings.model_copy(update={"model": model})
 

@@ -8,6 +8,7 @@ from streamrec.storage.repositories.interactions import InteractionRepository
 from streamrec.storage.repositories.items import ItemRepository
 from streamrec.storage.repositories.models import ModelRepository
 from streamrec.storage.repositories.offsets import OffsetRepository
+from streamrec.storage.repositories.popularity import PopularityRepository
 from streamrec.storage.repositories.processed_events import ProcessedEventRepository
 from streamrec.storage.repositories.training_runs import TrainingRunRepository
 from streamrec.storage.repositories.users import UserRepository
@@ -20,6 +21,7 @@ __all__ = [
     "ItemRepository",
     "ModelRepository",
     "OffsetRepository",
+    "PopularityRepository",
     "ProcessedEventRepository",
     "TrainingRunRepository",
     "UserRepository",
