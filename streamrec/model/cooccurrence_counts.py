@@ -15,17 +15,18 @@ count (the pair (item, item)) is its popularity.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections.abc import Collection
 
 from streamrec.model.item_neighbours import CooccurrenceIncrements
+from streamrec.model.rising_scores import RisingScores
 
 
 class CooccurrenceCounts:
     """Every item's co-occurrence counts and popularity."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, _CountRow] = {}
+        # Each item's counts with the other items, the best kept in order (counts only grow).
+        self._rows: dict[str, RisingScores] = {}
         self._popularity: dict[str, float] = {}
 
     def add(self, increments: CooccurrenceIncrements) -> None:
@@ -35,8 +36,8 @@ class CooccurrenceCounts:
                 continue
             row = self._rows.get(item_id)
             if row is None:
-                row = self._rows[item_id] = _CountRow()
-            row.add(other, count)
+                row = self._rows[item_id] = RisingScores()
+            row.set(other, row.get(other, 0.0) + count)
 
     def neighbours(
         self, item_ids: Collection[str], count: int
@@ -55,63 +56,3 @@ class CooccurrenceCounts:
             for item_id in item_ids
             if item_id in self._popularity
         }
-
-
-class _CountRow:
-    """One item's counts with the other items, and its best ones kept in order.
-
-    Counts only grow, so the best ``size`` pairs by (count descending, item id) are kept
-    exactly as counts are added: a pair outside them can only enter by growing itself,
-    past the last of them. A read then copies at most k pairs instead of sorting the row
-    (a popular item co-occurs with thousands, mostly tied at a count of one or two).
-
-    >>> row = _CountRow()
-    >>> for item_id in ["b", "c", "a", "c", "d", "d"]:
-    ...     row.add(item_id, 1.0)
-    >>> row.largest(2), row.largest(3)
-    ([('c', 2.0), ('d', 2.0)], [('c', 2.0), ('d', 2.0), ('a', 1.0)])
-    >>> row.add("a", 5.0); row.largest(2)
-    [('a', 6.0), ('c', 2.0)]
-    """
-
-    __slots__ = ("_best", "_best_ids", "_counts", "_size")
-
-    def __init__(self) -> None:
-        self._counts: dict[str, float] = {}
-        # (-count, item id) of the best pairs, in order; None until first read.
-        self._best: list[tuple[float, str]] | None = None
-        self._best_ids: set[str] = set()
-        self._size = 0
-
-    def add(self, item_id: str, count: float) -> None:
-        before = self._counts.get(item_id, 0.0)
-        after = self._counts[item_id] = before + count
-        best = self._best
-        if best is None:
-            return
-        if count < 0.0:
-            self._best = None  # a count that shrinks: sorted again at the next read
-            return
-        key = (-after, item_id)
-        if item_id in self._best_ids:
-            del best[bisect_left(best, (-before, item_id))]
-            insort(best, key)
-        elif len(best) < self._size:
-            # Fewer pairs than the size: every pair is among the best.
-            insort(best, key)
-            self._best_ids.add(item_id)
-        elif key < best[-1]:
-            self._best_ids.discard(best.pop()[1])
-            insort(best, key)
-            self._best_ids.add(item_id)
-
-    def largest(self, count: int) -> list[tuple[str, float]]:
-        """The ``count`` largest counts, largest first, ties by item id."""
-        if count <= 0:
-            return []
-        if self._best is None or count > self._size:
-            ordered = sorted((-value, item_id) for item_id, value in self._counts.items())
-            self._size = count
-            self._best = ordered[:count]
-            self._best_ids = {item_id for _, item_id in self._best}
-        return [(item_id, -negative) for negative, item_id in self._best[:count]]
