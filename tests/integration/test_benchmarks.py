@@ -58,9 +58,7 @@ def test_prequential_benchmark_scores_every_event_from_the_topics(
         path.with_suffix("")
         for path in tmp_path.glob(f"prequential-synthetic-{events}-batch200-*.json")
     ]
-    assert stem.name.startswith(
-        f"prequential-synthetic-{events}-batch200-training-steps20-frozen-"
-    )
+    assert stem.name.startswith(f"prequential-synthetic-{events}-batch200-training-steps20-frozen-")
     result = json.loads(stem.with_suffix(".json").read_text())
     methods = {method["method"]: method for method in result["methods"]}
     assert set(methods) == {
