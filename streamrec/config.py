@@ -351,6 +351,22 @@ class TrainingSettings(Section):
     retrieval_weight: float = Field(
         4.0, ge=0, description="Weight of the loss that makes a profile predict held-out items."
     )
+    retrieval_negatives: Literal["batch", "catalogue"] = Field(
+        "batch",
+        description="The retrieval softmax runs over the step's items, or every training item.",
+    )
+    popularity_correction: bool = Field(
+        False,
+        description="Subtract log popularity from the batch softmax's logits (logQ correction).",
+    )
+    input_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Share of a view's interactions hidden from its encoder."
+    )
+    variational_weight: float = Field(
+        0.0,
+        ge=0,
+        description="KL weight of noisy profiles in training (a VAE variant); 0 is off.",
+    )
     max_interactions_per_user: int = Field(
         256, ge=2, description="A sampled user's set is cut to this many random interactions."
     )

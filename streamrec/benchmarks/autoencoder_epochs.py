@@ -2,8 +2,8 @@
 after every few epochs, and the epochs that score best there.
 
 The validation users come from the training data of the evaluation split
-(``evaluation.splits.validation_split``): the test users are never looked at, so the epochs
-chosen here can be used on them without flattering the autoencoders. Each method is trained
+(``benchmarks.validation_users``): the test users are never looked at, so the epochs chosen
+here can be used on them without flattering the autoencoders. Each method is trained
 once, up to ``--max-epochs``, and measured every ``--every`` epochs (training continues
 exactly as one longer run would). The chosen epochs go into
 ``evaluation.methods.AUTOENCODER_EPOCHS`` by hand, with the command in docs/model.md.
@@ -23,10 +23,9 @@ from typing import Any
 import click
 
 from streamrec.benchmarks.results import output_options
+from streamrec.benchmarks.validation_users import ValidationUsers, validation_options
 from streamrec.config import Settings
 
-# The protocol's headline metric decides.
-DECIDING_METRIC = {"cold-users": "precision@50", "loo": "hr@20"}
 METHODS = ("mult-dae", "mult-vae")
 
 
@@ -45,30 +44,21 @@ def measure(
     progress: bool,
 ) -> dict[str, Any]:
     """Each method's validation curve and its best epochs."""
-    from streamrec.datasets.registry import load_dataset
-    from streamrec.evaluation.harness import list_length, quality, recommend_checked
     from streamrec.evaluation.methods import AUTOENCODERS
-    from streamrec.evaluation.splits import split_for, validation_split
 
-    dataset = load_dataset(dataset_name, settings)
-    split = split_for(protocol, dataset, seed)
-    validation = validation_split(split, dataset, seed)
-    histories = [case.history for case in validation.cases]
-    catalogue = validation.training_items()
-    count = list_length(protocol)
-    metric = DECIDING_METRIC[protocol]
+    users = ValidationUsers.load(settings, dataset_name, protocol, seed)
+    metric = users.metric
     methods: dict[str, Any] = {}
     for name in METHODS:
         recommender = AUTOENCODERS[name](epochs=0, seed=seed, progress=progress)
-        recommender.fit(validation.train, dataset.items, dataset.user_attributes)
+        recommender.fit(users.validation.train, users.dataset.items, users.dataset.user_attributes)
         curve: dict[int, dict[str, float]] = {}
         seconds = 0.0
         while recommender.epochs_trained < max_epochs:
             started = time.perf_counter()
             recommender.train_epochs(min(every, max_epochs - recommender.epochs_trained))
             seconds += time.perf_counter() - started
-            recommendations, _ = recommend_checked(recommender, histories, count)
-            scores = quality(protocol, validation.cases, recommendations, catalogue)
+            scores = users.score(recommender)
             curve[recommender.epochs_trained] = scores
             click.echo(
                 f"{name}: {recommender.epochs_trained} epochs, {metric} {scores[metric]:.4f}",
@@ -80,11 +70,11 @@ def measure(
             "training_seconds": seconds,
         }
     return {
-        "dataset": dataset.name,
+        "dataset": users.dataset.name,
         "protocol": protocol,
         "seed": seed,
         "metric": metric,
-        "validation": validation.summary(),
+        "validation": users.validation.summary(),
         "methods": methods,
     }
 
@@ -119,15 +109,9 @@ def report_markdown(result: Mapping[str, Any]) -> str:
 
 
 @click.command(name="autoencoder-epochs")
-@click.option("--dataset", "dataset_name", default="ml-latest-small", show_default=True)
-@click.option(
-    "--protocol", type=click.Choice(tuple(DECIDING_METRIC)), default="cold-users", show_default=True
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@validation_options()
 @click.option("--max-epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--every", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--progress/--no-progress", default=True, show_default=True)
 @output_options(section="the 'Mult-DAE and Mult-VAE epochs on <dataset>' section")
 @click.pass_obj
 def command(
@@ -135,10 +119,10 @@ def command(
     dataset_name: str,
     protocol: str,
     seed: int,
-    max_epochs: int,
-    every: int,
     threads: int,
     progress: bool,
+    max_epochs: int,
+    every: int,
     output_dir: Path,
     doc: Path | None,
 ) -> None:

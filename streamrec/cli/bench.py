@@ -20,6 +20,7 @@ BENCHMARK_MODULES = [
     "serve_latency",
     "autoencoder_epochs",
     "candidate_recall",
+    "objectives",
 ]
 
 

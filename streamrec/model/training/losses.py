@@ -95,18 +95,42 @@ def membership_consistency(first: torch.Tensor, second: torch.Tensor) -> torch.T
 
 
 def retrieval_loss(
-    queries: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor
+    queries: torch.Tensor,
+    item_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    hidden: torch.Tensor,
+    logit_offsets: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Multinomial log-likelihood of each user's target items under a softmax over the batch's
+    """Multinomial log-likelihood of each user's target items under a softmax over the given
     items (queries @ item_vectors.T), with the items of the user's input view hidden: the
-    other half of the user's set is what the profile should predict.
+    other half of the user's set is what the profile should predict. ``logit_offsets`` (one
+    per item) are added to the logits: minus the log of each item's sampling probability
+    corrects a softmax over sampled items towards the full one (Yi et al., 2019).
 
     >>> queries, vectors = torch.tensor([[1.0, 0.0]]), torch.tensor([[5.0, 0.0], [-5.0, 0.0]])
     >>> hidden = torch.tensor([[False, False]])
     >>> round(float(retrieval_loss(queries, vectors, torch.tensor([[1.0, 0.0]]), hidden)), 4)
     0.0
+    >>> offsets = torch.tensor([0.0, 20.0])  # the second item was sampled e^-20 times as often
+    >>> round(float(retrieval_loss(queries, vectors, torch.tensor([[1.0, 0.0]]), hidden,
+    ...                            offsets)), 4)
+    10.0
     """
-    logits = (queries @ item_vectors.T).masked_fill(hidden, float("-inf"))
+    logits = queries @ item_vectors.T
+    if logit_offsets is not None:
+        logits = logits + logit_offsets[None, :]
+    logits = logits.masked_fill(hidden, float("-inf"))
     log_probabilities = torch.log_softmax(logits, dim=1).masked_fill(hidden, 0.0)
     per_user = -(targets * log_probabilities).sum(dim=1) / targets.sum(dim=1).clamp(min=1.0)
     return per_user.mean()
+
+
+def gaussian_kl(means: torch.Tensor, log_variances: torch.Tensor) -> torch.Tensor:
+    """KL(N(means, exp(log_variances)) || N(0, I)), summed over dimensions, mean over rows:
+    the prior term of a variational autoencoder.
+
+    >>> float(gaussian_kl(torch.zeros(3, 2), torch.zeros(3, 2)))
+    0.0
+    """
+    terms = log_variances.exp() + means.pow(2) - 1.0 - log_variances
+    return 0.5 * terms.sum(dim=1).mean()

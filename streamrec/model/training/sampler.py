@@ -12,6 +12,9 @@ holds (and their capped set sizes), never on how many users exist.
 >>> batch = InMemoryUserSampler(table)(2, np.random.default_rng(0))
 >>> batch.users, sorted(set(batch.items))
 (2, ['a', 'b', 'c'])
+>>> sampler = InMemoryUserSampler(table)
+>>> list(sampler.catalogue.items), sampler.catalogue.frequencies.tolist()
+(['a', 'b', 'c'], [0.5, 0.25, 0.25])
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ class UserBatch:
     ``items`` are the distinct item ids of the batch; row r says user ``offsets`` places it in
     rated ``items[item_rows[r]]`` with ``weights[r]`` at ``timestamps[r]`` (epoch seconds;
     None from a sampler that does not know them, which recency-weighted pooling cannot train
-    on). ``attributes`` holds each user's demographics, or None.
+    on). ``attributes`` holds each user's demographics, or None. ``catalogue_rows`` gives each
+    of ``items`` its position in the sampler's ``Catalogue``.
     """
 
     items: Sequence[str]
@@ -42,13 +46,26 @@ class UserBatch:
     offsets: np.ndarray
     attributes: Sequence[Mapping[str, str] | None]
     timestamps: np.ndarray | None = None
+    catalogue_rows: np.ndarray | None = None
 
     @property
     def users(self) -> int:
         return len(self.offsets) - 1
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """Every item a sampler can return, with its share of the interactions: the negatives of
+    a full softmax, and the sampling probabilities a batch softmax corrects for."""
+
+    items: Sequence[str]
+    frequencies: np.ndarray
+
+
 class UserSampler(Protocol):
+    @property
+    def catalogue(self) -> Catalogue: ...
+
     def __call__(self, users: int, generator: np.random.Generator) -> UserBatch:
         """``users`` users drawn at random (with replacement across calls), each with at
         least two interactions, so their sets split into two non-empty halves."""
@@ -71,6 +88,8 @@ class InMemoryUserSampler:
             raise ValueError("no user has the two interactions training needs")
         attributes = user_attributes or {}
         self.attributes = [attributes.get(user_id) for user_id in self.sets.user_vocabulary]
+        counts = np.bincount(self.sets.items, minlength=len(self.sets.item_vocabulary))
+        self.catalogue = Catalogue(self.sets.item_vocabulary, counts / counts.sum())
 
     def __call__(self, users: int, generator: np.random.Generator) -> UserBatch:
         chosen = generator.choice(self.eligible, size=min(users, len(self.eligible)), replace=False)
@@ -91,4 +110,5 @@ class InMemoryUserSampler:
             offsets=offsets,
             attributes=[self.attributes[user] for user in chosen],
             timestamps=self.sets.timestamps[all_rows],
+            catalogue_rows=distinct,
         )

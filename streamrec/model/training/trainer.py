@@ -43,6 +43,12 @@ from streamrec.model.training.losses import (
     retrieval_loss,
     triplet_loss,
 )
+from streamrec.model.training.objectives import (
+    ProfileNoise,
+    RetrievalCandidates,
+    StepItems,
+    kept_rows,
+)
 from streamrec.model.training.sampler import InMemoryUserSampler, UserBatch, UserSampler
 
 __all__ = ["InMemoryUserSampler", "TrainingObserver", "TrainingReport", "fine_tune", "train"]
@@ -60,6 +66,8 @@ class StepLosses:
     consistency: float
     structure: float
     retrieval: float
+    # KL term of the noisy profiles (TrainingSettings.variational_weight); 0 when off.
+    variational: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,11 @@ def train(
     steps = settings.steps if steps is None else steps
     generator = np.random.default_rng(settings.seed)
     encoder = model.encoder
-    optimisers = _optimisers(model, settings.learning_rate)
+    candidates = RetrievalCandidates(model, sampler, items, settings)
+    noise = (
+        ProfileNoise(model.architecture.profile_dim) if settings.variational_weight > 0 else None
+    )
+    optimisers = _optimisers(model, settings.learning_rate, noise)
     # Cosine decay to zero: large steps early, a settled model at the end.
     schedules = [
         torch.optim.lr_scheduler.LambdaLR(
@@ -135,8 +147,16 @@ def train(
             batch = sampler(settings.users_per_step, generator)
             if step == 0 and initialise_clusters:
                 _initialise_clusters(model, batch, items, settings.seed, pooling_half_life_seconds)
+            # The KL weight rises from 0 to its setting over the run, as Mult-VAE anneals it.
             losses, memberships = _step(
-                model, batch, items, settings, generator, pooling_half_life_seconds
+                model,
+                batch,
+                candidates.for_batch(batch),
+                settings,
+                generator,
+                pooling_half_life_seconds,
+                noise,
+                settings.variational_weight * step / steps,
             )
             for optimiser in optimisers:
                 optimiser.zero_grad(set_to_none=True)
@@ -227,13 +247,20 @@ def _histories(batch: UserBatch) -> list[tuple[list[str], list[float]]]:
 
 
 def _row_recency(
-    model: EfficientRec, batch: UserBatch, bag_of_row: np.ndarray, bags: int, half_life: float
+    model: EfficientRec,
+    batch: UserBatch,
+    bag_of_row: np.ndarray,
+    bags: int,
+    half_life: float,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Recency factors of the batch's rows, each bag's reference its newest non-zero row."""
+    """Recency factors of the batch's ``rows`` (default: all), each bag's reference its
+    newest non-zero row among them; ``bag_of_row`` gives the bag of each of those rows."""
     if batch.timestamps is None:
         raise ValueError("recency-weighted pooling needs a sampler that gives timestamps")
-    coefficients = model.pooling_coefficients(batch.weights)
-    return bag_recency_factors(batch.timestamps, bag_of_row, coefficients, bags, half_life)
+    chosen = slice(None) if rows is None else rows
+    coefficients = model.pooling_coefficients(batch.weights[chosen])
+    return bag_recency_factors(batch.timestamps[chosen], bag_of_row, coefficients, bags, half_life)
 
 
 def _user_recency(
@@ -248,9 +275,13 @@ def _user_recency(
     return np.split(factors, batch.offsets[1:-1])
 
 
-def _optimisers(model: EfficientRec, learning_rate: float) -> list[torch.optim.Optimizer]:
+def _optimisers(
+    model: EfficientRec, learning_rate: float, noise: ProfileNoise | None
+) -> list[torch.optim.Optimizer]:
     sparse = [model.encoder.item_tower.id_embedding.weight]
     dense = [parameter for parameter in model.encoder.parameters() if parameter is not sparse[0]]
+    if noise is not None:
+        dense += list(noise.parameters())
     return [
         torch.optim.SparseAdam(sparse, lr=learning_rate),
         torch.optim.Adam(dense, lr=learning_rate),
@@ -260,28 +291,37 @@ def _optimisers(model: EfficientRec, learning_rate: float) -> list[torch.optim.O
 def _step(
     model: EfficientRec,
     batch: UserBatch,
-    items: Mapping[str, ItemEvent],
+    step_items: StepItems,
     settings: TrainingSettings,
     generator: np.random.Generator,
-    half_life_seconds: float | None = None,
+    half_life_seconds: float | None,
+    noise: ProfileNoise | None,
+    variational_weight: float,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     encoder = model.encoder
     users = batch.users
-    vectors, targets = encoder.item_embeddings(model.featurizer.featurize(batch.items, items))
     half_bags = _half_bags(batch, generator)
+    # Denoising: each view is encoded from a random part of its half.
+    rows = (
+        np.flatnonzero(kept_rows(half_bags, settings.input_dropout, generator))
+        if settings.input_dropout > 0
+        else np.arange(len(half_bags))
+    )
     # Each half is pooled as serving would pool a user whose history is that half.
     recency = (
         None
         if half_life_seconds is None
         else torch.from_numpy(
-            _row_recency(model, batch, half_bags, 2 * users, half_life_seconds).astype(np.float32)
+            _row_recency(model, batch, half_bags[rows], 2 * users, half_life_seconds, rows).astype(
+                np.float32
+            )
         )
     )
     pooled = pool_bags(
-        vectors,
-        torch.from_numpy(batch.item_rows),
-        torch.from_numpy(half_bags),
-        torch.from_numpy(model.pooling_coefficients(batch.weights)),
+        step_items.pooled,
+        torch.from_numpy(batch.item_rows[rows]),
+        torch.from_numpy(half_bags[rows]),
+        torch.from_numpy(model.pooling_coefficients(batch.weights[rows])),
         2 * users,
         recency,
     )
@@ -292,6 +332,9 @@ def _step(
     for user in np.flatnonzero(shown):
         attributes[2 * user] = batch.attributes[user]
     profiles = encoder.profiles(pooled, model.attribute_bags(attributes))
+    variational = profiles.new_zeros(())
+    if noise is not None:
+        profiles, variational = noise(profiles)
     memberships = encoder.memberships(profiles)
     anchors, positives = profiles[0::2], profiles[1::2]
     losses = {
@@ -299,9 +342,10 @@ def _step(
         "balance": membership_balance(memberships),
         "consistency": membership_consistency(memberships[0::2], memberships[1::2]),
         "structure": encoder.cluster_head.structure_loss(profiles, memberships),
-        "retrieval": _retrieval(encoder.retrieval_queries(profiles), targets, half_bags, batch)
+        "retrieval": _retrieval(encoder.retrieval_queries(profiles), step_items, half_bags, batch)
         if settings.retrieval_weight > 0
         else profiles.new_zeros(()),
+        "variational": variational,
     }
     health = (
         losses["balance"]
@@ -312,24 +356,26 @@ def _step(
         losses["triplet"]
         + settings.balance_weight * health
         + settings.retrieval_weight * losses["retrieval"]
+        + variational_weight * losses["variational"]
     )
     return losses, memberships
 
 
 def _retrieval(
-    queries: torch.Tensor, vectors: torch.Tensor, half_bags: np.ndarray, batch: UserBatch
+    queries: torch.Tensor, step_items: StepItems, half_bags: np.ndarray, batch: UserBatch
 ) -> torch.Tensor:
-    """Each view predicts the items of the user's other half, among the batch's items."""
+    """Each view predicts the items of the user's other half, among the step's candidates."""
     views = 2 * batch.users
-    in_view = np.zeros((views, len(batch.items)), dtype=bool)
-    in_view[half_bags, batch.item_rows] = True
+    in_view = np.zeros((views, step_items.candidates.shape[0]), dtype=bool)
+    in_view[half_bags, step_items.column[batch.item_rows]] = True
     # View 2u's targets are view 2u + 1's items and the other way round.
     other_view = in_view.reshape(batch.users, 2, -1)[:, ::-1].reshape(views, -1)
     return retrieval_loss(
         queries,
-        vectors,
+        step_items.candidates,
         torch.from_numpy(other_view.astype(np.float32)),
         torch.from_numpy(in_view & ~other_view),
+        step_items.logit_offsets,
     )
 
 
