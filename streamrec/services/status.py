@@ -10,6 +10,9 @@ combines them with what the database knows.
 >>> recreated = PartitionLag("interactions", 0, LogRange(0, 1), StoredOffsets(825, 825))
 >>> recreated.lag is None, recreated.describe_lag()
 (True, 'OUT OF RANGE: stored 825, log 0..1')
+>>> retained = PartitionLag("interactions", 0, LogRange(500, 900), StoredOffsets(300, 300))
+>>> retained.lag is None, retained.describe_lag()  # retention deleted records never read
+(True, 'OUT OF RANGE: stored 300, log 500..900')
 """
 
 from __future__ import annotations

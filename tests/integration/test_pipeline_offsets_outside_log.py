@@ -92,6 +92,13 @@ def test_a_recreated_topic_stops_the_consumer_until_earliest_reads_it_all(
         settings, "--reset-offsets", "earliest", "--idle-exit", "3"
     ).wait()
     assert status == 0, output
+    # Each reset is logged, naming what was outside the log and where it went.
+    for partition in range(settings.kafka.partitions):
+        assert (
+            f"offset reset by the operator's choice: {interactions}[{partition}]: stored "
+            f"offset {EARLIER_RUN_OFFSET} outside the log 0..{ends.get(partition, 0)}, reset "
+            "to earliest (0)"
+        ) in output
     # Every event of the recreated topic applied, as an uninterrupted run applies them.
     assert differences(reference_snapshot(settings, model), database_snapshot(database_url)) == []
     with UnitOfWork(engine) as uow:
