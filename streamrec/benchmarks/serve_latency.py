@@ -358,6 +358,11 @@ def command(
     if dataset_name is not None:
         preparation = prepare(settings, dataset_name, steps)
         click.echo(preparation, err=True)
+    else:
+        from streamrec.storage.migrations import require_migrated_database
+
+        # Only read: a missing or unmigrated database is one line, and nothing is created.
+        require_migrated_database(settings.effective_database_url)
     result = measure(settings, users, repeats, history_items, seed)
     result["machine"] = machine_description() | {"cpu": cpu_model()}
     markdown = report_markdown(result, preparation)

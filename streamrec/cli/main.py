@@ -128,6 +128,11 @@ class LazyGroup(click.Group):
             raise
         except click.UsageError as error:
             raise OneLineError(_usage_line(error)) from None
+        except OneLineError:
+            raise
+        except click.ClickException as error:
+            # A command's own refusal ("no active model version ..."): the same one line.
+            raise OneLineError(error.format_message()) from None
         except (ConfigurationError, UserFacingError) as error:
             raise OneLineError(str(error)) from None
         except OSError as error:

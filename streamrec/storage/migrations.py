@@ -64,6 +64,15 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    """Migrate down to ``revision``; a SQLite file that does not exist is not created.
+
+    >>> downgrade("sqlite:///no/such/dir/streamrec.db", "base")
+    Traceback (most recent call last):
+    ...
+    streamrec.storage.errors.DatabaseMissingError: no database at no/such/dir/streamrec.db: \
+run `streamrec db upgrade` or set STREAMREC_DATABASE_URL
+    """
+    require_existing_database(database_url)
     _run(database_url, lambda config: command.downgrade(config, revision))
 
 
@@ -88,6 +97,17 @@ def head_revision() -> str | None:
     return script.get_current_head()
 
 
+def require_existing_database(database_url: str) -> None:
+    """Raise DatabaseMissingError for a SQLite file that does not exist (creating nothing);
+    a server database is checked when it is connected to."""
+    database_file = sqlite_file(database_url)
+    if database_file is not None and not database_file.exists():
+        raise DatabaseMissingError(
+            f"no database at {database_file}: run `streamrec db upgrade` "
+            "or set STREAMREC_DATABASE_URL"
+        )
+
+
 def require_migrated_database(database_url: str) -> None:
     """Check, creating nothing, that the database exists and its schema is at this code's
     head revision (or at a later one, which a newer streamrec migrated).
@@ -102,12 +122,7 @@ def require_migrated_database(database_url: str) -> None:
     streamrec.storage.errors.DatabaseMissingError: no database at no/such/dir/streamrec.db: \
 run `streamrec db upgrade` or set STREAMREC_DATABASE_URL
     """
-    database_file = sqlite_file(database_url)
-    if database_file is not None and not database_file.exists():
-        raise DatabaseMissingError(
-            f"no database at {database_file}: run `streamrec db upgrade` "
-            "or set STREAMREC_DATABASE_URL"
-        )
+    require_existing_database(database_url)
     current, head = current_revision(database_url), head_revision()
     script = ScriptDirectory.from_config(alembic_config(database_url))
     known = {revision.revision for revision in script.walk_revisions()}

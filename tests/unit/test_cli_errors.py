@@ -103,6 +103,8 @@ def test_a_bad_setting_in_a_config_file_given_after_the_subcommand_is_one_line(
         ["models", "list"],
         ["models", "show", "1"],
         ["models", "runs"],
+        ["db", "downgrade", "base"],
+        ["bench", "serve-latency", "--users", "2"],
     ],
 )
 def test_a_read_only_command_without_a_database_says_so_and_creates_nothing(
@@ -155,6 +157,22 @@ def test_an_unmigrated_sqlite_database_says_to_upgrade(command: list[str], tmp_p
         f"database at {url} is not migrated (revision None, expected {head_revision()}): "
         "run `streamrec db upgrade`",
     )
+
+
+def test_serve_latency_on_a_database_serving_no_version_is_one_line(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+
+    result = invoke(
+        ["bench", "serve-latency", "--users", "2"], env={"STREAMREC_DATABASE_URL": database_url}
+    )
+
+    assert result.exit_code == 2
+    assert_one_line_failure(result, "streamrec: no active model version: pass --dataset")
+    assert tree(here) == set()
 
 
 def test_a_database_never_migrated_says_to_upgrade(
