@@ -5,7 +5,7 @@ streamrec.evaluation.splits.validation_split); the test users are never looked a
 streamrec method is fitted once with the neighbours on, then measured with them off and at
 each (weight, half-life) through reconfigure (the fitted model and counts are unchanged).
 
-    STREAMREC_DATASETS_DIR=... STREAMREC_MODEL__NEIGHBOURS=true \
+    STREAMREC_DATASETS_DIR=... STREAMREC_SERVING__NEIGHBOURS=true \
         python bench/neighbour_weight_validation.py ml-1m cold-users OUT.json
 
 (with STREAMREC_CONFIG_FILE=configs/amazon-beauty.toml and loo for Amazon Beauty).
@@ -23,7 +23,7 @@ from streamrec.evaluation.splits import split_for, validation_split
 
 dataset_name, protocol, out = sys.argv[1], sys.argv[2], sys.argv[3]
 settings = load_settings()
-assert settings.model.neighbours, "run with STREAMREC_MODEL__NEIGHBOURS=true"
+assert settings.serving.neighbours, "run with STREAMREC_SERVING__NEIGHBOURS=true"
 dataset = load_dataset(dataset_name, settings)
 split = split_for(protocol, dataset, 0)
 validation = validation_split(split, dataset, 0)

@@ -53,7 +53,7 @@ def main(settings_list: str, limit: int, batch_size: int) -> None:
             events,
             method,
             batch_size=batch_size,
-            count=settings.model.recommendations,
+            count=settings.serving.recommendations,
             window=1000,
             score_from=scored_from,
             own_lists_name=STREAMREC_IN_PROCESS_OWN_LISTS,
@@ -63,8 +63,8 @@ def main(settings_list: str, limit: int, batch_size: int) -> None:
     baseline = StreamingPopularity(half_life_events=max(1.0, len(events) / 20))
     print("popularity, decayed", hit_rates(StreamingBaselineInBatches(baseline)), flush=True)
     for changes in json.loads(settings_list):
-        model = settings.model.model_copy(update={"neighbours": True, **changes})
-        stream = EfficientRecStream(first.serving, model, InMemoryStreamState(dataset.items))
+        serving = settings.serving.model_copy(update={"neighbours": True, **changes})
+        stream = EfficientRecStream(first.serving, serving, InMemoryStreamState(dataset.items))
         print(changes, hit_rates(StreamrecInBatches(stream)), flush=True)
 
 

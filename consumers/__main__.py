@@ -41,7 +41,7 @@ def command(
 
     mask_unconfigured_logging()
     settings = load_settings(config_file)
-    require_migrated_database(settings.effective_database_url)
+    require_migrated_database(settings.effective_database_url, settings.timeouts)
     summary = run_consumer_process(
         settings,
         max_records=max_events,

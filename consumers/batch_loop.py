@@ -58,9 +58,6 @@ from streamrec.services.outbound import OutboundMessage
 
 logger = logging.getLogger(__name__)
 
-# How long publishing may wait for the broker to acknowledge a batch's messages.
-PUBLISH_TIMEOUT_SECONDS = 30.0
-
 
 class AppliedBatch(Protocol):
     """What applying a batch returns, as far as the loop is concerned."""
@@ -156,7 +153,7 @@ class TransactionalBatchLoop(Generic[ResultT]):
     seeks each assigned partition to where it resumes. An assigned partition whose stored
     offset lies outside its log stops the loop with ``StoredOffsetsOutsideLogError``, unless
     ``offset_reset`` says where to resume it (the operator's ``--reset-offsets``).
-    ``settings`` gives the Kafka settings (batch size, poll timeout).
+    ``settings`` gives the batch size and the timeouts (poll, publish, retry delays).
     """
 
     def __init__(
@@ -168,7 +165,6 @@ class TransactionalBatchLoop(Generic[ResultT]):
         producer: KafkaProducer,
         *,
         hooks: ConsumerHooks[ResultT] | None = None,
-        backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         offset_reset: OffsetResetChoice | None = None,
     ) -> None:
@@ -179,14 +175,14 @@ class TransactionalBatchLoop(Generic[ResultT]):
         self._hooks: ConsumerHooks[ResultT] = hooks or ConsumerHooks()
         self._publisher = OutboundPublisher(
             producer,
-            timeout_seconds=PUBLISH_TIMEOUT_SECONDS,
+            timeout_seconds=settings.timeouts.publish_seconds,
             on_refused=self._hooks.on_dead_letter_refused,
         )
         self._clock = clock
         self._stop = threading.Event()
         self._retrying = retrying(
             is_transient_error,
-            backoff or Backoff(),
+            Backoff.of_batches(settings.timeouts),
             sleep=self._stop.wait,
             stop_requested=self._stop.is_set,
             on_retry=self._hooks.on_retry,
@@ -268,7 +264,7 @@ class TransactionalBatchLoop(Generic[ResultT]):
             limit = min(limit, remaining)
         polled = self._retry(
             lambda: self._consumer.poll(
-                timeout_ms=self._settings.kafka.poll_timeout_ms, max_records=limit
+                timeout_ms=self._settings.timeouts.kafka_poll_ms, max_records=limit
             )
         )
         if self._partitions_to_seek:

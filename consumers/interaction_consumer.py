@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 from kafka import KafkaConsumer, KafkaProducer
 
 from consumers.batch_loop import (
-    PUBLISH_TIMEOUT_SECONDS,
     BatchHandler,
     BatchTiming,
     ConsumerHooks,
@@ -36,7 +35,6 @@ from consumers.batch_loop import (
 )
 from streamrec.config import Settings
 from streamrec.offsets import OffsetResetChoice
-from streamrec.retrying import Backoff
 from streamrec.services.batch import BatchCounters, BatchResult, SourceRecord
 
 OnBatch = Callable[[BatchResult, BatchTiming, Sequence[SourceRecord]], None]
@@ -79,7 +77,6 @@ class InteractionConsumer:
         producer: KafkaProducer,
         *,
         hooks: ConsumerHooks[BatchResult] | None = None,
-        backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         offset_reset: OffsetResetChoice | None = None,
     ) -> None:
@@ -92,7 +89,6 @@ class InteractionConsumer:
             consumer,
             producer,
             hooks=replace(given, on_batch=self._counting(given.on_batch)),
-            backoff=backoff,
             clock=clock,
             offset_reset=offset_reset,
         )
@@ -145,7 +141,7 @@ def run_consumer(
         with stopping_on_signals(consumer.request_stop):
             return consumer.run(max_records=max_records, idle_exit_seconds=idle_exit_seconds)
     finally:
-        producer.close(timeout=PUBLISH_TIMEOUT_SECONDS)
+        producer.close(timeout=settings.timeouts.publish_seconds)
 
 
 __all__ = [

@@ -45,9 +45,13 @@ def run_consumer_process(
     prepare_consumer_process()
     # kafka-python's INFO narration is silenced there; its warnings and errors still show.
     configure_logging(settings.observability)
-    metrics, heartbeat, assigned = ConsumerMetrics(), Heartbeat(), AssignedPartitions()
+    metrics, heartbeat, assigned = (
+        ConsumerMetrics(),
+        Heartbeat(timeout_seconds=settings.timeouts.liveness_seconds),
+        AssignedPartitions(),
+    )
     hooks = observed_hooks(metrics, heartbeat, assigned=assigned)
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     server = None
     try:
         check_connection(engine)

@@ -1,5 +1,6 @@
-"""Alembic environment: the URL comes from the Alembic config when the caller set one
-(``streamrec.storage.migrations`` and the tests do), else from the streamrec settings."""
+"""Alembic environment: the URL (and the database timeouts) come from the Alembic config
+when the caller set one (``streamrec.storage.migrations`` and the tests do), else from the
+streamrec settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from streamrec.storage.database import create_database_engine
 from streamrec.storage.tables import Base
 
 DATABASE_URL_ATTRIBUTE = "database_url"
+TIMEOUTS_ATTRIBUTE = "timeouts"
 
 target_metadata = Base.metadata
 
@@ -44,7 +46,11 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     # SQLite batch migrations copy and drop tables, which enforced foreign keys would refuse.
-    engine = create_database_engine(_database_url(), enforce_foreign_keys=False)
+    engine = create_database_engine(
+        _database_url(),
+        timeouts=context.config.attributes.get(TIMEOUTS_ATTRIBUTE),
+        enforce_foreign_keys=False,
+    )
     try:
         with engine.connect() as connection:
             _run_on(connection)

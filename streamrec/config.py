@@ -26,8 +26,9 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, Self, get_origin
 
 import platformdirs
 from pydantic import (
@@ -54,9 +55,22 @@ MIN_TOKEN_LENGTH = 16
 
 
 class Section(BaseModel):
-    """A settings section: unknown keys are errors, so a typo never passes silently."""
+    """A settings section: unknown keys are errors, so a typo never passes silently.
+
+    >>> TopicSettings().model_copy(update={"dead_letter": "x"})
+    Traceback (most recent call last):
+    ...
+    ValueError: TopicSettings has no setting dead_letter
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # pydantic's model_copy does not validate: an unknown name would be kept silently.
+        unknown = sorted(set(update or ()) - set(type(self).model_fields))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no setting {', '.join(unknown)}")
+        return super().model_copy(update=update, deep=deep)
 
 
 class KafkaSettings(Section):
@@ -76,21 +90,7 @@ class KafkaSettings(Section):
     consumer_group: str = Field("streamrec-consumers", description="Consumer group id.")
     partitions: int = Field(4, ge=1, le=1024, description="Partitions for topics we create.")
     replication_factor: int = Field(1, ge=1, le=16, description="For topics we create.")
-    session_timeout_ms: int = Field(
-        10_000, ge=1_000, le=300_000, description="A consumer silent this long leaves the group."
-    )
-    heartbeat_interval_ms: int = Field(
-        3_000, ge=100, le=60_000, description="Consumer heartbeat period; a third of the above."
-    )
     max_poll_records: int = Field(1_000, ge=1, le=100_000, description="Events per batch.")
-    poll_timeout_ms: int = Field(200, ge=1, le=60_000, description="Longest wait for a batch.")
-    fetch_max_wait_ms: int = Field(
-        100,
-        ge=0,
-        le=60_000,
-        description="Longest the broker holds a fetch with no new data (Kafka's default 500 "
-        "ms adds that much to the event-to-recommendation latency at low rates).",
-    )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -207,12 +207,30 @@ class EventSettings(Section):
 
 
 class ModelSettings(Section):
+    """What a model version is made of: stored with the version when it is trained
+    (``streamrec.model.architecture.Architecture``), so a change needs a new training."""
+
     hash_buckets: int = Field(2**16, ge=16, le=2**24, description="Rows of the hashed id table.")
+    feature_buckets: int = Field(
+        4096, ge=16, le=2**20, description="Rows of the hashed feature/demographic token tables."
+    )
+    feature_dim: int = Field(16, ge=1, le=1024, description="Size of a feature token embedding.")
     item_dim: int = Field(64, ge=2, le=1024, description="Item embedding size d.")
     profile_dim: int = Field(64, ge=2, le=1024, description="User profile size dz.")
     hidden_dim: int = Field(128, ge=2, le=4096, description="Hidden width of the MLPs.")
     clusters: int = Field(43, ge=1, le=4096, description="Number of soft clusters K.")
-    top_memberships: int = Field(5, ge=1, le=64, description="Memberships used, M.")
+    cluster_head: Literal["sigmoid", "centroid"] = Field(
+        "centroid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."
+    )
+    centroid_temperature: float = Field(
+        0.1, gt=0, le=10, description="Softness of the centroid head's memberships."
+    )
+    pooling_weight: Literal["preference", "shifted", "presence"] = Field(
+        "shifted",
+        description="How a weight w scales h_j in the pooled sum: w itself (the method), "
+        "(1 + w) / 2 (default, measured best with votes), or 1 for any interaction; "
+        "see docs/model.md.",
+    )
     statistics_membership_precision: float = Field(
         0.1,
         ge=0.0,
@@ -223,10 +241,14 @@ class ModelSettings(Section):
         "unrounded, moving all of a user's items on every event. Stored with each model "
         "version when it is trained: a change applies from the next version.",
     )
+
+
+class ServingSettings(Section):
+    """How the consumers, the API and the evaluation use a model version: read at a process's
+    start, a change needs no new training."""
+
+    top_memberships: int = Field(5, ge=1, le=64, description="Memberships used, M.")
     shortlist_length: int = Field(200, ge=1, le=10_000, description="Items per cluster, L.")
-    cluster_head: Literal["sigmoid", "centroid"] = Field(
-        "centroid", description="Paper's sigmoid layer, or ELCRec-style learnable centroids."
-    )
     shortlist_weight: Literal["share", "rated_share", "weighted_mean", "shrunk_mean"] = Field(
         "rated_share", description="How a cluster ranks its items; see docs/model.md."
     )
@@ -240,12 +262,6 @@ class ModelSettings(Section):
         description="A consumer recomputes the shortlists its batches changed at most this "
         "often (0: every batch); the statistics are updated in every batch. See "
         "docs/performance.md.",
-    )
-    pooling_weight: Literal["preference", "shifted", "presence"] = Field(
-        "shifted",
-        description="How a weight w scales h_j in the pooled sum: w itself (the method), "
-        "(1 + w) / 2 (default, measured best with votes), or 1 for any interaction; "
-        "see docs/model.md.",
     )
     pooling_half_life_seconds: float | None = Field(
         None,
@@ -264,13 +280,6 @@ class ModelSettings(Section):
         ge=0,
         description="Weight of the log of the clusters' vote in the re-ranking score "
         "(0: the retrieval score alone).",
-    )
-    feature_buckets: int = Field(
-        4096, ge=16, le=2**20, description="Rows of the hashed feature/demographic token tables."
-    )
-    feature_dim: int = Field(16, ge=1, le=1024, description="Size of a feature token embedding.")
-    centroid_temperature: float = Field(
-        0.1, gt=0, le=10, description="Softness of the centroid head's memberships."
     )
 
     # Short-term item neighbours (streamrec.model.item_neighbours): a second candidate
@@ -416,6 +425,100 @@ class ConsumerSettings(Section):
     )
 
 
+class TimeoutSettings(Section):
+    """Every wait of a streamrec process: on the broker, the database, a retry, a peer."""
+
+    kafka_session_ms: int = Field(
+        10_000, ge=1_000, le=300_000, description="A consumer silent this long leaves the group."
+    )
+    kafka_heartbeat_ms: int = Field(
+        3_000,
+        ge=100,
+        le=60_000,
+        description="Consumer heartbeat period; a third of kafka_session_ms.",
+    )
+    kafka_poll_ms: int = Field(200, ge=1, le=60_000, description="Longest wait for a batch.")
+    kafka_fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=60_000,
+        description="Longest the broker holds a fetch with no new data (Kafka's default 500 "
+        "ms adds that much to the event-to-recommendation latency at low rates).",
+    )
+    kafka_bootstrap_ms: int = Field(
+        10_000,
+        ge=100,
+        le=600_000,
+        description="How long a Kafka client waits for the first metadata answer before the "
+        "broker is reported down.",
+    )
+    kafka_topics_ready_seconds: float = Field(
+        10.0, gt=0, le=600, description="How long topics we create may take to get leaders."
+    )
+    kafka_log_end_fetch_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="How long a fetch may take to confirm a partition's log end before the "
+        "listed end is believed.",
+    )
+    publish_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3_600,
+        description="Longest wait for the broker to acknowledge what a consumer or the "
+        "trainer publishes; a longer one fails the batch, which is retried.",
+    )
+    control_poll_ms: int = Field(
+        500, ge=1, le=60_000, description="Longest wait of one read of the control topic."
+    )
+    database_connect_seconds: int = Field(
+        10,
+        ge=1,
+        le=600,
+        description="PostgreSQL connect timeout (a `connect_timeout` in the database URL wins).",
+    )
+    sqlite_busy_ms: int = Field(
+        30_000,
+        ge=0,
+        le=3_600_000,
+        description="How long a SQLite writer waits for another's lock before it fails.",
+    )
+    rebuild_barrier_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3_600,
+        description="How long a version switch's rebuild waits for the transactions that "
+        "began before it.",
+    )
+    liveness_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="A consumer or trainer whose loop has not beaten for this long is "
+        "reported not live by its /healthz endpoint.",
+    )
+    retry_initial_seconds: float = Field(
+        0.2,
+        gt=0,
+        le=3_600,
+        description="First delay before a consumer retries a batch that failed transiently "
+        "(a broker or database away); each next delay is retry_multiplier times longer.",
+    )
+    retry_multiplier: float = Field(
+        2.0, ge=1, le=100, description="Growth of the delays between retries of a batch."
+    )
+    retry_maximum_seconds: float = Field(
+        30.0, gt=0, le=3_600, description="Longest delay between retries of a batch."
+    )
+    control_topic_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3_600,
+        description="Delay between the trainer's attempts to reach an unavailable control topic.",
+    )
+
+
 class ObservabilitySettings(Section):
     metrics_port: int = Field(9308, ge=0, le=65535, description="0 disables the HTTP endpoint.")
     log_format: Literal["json", "text"] = Field("text", description="Structured or human logs.")
@@ -478,9 +581,11 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     events: EventSettings = EventSettings()
     model: ModelSettings = ModelSettings()
+    serving: ServingSettings = ServingSettings()
     training: TrainingSettings = TrainingSettings()
     trainer: TrainerSettings = TrainerSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    timeouts: TimeoutSettings = TimeoutSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     api: ApiSettings = ApiSettings()
 
@@ -504,14 +609,19 @@ class Settings(BaseSettings):
 
 
 def changed_model_settings(settings: Settings) -> dict[str, Any]:
-    """The model and training settings that differ from their defaults, by dotted name: what
-    a measured result needs beside it to be reproduced.
+    """The model, serving and training settings that differ from their defaults, by dotted
+    name: what a measured result needs beside it to be reproduced.
 
-    >>> changed_model_settings(Settings(model=ModelSettings(clusters=100)))
-    {'model.clusters': 100}
+    >>> changed_model_settings(Settings(model={"clusters": 100}, serving={"rerank": False}))
+    {'model.clusters': 100, 'serving.rerank': False}
     """
     changed: dict[str, Any] = {}
-    for name, section in (("model", settings.model), ("training", settings.training)):
+    sections = (
+        ("model", settings.model),
+        ("serving", settings.serving),
+        ("training", settings.training),
+    )
+    for name, section in sections:
         defaults = type(section)().model_dump()
         for key, value in section.model_dump().items():
             if value != defaults[key]:
@@ -636,6 +746,13 @@ def settings_reference() -> str:
         "Generated by `streamrec config docs` from `streamrec/config.py`; do not edit by hand.",
         "Environment variables override the TOML file (`--config` or `STREAMREC_CONFIG_FILE`),",
         "which overrides the defaults. In the file, sections are TOML tables (`[model]`).",
+        "",
+        "`model` is what a model version is made of. It is stored with each version, so a",
+        "change needs a new training: `streamrec train dataset` (the trainer's fine-tunes",
+        "keep the active version's shape; only `statistics_membership_precision` applies to",
+        "their next version). `serving` is how the processes use the active version: a change",
+        "takes effect when a process restarts, without retraining. `timeouts` gathers every",
+        "wait: on the broker, the database, a retry, the control topic.",
         "",
         "| environment variable | default | meaning |",
         "|---|---|---|",

@@ -44,11 +44,6 @@ from streamrec.redaction import mask_secrets
 logger = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "streamrec"
-# How long a client waits for the first metadata answer before we report the broker down.
-BOOTSTRAP_TIMEOUT_MS = 10_000
-TOPIC_READY_TIMEOUT_SECONDS = 10.0
-# How long a fetch may take to confirm a log's end before the listed end is believed.
-LOG_END_FETCH_TIMEOUT_SECONDS = 10.0
 # The confirming fetch only wants the high watermark in the response, not the records.
 LOG_END_FETCH_BYTES = 1024
 # Kafka's own rule for topic names.
@@ -85,7 +80,8 @@ def connection_options(settings: Settings, role: str) -> dict[str, Any]:
         "bootstrap_servers": bootstrap_servers(settings).split(","),
         "client_id": f"{CLIENT_ID_PREFIX}-{role}",
         "security_protocol": kafka.security_protocol,
-        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        # How long a client waits for the first metadata answer before the broker is down.
+        "bootstrap_timeout_ms": settings.timeouts.kafka_bootstrap_ms,
     }
     if kafka.security_protocol.startswith("SASL"):
         missing = [
@@ -130,15 +126,15 @@ def create_consumer(
     batch they cover is stored. ``group_id=None`` gives a consumer outside any group (assign
     partitions yourself); pass ``settings.kafka.consumer_group`` for the pipeline's group.
     """
-    kafka = settings.kafka
+    timeouts = settings.timeouts
     options = connection_options(settings, "consumer") | {
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "session_timeout_ms": kafka.session_timeout_ms,
-        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
-        "max_poll_records": kafka.max_poll_records,
-        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "session_timeout_ms": timeouts.kafka_session_ms,
+        "heartbeat_interval_ms": timeouts.kafka_heartbeat_ms,
+        "max_poll_records": settings.kafka.max_poll_records,
+        "fetch_max_wait_ms": timeouts.kafka_fetch_max_wait_ms,
         "allow_auto_create_topics": False,
     }
     _warn_if_checksums_are_slow()
@@ -163,15 +159,14 @@ def ensure_topics(
     settings: Settings,
     names: Iterable[str],
     partitions: int | None = None,
-    *,
-    timeout_seconds: float = TOPIC_READY_TIMEOUT_SECONDS,
 ) -> list[str]:
     """Create the topics among ``names`` that do not exist yet; return those created.
 
     Idempotent: existing topics are left as they are (even with another partition count),
     and a topic created concurrently by another process counts as existing. Returns only
     once every named topic has a leader for each partition in the broker's metadata.
-    ``partitions`` defaults to ``settings.kafka.partitions``.
+    ``partitions`` defaults to ``settings.kafka.partitions``; the wait for leaders is
+    ``settings.timeouts.kafka_topics_ready_seconds``.
     """
     wanted = list(dict.fromkeys(names))
     for name in wanted:
@@ -180,6 +175,7 @@ def ensure_topics(
                 f"invalid topic name {name!r}: use 1-249 of letters, digits, '.', '_', '-'"
             )
     partition_count = partitions if partitions is not None else settings.kafka.partitions
+    timeout_seconds = settings.timeouts.kafka_topics_ready_seconds
     if partition_count < 1:
         raise UserFacingError(f"a topic needs at least one partition, got {partition_count}")
     with create_admin(settings) as admin:
@@ -265,7 +261,7 @@ def _fetched_log_ends(
         for partition in partitions:
             probe.seek(partition, starts[(partition.topic, partition.partition)])
         ends: dict[tuple[str, int], int] = {}
-        deadline = time.monotonic() + LOG_END_FETCH_TIMEOUT_SECONDS
+        deadline = time.monotonic() + settings.timeouts.kafka_log_end_fetch_seconds
         while len(ends) < len(partitions) and time.monotonic() < deadline:
             probe.poll(timeout_ms=200, max_records=1)
             for partition in partitions:

@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from streamrec.config import TimeoutSettings
 from streamrec.storage.errors import DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -44,11 +45,29 @@ class StopRequested(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Delays that grow by ``multiplier`` from ``initial_seconds`` up to ``maximum_seconds``."""
+    """Delays that grow by ``multiplier`` from ``initial_seconds`` up to ``maximum_seconds``.
 
-    initial_seconds: float = 0.2
-    maximum_seconds: float = 30.0
+    >>> Backoff.of_batches(TimeoutSettings())
+    Backoff(initial_seconds=0.2, maximum_seconds=30.0, multiplier=2.0)
+    """
+
+    initial_seconds: float
+    maximum_seconds: float
     multiplier: float = 2.0
+
+    @classmethod
+    def of_batches(cls, timeouts: TimeoutSettings) -> Backoff:
+        """The consumer's delays between attempts at a failing batch."""
+        return cls(
+            timeouts.retry_initial_seconds,
+            timeouts.retry_maximum_seconds,
+            timeouts.retry_multiplier,
+        )
+
+    @classmethod
+    def constant(cls, seconds: float) -> Backoff:
+        """The same delay before every attempt."""
+        return cls(seconds, seconds, 1.0)
 
 
 def is_transient_error(error: BaseException) -> bool:

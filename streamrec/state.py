@@ -47,7 +47,7 @@ class UserProfile:
     pooled_sum is s_u = sum of w_uj * h_j, nonzero_count is n_u (the number of non-zero
     weights), profile is z_u, and top_clusters holds the top-M (cluster, membership) pairs.
 
-    With recency-weighted pooling (``model.pooling_half_life_seconds``) pooled_sum holds the
+    With recency-weighted pooling (``serving.pooling_half_life_seconds``) pooled_sum holds the
     recency-weighted terms relative to pooling_reference_time (t_ref, the newest timestamp of
     the user's interactions), weighted_count is n_u with recency weights (x_u = pooled_sum /
     weighted_count), and nonzero_count stays the plain number of non-zero terms. Both are

@@ -40,7 +40,7 @@ def command(config_file: str | None, once: bool, force: bool, no_control: bool) 
 
     mask_unconfigured_logging()
     settings = load_settings(config_file)
-    require_migrated_database(settings.effective_database_url)
+    require_migrated_database(settings.effective_database_url, settings.timeouts)
     if once:
         result = run_trainer_once(settings, force=force)
         click.echo(f"run {result.run_id}: {result.outcome.value}: {result.reason}")

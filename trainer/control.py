@@ -33,8 +33,6 @@ from streamrec.wire.control import (
 logger = logging.getLogger(__name__)
 
 MAX_COMMAND_AGE_SECONDS = 600.0
-PUBLISH_TIMEOUT_SECONDS = 30.0
-POLL_TIMEOUT_MS = 500
 # Every train command goes to one partition, so commands are handled in the order sent.
 TRAIN_KEY = b"train"
 MODEL_KEY = b"model"
@@ -72,15 +70,16 @@ class ControlPublisher:
 
         self._topic = settings.topics.control
         self._producer = producer or create_producer(settings)
+        self._timeout_seconds = settings.timeouts.publish_seconds
 
     def publish(self, message: ControlMessage) -> None:
         key = _key_of(message)
         future = self._producer.send(self._topic, key=key, value=encode_control(message))
-        self._producer.flush(timeout=PUBLISH_TIMEOUT_SECONDS)
-        future.get(timeout=PUBLISH_TIMEOUT_SECONDS)
+        self._producer.flush(timeout=self._timeout_seconds)
+        future.get(timeout=self._timeout_seconds)
 
     def close(self) -> None:
-        self._producer.close(timeout=PUBLISH_TIMEOUT_SECONDS)
+        self._producer.close(timeout=self._timeout_seconds)
 
 
 class ControlListener:
@@ -103,14 +102,16 @@ class ControlListener:
         self._on_rejected = on_rejected
         self._clock = clock
         self._max_age = max_command_age_seconds
+        self._poll_ms = settings.timeouts.control_poll_ms
         self._consumer = consumer or create_consumer(
             settings, settings.topics.control, group_id=trainer_group(settings)
         )
 
-    def poll_once(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
-        """Poll once; returns how many commands were handed over."""
+    def poll_once(self) -> int:
+        """Poll once (waiting at most ``timeouts.control_poll_ms``); returns how many
+        commands were handed over."""
         handed = 0
-        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        polled = self._consumer.poll(timeout_ms=self._poll_ms)
         for records in polled.values():
             for record in records:
                 message = parse_control(record.value)
@@ -164,7 +165,7 @@ def control_replies(settings: Settings) -> Iterator[ControlReplies]:
         consumer.seek_to_end(*partitions)
         for partition in partitions:
             consumer.position(partition)  # resolves the end offset now, before the request
-        yield ControlReplies(consumer)
+        yield ControlReplies(consumer, settings.timeouts.control_poll_ms)
     finally:
         consumer.close(autocommit=False)
 
@@ -172,8 +173,9 @@ def control_replies(settings: Settings) -> Iterator[ControlReplies]:
 class ControlReplies:
     """The answers to one request, read from where ``control_replies`` positioned them."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: KafkaConsumer, poll_ms: int) -> None:
         self._consumer = consumer
+        self._poll_ms = poll_ms
 
     def wait_for(
         self,
@@ -184,7 +186,7 @@ class ControlReplies:
         """The ``run_finished`` answer to ``request_id``, or None after ``timeout_seconds``."""
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
-            for records in self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS).values():
+            for records in self._consumer.poll(timeout_ms=self._poll_ms).values():
                 for record in records:
                     message = parse_control(record.value)
                     if isinstance(message, RunStarted) and message.request_id == request_id:

@@ -55,9 +55,6 @@ TRAINING_EXECUTOR = "training"
 # A scheduled run that could not start within this long of its time is skipped (and, with
 # coalesce, the next one covers it).
 MISFIRE_GRACE_SECONDS = 3_600
-# Without a broker the trainer still runs on schedule, and tries the control topic again every
-# 30 s whatever kept it from opening.
-CONTROL_TOPIC_BACKOFF = Backoff(initial_seconds=30.0, maximum_seconds=30.0, multiplier=1.0)
 IDLE_WAIT_SECONDS = 0.5
 RECENT_RESULTS = 100
 
@@ -83,7 +80,7 @@ class TrainerProcess:
         self._engine = engine
         self._clock = clock
         self.metrics = RunMetrics(metrics or TrainerMetrics(clock=clock))
-        self.heartbeat = Heartbeat()
+        self.heartbeat = Heartbeat(timeout_seconds=settings.timeouts.liveness_seconds)
         self._service = service or TrainingRunService(settings, engine, clock=clock)
         self._use_control_topic = use_control_topic
         self._publisher: ControlPublisher | None = None
@@ -91,7 +88,9 @@ class TrainerProcess:
         self._stop = threading.Event()
         self._control_topic_retrying = retrying(
             lambda error: isinstance(error, Exception),
-            CONTROL_TOPIC_BACKOFF,
+            # Without a broker the trainer still runs on schedule, and tries the control
+            # topic again at this period whatever kept it from opening.
+            Backoff.constant(settings.timeouts.control_topic_retry_seconds),
             sleep=self._idle,
             stop_requested=self._stop.is_set,
             what="the control topic (running on the schedule meanwhile)",

@@ -100,7 +100,7 @@ def _trainer_database(settings: Settings) -> Iterator[Engine]:
     # The training threads share the machine with consumers and the database.
     torch.set_num_threads(1)
     configure_logging(settings.observability)
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         check_connection(engine)
         yield engine

@@ -1,4 +1,4 @@
-"""Recency-weighted pooling (model.pooling_half_life_seconds): a user state keeps its
+"""Recency-weighted pooling (serving.pooling_half_life_seconds): a user state keeps its
 recency-weighted count n_u and the reference time t_ref its sums are relative to. Both are
 NULL for states pooled without recency.
 

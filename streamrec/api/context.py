@@ -81,7 +81,7 @@ class ApiContext:
         return cls(
             settings=settings,
             engine=engine,
-            explainer=Explainer(settings.model),
+            explainer=Explainer(settings.serving),
             broker=BrokerLogRanges(settings),
             keys=SessionKeys(
                 None if api.operator_token is None else api.operator_token.get_secret_value(),

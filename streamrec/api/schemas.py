@@ -36,7 +36,7 @@ class ExplainedItem(BaseModel):
     title: str | None
     score: float = Field(
         description="The ranking score: the vote, or with re-ranking retrieval + "
-        "model.rerank_vote_weight * log(vote). It orders the list; its scale is not fixed."
+        "serving.rerank_vote_weight * log(vote). It orders the list; its scale is not fixed."
     )
     vote: float = Field(description="sum over the user's clusters of p_uc * W_cj.")
     support: float = Field(
@@ -127,7 +127,7 @@ class ItemsPage(BaseModel):
 class ShortlistEntry(BaseModel):
     item_id: str
     title: str | None
-    weight: float = Field(description="W_cj (model.shortlist_weight).")
+    weight: float = Field(description="W_cj (serving.shortlist_weight).")
 
 
 class Cluster(BaseModel):

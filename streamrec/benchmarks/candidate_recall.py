@@ -5,7 +5,7 @@ One model is trained on the evaluation split (as ``streamrec eval`` trains strea
 each test user's history is answered two ways (``model.table_replay``'s ``candidates``):
 
 - **shortlists**: the union of the user's top-M clusters' shortlists, ranked as served (the
-  vote, re-ranked by the retrieval score when ``model.rerank`` is on). At most M * L items.
+  vote, re-ranked by the retrieval score when ``serving.rerank`` is on). At most M * L items.
 - **catalogue**: every training item ranked by the retrieval score (P z_u) . t_j alone
   (``model.catalogue_scoring``).
 
@@ -72,7 +72,10 @@ def measure(
     if steps is not None:
         training = training.model_copy(update={"steps": steps})
     recommender = EfficientRecRecommender(
-        settings.model, training, training_observer=TrainingProgressBar(disable=not progress)
+        settings.model,
+        settings.serving,
+        training,
+        training_observer=TrainingProgressBar(disable=not progress),
     )
     started = time.perf_counter()
     recommender.fit(split.train, dataset.items, dataset.user_attributes)
@@ -90,8 +93,10 @@ def measure(
             **{name: scores[name] for name in QUALITY[protocol]},
         }
     recommender.candidates = "shortlists"
-    model = settings.model
-    union = recommender.recommend_many(histories, model.top_memberships * model.shortlist_length)
+    serving = settings.serving
+    union = recommender.recommend_many(
+        histories, serving.top_memberships * serving.shortlist_length
+    )
     paths["shortlists"]["union_size"] = float(np.mean([len(items) for items in union]))
     paths["shortlists"]["union_recall"] = recall_of(union, held_out)
     return {
@@ -101,10 +106,10 @@ def measure(
         "depth": depth,
         "catalogue_items": len(catalogue),
         "test_users": len(split.cases),
-        "clusters": model.clusters,
-        "top_memberships": model.top_memberships,
-        "shortlist_length": model.shortlist_length,
-        "rerank": model.rerank,
+        "clusters": settings.model.clusters,
+        "top_memberships": serving.top_memberships,
+        "shortlist_length": serving.shortlist_length,
+        "rerank": serving.rerank,
         "training_steps": training.steps,
         "training_seconds": training_seconds,
         "paths": paths,

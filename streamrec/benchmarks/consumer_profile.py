@@ -94,7 +94,7 @@ def measure_apply(
 
     batch_size = settings.kafka.max_poll_records
     with scratch_database(settings, new_run_id()) as scratch:
-        engine = create_database_engine(scratch.effective_database_url)
+        engine = create_database_engine(scratch.effective_database_url, timeouts=scratch.timeouts)
         try:
             version = _register_model(scratch, engine)
             if stored_users:
@@ -103,7 +103,7 @@ def measure_apply(
                 load_population(
                     engine,
                     version,
-                    scratch.model,
+                    scratch,
                     users=stored_users,
                     interactions_per_user=5,
                     items=SYNTHETIC_ITEMS,

@@ -57,7 +57,7 @@ LATENCY_WINDOWS = 20
 MEASURED_PIPELINE_SETTINGS = (
     "kafka.max_poll_records",
     "kafka.partitions",
-    "kafka.fetch_max_wait_ms",
+    "timeouts.kafka_fetch_max_wait_ms",
     "consumer.user_cache_size",
 )
 Announce = Callable[[str], None]
@@ -170,6 +170,7 @@ def run_pipeline_benchmark(
             "partitions": settings.kafka.partitions,
             "max_poll_records": settings.kafka.max_poll_records,
             "model": settings.model.model_dump(),
+            "serving": settings.serving.model_dump(),
         },
     )
     with running_broker(settings, announce) as broker:
@@ -220,7 +221,7 @@ def _phase(base: Settings) -> Iterator[tuple[Settings, Engine]]:
     run_id = new_run_id()
     with scratch_database(isolated_topics(base, run_id), run_id) as phase:
         ensure_topics(phase, streamrec_topic_names(phase))
-        engine = create_database_engine(phase.effective_database_url)
+        engine = create_database_engine(phase.effective_database_url, timeouts=phase.timeouts)
         try:
             yield phase, engine
         finally:
@@ -278,7 +279,7 @@ def _sustained(
         load = load_population(
             engine,
             version,
-            settings.model,
+            settings,
             users=stored_users,
             interactions_per_user=interactions_per_user,
             items=SYNTHETIC_ITEMS,

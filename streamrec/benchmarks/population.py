@@ -35,7 +35,7 @@ from sqlalchemy import (
     text,
 )
 
-from streamrec.config import ModelSettings
+from streamrec.config import ModelSettings, Settings
 from streamrec.storage.tables import (
     ClusterItemStatisticsRow,
     ClusterMassRow,
@@ -64,7 +64,7 @@ class PopulationLoad:
 def load_population(
     engine: Engine,
     model_version: int,
-    model: ModelSettings,
+    settings: Settings,
     *,
     users: int,
     interactions_per_user: int,
@@ -82,13 +82,14 @@ def load_population(
         .render_derived("u")
     )
     user_id = literal(USER_PREFIX) + cast(user.c.g, String)
+    model = settings.model
     rng = np.random.default_rng(0)
     vector = rng.normal(0.0, 0.1, model.item_dim).astype("<f4").tobytes()
     profile = rng.normal(0.0, 0.1, model.profile_dim).astype("<f4").tobytes()
     memberships = func.json_build_array(
         *(
             func.json_build_array((user.c.g + step * 7) % model.clusters, 0.9 - 0.1 * step)
-            for step in range(model.top_memberships)
+            for step in range(settings.serving.top_memberships)
         )
     )
     parameters: dict[str, Any] = {"users": users, "now": now}

@@ -203,7 +203,7 @@ def run_prequential(
         raise click.ClickException(f"dataset {dataset.name} has no events")
     scored_from = int(len(events) * train_share)
     positions = {event.event_id: position for position, event in enumerate(events)}
-    count = settings.model.recommendations
+    count = settings.serving.recommendations
     seconds: dict[str, float] = {}
     score = PipelineScore(scored_from, window)
     run_id = new_run_id()
@@ -212,7 +212,9 @@ def run_prequential(
         running_broker(settings, announce) as broker,
         scratch_database(isolated_topics(broker.settings, run_id), run_id) as run_settings,
     ):
-        engine = create_database_engine(run_settings.effective_database_url)
+        engine = create_database_engine(
+            run_settings.effective_database_url, timeouts=run_settings.timeouts
+        )
         try:
             started = time.perf_counter()
             prefix = dataset.table.subset(slice(0, scored_from)) if scored_from else dataset.table
@@ -295,6 +297,7 @@ def run_prequential(
             "candidates_for_river": candidates,
             "ease_every": ease_every,
             "model": settings.model.model_dump(),
+            "serving": settings.serving.model_dump(),
             "training": settings.training.model_dump(),
             "trainer": settings.trainer.model_dump(),
             "max_poll_records": settings.kafka.max_poll_records,
@@ -732,7 +735,7 @@ def command(
             progress.update(
                 task,
                 completed=decided,
-                description=f"pipeline HR@{settings.model.recommendations} {board.hit_rate:.3f}",
+                description=f"pipeline HR@{settings.serving.recommendations} {board.hit_rate:.3f}",
             )
 
         run = run_prequential(

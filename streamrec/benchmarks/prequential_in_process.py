@@ -17,7 +17,7 @@ baseline are replayed in one regime (``streamrec.evaluation.prequential_regimes`
   lists from before the batch, then the batch is learned (one ``learn_many``).
 
 The in-process stream recomputes the shortlists a batch changed in every batch; the
-consumer does so at most once per ``model.shortlist_refresh_seconds``.
+consumer does so at most once per ``serving.shortlist_refresh_seconds``.
 
 Baselines: popularity, decayed popularity, river's BiasedMF and FunkMF
 (``streamrec.evaluation.streaming_baselines``), item co-occurrence and EASE refitted every
@@ -185,7 +185,7 @@ def first_model_stream(
     served = EfficientRec.from_version(*model.to_version())
     return EfficientRecStream(
         ServingModel(IN_PROCESS_VERSION, served),
-        settings.model,
+        settings.serving,
         InMemoryStreamState(dataset.items),
     )
 
@@ -233,7 +233,7 @@ def run_in_process(
     if not events:
         raise click.ClickException(f"dataset {dataset.name} has no events")
     scored_from = int(len(events) * train_share)
-    count = settings.model.recommendations
+    count = settings.serving.recommendations
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     stream = first_model_stream(settings, dataset, scored_from, training_steps)
@@ -288,6 +288,7 @@ def run_in_process(
             "ease_every": ease_every,
             "shortlist_refresh": "every batch",
             "model": settings.model.model_dump(),
+            "serving": settings.serving.model_dump(),
         },
         served={
             "own_list": scored - streamrec.fallback_events,
@@ -393,7 +394,7 @@ def run_command(
             progress.update(
                 tasks[name],
                 completed=done,
-                description=f"{name} HR@{settings.model.recommendations} {board.hit_rate:.3f}",
+                description=f"{name} HR@{settings.serving.recommendations} {board.hit_rate:.3f}",
             )
 
         run = run_in_process(

@@ -7,7 +7,7 @@ which are never recommended.
 
 - **serving**: the consumer's path. ``EfficientRecStream.recommend_one`` from the stored
   state (in memory here): the user's items and profile, the vote over the user's M cluster
-  shortlists, re-ranked by (P z_u) . t_j + w log(vote) when ``model.rerank`` is on. It costs
+  shortlists, re-ranked by (P z_u) . t_j + w log(vote) when ``serving.rerank`` is on. It costs
   O(M L d), whatever the catalogue size.
 - **full catalogue**: the same retrieval score for every item of the training catalogue, the
   user's items removed, top N by argpartition. It costs O(items d).
@@ -75,7 +75,7 @@ def measure(
     if steps is not None:
         training = training.model_copy(update={"steps": steps})
     recommender = EfficientRecRecommender(
-        settings.model, training, training_observer=TrainingProgressBar()
+        settings.model, settings.serving, training, training_observer=TrainingProgressBar()
     )
     recommender.fit(split.train, dataset.items, dataset.user_attributes)
     model, stream = recommender.model, recommender.stream
@@ -92,9 +92,9 @@ def measure(
     catalogue = sorted(split.training_items())
     catalogue_index = {item_id: column for column, item_id in enumerate(catalogue)}
     catalogue_targets = model.item_targets(catalogue, dataset.items)
-    count = settings.model.recommendations
+    count = settings.serving.recommendations
     kept = min(count, len(catalogue))
-    rerank = settings.model.rerank
+    rerank = settings.serving.rerank
 
     def serve(row: int) -> object:
         return stream.recommend_one(user_ids[row], count)
@@ -132,8 +132,8 @@ def measure(
         "repeats": repeats,
         "catalogue_items": len(catalogue),
         "clusters": settings.model.clusters,
-        "top_memberships": settings.model.top_memberships,
-        "shortlist_length": settings.model.shortlist_length,
+        "top_memberships": settings.serving.top_memberships,
+        "shortlist_length": settings.serving.shortlist_length,
         "rerank": rerank,
         "recommendations": count,
         "mean_candidates": float(np.mean(candidate_counts)),

@@ -132,8 +132,8 @@ def settings_that_differ(
     []
     >>> settings_that_differ({"model.clusters": 100})
     ['model.clusters100']
-    >>> settings_that_differ({"model.clusters": 100, "model.rerank": False, "model.item_dim": 8})
-    ['settings-52c1ce8e']
+    >>> settings_that_differ({"model.clusters": 100, "serving.rerank": False, "model.item_dim": 8})
+    ['settings-92dfda01']
     """
     from_file = _settings_in_file(config_file) if config_file else {}
     explained = {name for name, value in changed.items() if from_file.get(name, _MISSING) == value}

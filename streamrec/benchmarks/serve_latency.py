@@ -56,8 +56,8 @@ def prepare(settings: Settings, dataset_name: str, steps: int | None) -> str:
     from streamrec.storage import UnitOfWork, create_database_engine
     from streamrec.storage.migrations import upgrade
 
-    upgrade(settings.effective_database_url)
-    engine = create_database_engine(settings.effective_database_url)
+    upgrade(settings.effective_database_url, timeouts=settings.timeouts)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
             if uow.models.active_version() is not None:
@@ -171,7 +171,7 @@ def measure(
     from streamrec.services.explaining import Explainer, HistoryEntry, explained_document
     from streamrec.storage import UnitOfWork, create_database_engine
 
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
             version = uow.models.active_version()
@@ -195,7 +195,7 @@ def measure(
             for user_id, rows in interactions.items()
         }
         chosen = [user_id for user_id in chosen if histories.get(user_id)]
-        explainer = Explainer(settings.model)
+        explainer = Explainer(settings.serving)
 
         def in_process_user(user_id: str) -> Callable[[], object]:
             def ask() -> object:
@@ -259,10 +259,10 @@ def measure(
         "history_items": history_items,
         "mean_history_items": float(np.mean([len(histories[u]) for u in chosen])),
         "clusters": settings.model.clusters,
-        "top_memberships": settings.model.top_memberships,
-        "shortlist_length": settings.model.shortlist_length,
-        "recommendations": settings.model.recommendations,
-        "rerank": settings.model.rerank,
+        "top_memberships": settings.serving.top_memberships,
+        "shortlist_length": settings.serving.shortlist_length,
+        "recommendations": settings.serving.recommendations,
+        "rerank": settings.serving.rerank,
         "paths": {name: latency_statistics(values) for name, values in durations.items()},
         "durations_ns": durations,
     }
@@ -362,7 +362,7 @@ def command(
         from streamrec.storage.migrations import require_migrated_database
 
         # Only read: a missing or unmigrated database is one line, and nothing is created.
-        require_migrated_database(settings.effective_database_url)
+        require_migrated_database(settings.effective_database_url, settings.timeouts)
     result = measure(settings, users, repeats, history_items, seed)
     result["machine"] = machine_description() | {"cpu": cpu_model()}
     markdown = report_markdown(result, preparation)

@@ -97,5 +97,5 @@ class FallbackRecorder:
 
     def _read(self) -> tuple[str, ...]:
         with UnitOfWork(self._engine) as uow:
-            items = fallback_recommendations(uow, self._settings.model)
+            items = fallback_recommendations(uow, self._settings.serving)
         return tuple(item.item_id for item in items)

@@ -235,6 +235,7 @@ def run_soak_benchmark(
             "items": SYNTHETIC_ITEMS,
             "partitions": settings.kafka.partitions,
             "model": settings.model.model_dump(),
+            "serving": settings.serving.model_dump(),
         },
     )
     with (
@@ -259,7 +260,7 @@ def _scratch_run(base: Settings) -> Iterator[tuple[Settings, Engine]]:
     run_id = new_run_id()
     with scratch_database(isolated_topics(base, run_id), run_id) as run:
         ensure_topics(run, streamrec_topic_names(run))
-        engine = create_database_engine(run.effective_database_url)
+        engine = create_database_engine(run.effective_database_url, timeouts=run.timeouts)
         try:
             yield run, engine
         finally:

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from streamrec.broker import LocalBroker
-from streamrec.config import Settings
+from streamrec.config import Settings, TimeoutSettings
 from streamrec.storage import create_database_engine
 from streamrec.storage.migrations import upgrade
 
@@ -101,19 +101,21 @@ def scratch_database(settings: Settings, run_id: str, keep: bool = False) -> Ite
         "postgresql"
     ):
         with _scratch_schema(
-            configured.get_secret_value(), f"streamrec_bench_{run_id}", keep
+            configured.get_secret_value(), f"streamrec_bench_{run_id}", keep, settings.timeouts
         ) as url:
             yield _with_database(settings, url)
         return
     with tempfile.TemporaryDirectory(prefix="streamrec-bench-") as directory:
         url = f"sqlite:///{(Path(directory) / 'streamrec.db').as_posix()}"
-        upgrade(url)
+        upgrade(url, timeouts=settings.timeouts)
         yield _with_database(settings, url)
 
 
 @contextlib.contextmanager
-def _scratch_schema(server_url: str, schema: str, keep: bool) -> Iterator[str]:
-    admin = create_database_engine(server_url)
+def _scratch_schema(
+    server_url: str, schema: str, keep: bool, timeouts: TimeoutSettings
+) -> Iterator[str]:
+    admin = create_database_engine(server_url, timeouts=timeouts)
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -123,7 +125,7 @@ def _scratch_schema(server_url: str, schema: str, keep: bool) -> Iterator[str]:
             .render_as_string(hide_password=False)
         )
         try:
-            upgrade(url)
+            upgrade(url, timeouts=timeouts)
             yield url
         finally:
             if not keep:

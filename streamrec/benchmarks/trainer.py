@@ -82,7 +82,7 @@ def measure_scale(
     from streamrec.storage.unit_of_work import UnitOfWork
 
     with scratch_database(settings, f"trainer_{new_run_id()}") as scratch:
-        engine = create_database_engine(scratch.effective_database_url)
+        engine = create_database_engine(scratch.effective_database_url, timeouts=scratch.timeouts)
         try:
             active = EfficientRec.new(scratch.model, FeatureSchema(), seed=0)
             config, weights = active.to_version()
@@ -92,7 +92,7 @@ def measure_scale(
             load = load_population(
                 engine,
                 version,
-                scratch.model,
+                scratch,
                 users=users,
                 interactions_per_user=interactions_per_user,
                 items=items,
@@ -185,7 +185,7 @@ def measure_drift_gain(
         update={"trainer": settings.trainer.model_copy(update={"promotion_tolerance": 1.0})}
     )
     with scratch_database(judged, f"trainer_drift_{new_run_id()}") as scratch:
-        engine = create_database_engine(scratch.effective_database_url)
+        engine = create_database_engine(scratch.effective_database_url, timeouts=scratch.timeouts)
         try:
             config, weights = model.to_version()
             with UnitOfWork(engine) as uow:
@@ -422,6 +422,7 @@ def command(
         "scale": [asdict(point) for point in points],
         "drift": [{**asdict(drift), "gain": drift.gain} for drift in drifts],
         "model": measured.model.model_dump(),
+        "serving": measured.serving.model_dump(),
         "machine": machine_description(),
     }
     paths = write_results(output_dir, stem, data, table)

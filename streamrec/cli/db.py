@@ -24,8 +24,8 @@ def command() -> None:
 def upgrade_command(settings: Settings, revision: str) -> None:
     """Migrate the schema up to REVISION (default: head, the latest)."""
     url = settings.effective_database_url
-    upgrade(url, revision)
-    _report(url)
+    upgrade(url, revision, timeouts=settings.timeouts)
+    _report(settings)
 
 
 @command.command(name="downgrade")
@@ -34,19 +34,20 @@ def upgrade_command(settings: Settings, revision: str) -> None:
 def downgrade_command(settings: Settings, revision: str) -> None:
     """Migrate the schema down to REVISION ('base' removes every table)."""
     url = settings.effective_database_url
-    downgrade(url, revision)
-    _report(url)
+    downgrade(url, revision, timeouts=settings.timeouts)
+    _report(settings)
 
 
 @command.command(name="current")
 @click.pass_obj
 def current_command(settings: Settings) -> None:
     """Show the schema revision of the database."""
-    _report(settings.effective_database_url)
+    _report(settings)
 
 
-def _report(url: str) -> None:
-    current = current_revision(url)
+def _report(settings: Settings) -> None:
+    url = settings.effective_database_url
+    current = current_revision(url, settings.timeouts)
     head = head_revision()
     if current is None:
         state = "no schema (run `streamrec db upgrade`)"

@@ -119,8 +119,8 @@ def _prepare_database(settings: Settings, reset: bool, console: Any) -> str:
             )
         for suffix in SQLITE_FILE_SUFFIXES:
             Path(f"{settings.data_dir / 'streamrec.db'}{suffix}").unlink(missing_ok=True)
-    upgrade(url)
-    engine = create_database_engine(url)
+    upgrade(url, timeouts=settings.timeouts)
+    engine = create_database_engine(url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
             stored = uow.interactions.count()
@@ -159,7 +159,7 @@ def _run(
     from streamrec.storage import create_database_engine
 
     settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
-    engine = create_database_engine(database_url)
+    engine = create_database_engine(database_url, timeouts=settings.timeouts)
     try:
         version = active_model_version(engine)
         if version is None:
@@ -202,7 +202,7 @@ def _replay_and_watch(
     from streamrec.evaluation.prequential import HitRateBoard
 
     total = len(events)
-    count = settings.model.recommendations
+    count = settings.serving.recommendations
     board = HitRateBoard("streamrec", window=max(1, total // 20))
     positions = {event.event_id: n for n, event in enumerate(events)}
     tap = PrequentialTap(settings, positions, fallbacks=fallbacks)
@@ -280,7 +280,7 @@ def _baselines_in_consumer_batches(
         log.batches(),
         methods,
         score_from=0,
-        count=settings.model.recommendations,
+        count=settings.serving.recommendations,
         window=board.window,
     )
     return [replay.board for replay in replays.values()]
@@ -359,7 +359,7 @@ def _show_recommendations(
     users = [user for user, _ in Counter(event.user_id for event in events).most_common()]
     with UnitOfWork(engine) as uow:
         for user_id in users[:shown_users]:
-            voted = voted_for_user(uow, user_id, settings.model, time.time())
+            voted = voted_for_user(uow, user_id, settings.serving, time.time())
             if voted is None:
                 return
             message = voted.message

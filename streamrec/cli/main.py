@@ -212,7 +212,7 @@ def _checking_the_schema_first(callback: Callable[..., Any]) -> Callable[..., An
             from streamrec.storage.migrations import require_migrated_database
 
             settings = ctx.find_object(Settings) or load_settings()
-            require_migrated_database(settings.effective_database_url)
+            require_migrated_database(settings.effective_database_url, settings.timeouts)
         return callback(*args, **kwargs)
 
     checked.checks_the_schema_first = True  # type: ignore[attr-defined]

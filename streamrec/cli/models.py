@@ -188,7 +188,7 @@ def _database(settings: Settings) -> Iterator[Engine]:
     """An engine for the settings' database, disposed at the end of the block."""
     from streamrec.storage import create_database_engine
 
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         yield engine
     finally:

@@ -50,10 +50,10 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
     from streamrec.storage import UnitOfWork, create_database_engine
     from streamrec.wire.recommendations import encode_recommendation
 
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
-            message = current_recommendations(uow, user_id, settings.model, time.time())
+            message = current_recommendations(uow, user_id, settings.serving, time.time())
             if message is None:
                 raise UserFacingError(
                     "no active model version: train one first (`streamrec train --dataset ...`)"
@@ -86,10 +86,10 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
     from streamrec.services.explaining import Explainer, explained_document
     from streamrec.storage import UnitOfWork, create_database_engine
 
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
-            explained = Explainer(settings.model).for_user(uow, user_id, time.time())
+            explained = Explainer(settings.serving).for_user(uow, user_id, time.time())
     finally:
         engine.dispose()
     if explained is None:

@@ -25,7 +25,7 @@ def command(settings: Settings, host: str | None, port: int | None) -> None:
     configure_logging(settings.observability)
     # One request encodes at most one history: torch's thread pool only adds latency.
     torch.set_num_threads(1)
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     check_connection(engine)
     host = host or settings.api.host
     port = settings.api.port if port is None else port

@@ -36,7 +36,7 @@ def command(settings: Settings) -> None:
 
     topics = [settings.topics.interactions, settings.topics.items]
     group = settings.kafka.consumer_group
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
             stored = stored_offsets(uow, group, topics)

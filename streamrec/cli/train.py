@@ -124,7 +124,7 @@ def train_on_dataset(
         f"dataset {dataset.name}: {len(table):,} interactions, "
         f"{len(table.user_vocabulary):,} users, {len(table.item_vocabulary):,} items"
     )
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         version = train_and_activate(
             settings,

@@ -128,15 +128,19 @@ def _streamrec(options: MethodOptions, settings: Settings) -> OfflineRecommender
         raise MethodUnavailable(
             f"streamrec skipped: the model cannot be imported ({error})"
         ) from None
-    overrides: dict[str, int] = {}
+    model_overrides: dict[str, int] = {}
     if options.clusters is not None:
-        overrides["clusters"] = options.clusters
+        model_overrides["clusters"] = options.clusters
+    serving_overrides: dict[str, int] = {}
     if options.shortlist_length is not None:
-        overrides["shortlist_length"] = options.shortlist_length
+        serving_overrides["shortlist_length"] = options.shortlist_length
     # Validated copies: a K or L out of range fails here with the setting's name.
     try:
         model_settings = type(settings.model).model_validate(
-            {**settings.model.model_dump(), **overrides}
+            {**settings.model.model_dump(), **model_overrides}
+        )
+        serving_settings = type(settings.serving).model_validate(
+            {**settings.serving.model_dump(), **serving_overrides}
         )
         training_settings = type(settings.training).model_validate(
             {**settings.training.model_dump(), "seed": options.seed}
@@ -148,6 +152,7 @@ def _streamrec(options: MethodOptions, settings: Settings) -> OfflineRecommender
         raise MethodUnavailable(f"streamrec skipped: invalid model settings ({problems})") from None
     recommender = EfficientRecRecommender(
         model_settings,
+        serving_settings,
         training_settings,
         training_observer=TrainingProgressBar() if options.progress else None,
         candidates=options.candidates,

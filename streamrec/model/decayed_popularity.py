@@ -1,7 +1,7 @@
 """Decayed item popularity from the stream: a fresh new-user fallback and a candidate source.
 
 An item's decayed popularity at time T is the sum over its events i of 2^(-(T - t_i) / h),
-h the half-life in event time (``model.popularity_half_life_hours``). Forward decay
+h the half-life in event time (``serving.popularity_half_life_hours``). Forward decay
 (Cormode et al., "Forward Decay", ICDE 2009) factors out 2^(-T / h), which is the same for
 every item: the items rank by the sum of 2^(t_i / h) alone, and a stored value never needs
 rewriting as time passes. To keep those numbers finite each item stores the log2 of the

@@ -82,7 +82,7 @@ def explain(
     """The explanation of each recommended ``(item_id, score)`` for a user with these
     ``top_clusters`` (cluster, membership) voting over these ``shortlists``. Clusters that
     did not vote for an item (W_cj = 0) are left out of its list. ``vote_weight`` is given
-    when the scores were re-ranked (``model.rerank_vote_weight``): the retrieval part is then
+    when the scores were re-ranked (``serving.rerank_vote_weight``): the retrieval part is then
     the score minus ``vote_weight * log(vote)``, as ``voting.reranked_scores`` added it.
 
     >>> [why] = explain([("a", 1.2)], ((0, 1.0),), {0: [("a", 0.5)]}, vote_weight=0.5)

@@ -6,7 +6,7 @@ history's (the last weight and time of an item win), with its demographics, pool
 the model's pooling (and recency, when configured). Full-catalogue scoring needs the
 profiles themselves, to form the retrieval queries P z_u.
 
->>> from streamrec.config import ModelSettings
+>>> from streamrec.config import ModelSettings, ServingSettings
 >>> from streamrec.model.efficientrec import EfficientRec
 >>> from streamrec.model.features import FeatureSchema
 >>> from streamrec.model.history import UserHistory
@@ -15,7 +15,8 @@ profiles themselves, to form the retrieval queries P z_u.
 ...                          clusters=3, feature_buckets=32)
 >>> serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
 >>> profiles = history_profiles(
-...     serving, [UserHistory("u", [("i1", 1.0)]), UserHistory("empty", [])], settings,
+...     serving, [UserHistory("u", [("i1", 1.0)]), UserHistory("empty", [])],
+...     ServingSettings(top_memberships=2),
 ...     load_features=lambda ids: {})
 >>> profiles[0].shape, profiles[1]
 ((4,), None)
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.model.history import UserHistory
 from streamrec.model.serving import FeatureLoader, ServingModel
 from streamrec.model.user_states import UserChangeSet, update_user_states
@@ -36,7 +37,7 @@ from streamrec.model.user_states import UserChangeSet, update_user_states
 def history_profiles(
     serving: ServingModel,
     histories: Sequence[UserHistory],
-    settings: ModelSettings,
+    settings: ServingSettings,
     load_features: FeatureLoader,
 ) -> list[np.ndarray | None]:
     """Each history's profile z_u; None for a history with neither interactions nor

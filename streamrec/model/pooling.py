@@ -5,7 +5,7 @@ x_u = clip(s_u / n_u, -1, 1), zero for a user with no non-zero coefficient. The 
 c(w) is the preference weight itself in the method (``preference``); the model config may
 choose another mapping (see ``pooling_coefficients``). A new interaction adds one term; a
 changed weight subtracts the old term and adds the new one, so re-embedding a user never
-re-reads S_u. With ``model.pooling_half_life_seconds`` each term and its count contribution
+re-reads S_u. With ``serving.pooling_half_life_seconds`` each term and its count contribution
 are also weighted by recency, kept exactly incremental as forward decay
 (``RecencyPooledSums``, ``apply_decayed_coefficient_changes``; see the section below).
 
@@ -184,7 +184,7 @@ def set_recency_factors(
     return recency_factors(timestamps, reference, half_life_seconds)
 
 
-# Recency-weighted pooling (``model.pooling_half_life_seconds`` = h), as forward decay.
+# Recency-weighted pooling (``serving.pooling_half_life_seconds`` = h), as forward decay.
 #
 # Each term and its count contribution are multiplied by r_i = 2^(-(t_ref - t_i) / h). x_u =
 # s_u / n_u does not depend on t_ref (a common factor), so a user state keeps (s_u, n_u,

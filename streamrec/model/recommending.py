@@ -22,7 +22,7 @@ from itertools import chain, repeat
 
 import numpy as np
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import RecommendedItem
 from streamrec.model.explanations import lead_clusters
 from streamrec.model.serving import FeatureLoader, ServingModel
@@ -42,13 +42,13 @@ LEAD_SHARE_DECIMALS = 3
 POOL_FACTOR = 4
 
 
-def shortlist_pool_size(settings: ModelSettings) -> int:
+def shortlist_pool_size(settings: ServingSettings) -> int:
     """How many of a cluster's most rated items its shortlist is chosen from. rated_share
     is C_cj / M_c, so its top L is exactly the top L by rated mass.
 
-    >>> shortlist_pool_size(ModelSettings(shortlist_length=10, shortlist_weight="rated_share"))
+    >>> shortlist_pool_size(ServingSettings(shortlist_length=10, shortlist_weight="rated_share"))
     10
-    >>> shortlist_pool_size(ModelSettings(shortlist_length=10, shortlist_weight="share"))
+    >>> shortlist_pool_size(ServingSettings(shortlist_length=10, shortlist_weight="share"))
     40
     """
     if settings.shortlist_weight == "rated_share":
@@ -57,7 +57,7 @@ def shortlist_pool_size(settings: ModelSettings) -> int:
 
 
 def shortlist_from_statistics(
-    statistics: Sequence[ClusterItemStatistics], mass: float, settings: ModelSettings
+    statistics: Sequence[ClusterItemStatistics], mass: float, settings: ServingSettings
 ) -> list[tuple[str, float]]:
     """The cluster's top-L items by the configured shortlist weight W_cj (best first), among
     the items the cluster has raters for, as the model's offline shortlists choose them."""
@@ -108,7 +108,7 @@ class Reranking:
 def reranking_for(
     serving: ServingModel,
     profiles: Sequence[np.ndarray | None],
-    settings: ModelSettings,
+    settings: ServingSettings,
     load_features: FeatureLoader,
 ) -> Reranking | None:
     """The re-ranking of users with these profiles z_u under the serving model, or None

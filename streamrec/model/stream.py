@@ -12,16 +12,16 @@ dictionaries for evaluation, tests and an in-process stream. The same code answe
 It knows nothing of Kafka, SQL, datasets or progress bars, and it never holds the state
 itself, so a consumer builds one per batch over that batch's transaction.
 
->>> from streamrec.config import ModelSettings
+>>> from streamrec.config import ModelSettings, ServingSettings
 >>> from streamrec.events import InteractionEvent, SourceEvent
 >>> from streamrec.model.efficientrec import EfficientRec
 >>> from streamrec.model.features import FeatureSchema
 >>> from streamrec.model.interaction_rule import AcceptedInteraction
 >>> from streamrec.model.memory_state import InMemoryStreamState
 >>> from streamrec.model.serving import ServingModel
->>> settings = ModelSettings(hash_buckets=64, item_dim=4, profile_dim=4, hidden_dim=8,
-...                          clusters=3, top_memberships=2, recommendations=3)
->>> serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
+>>> model = ModelSettings(hash_buckets=64, item_dim=4, profile_dim=4, hidden_dim=8, clusters=3)
+>>> serving = ServingModel(1, EfficientRec.new(model, FeatureSchema()))
+>>> settings = ServingSettings(top_memberships=2, recommendations=3)
 >>> stream = EfficientRecStream(serving, settings, InMemoryStreamState())
 >>> def event(n, user, item):
 ...     interaction = InteractionEvent(f"e{n}", user, item, "like", float(n))
@@ -42,7 +42,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem, SourceEvent
 from streamrec.model.contributions import ClusterDeltaColumns, batch_delta_columns
 from streamrec.model.decayed_popularity import (
@@ -217,7 +217,7 @@ class EfficientRecStream:
     def __init__(
         self,
         serving: ServingModel | None,
-        settings: ModelSettings,
+        settings: ServingSettings,
         state: StreamState,
         *,
         refresh: ShortlistRefreshSchedule | None = None,
@@ -454,7 +454,7 @@ class EfficientRecStream:
     def recommend_many(
         self, user_ids: Sequence[str], n: int | None = None
     ) -> list[list[RecommendedItem]]:
-        """Each user's top ``n`` (default: ``model.recommendations``) from the state as it
+        """Each user's top ``n`` (default: ``serving.recommendations``) from the state as it
         stands, without their own items; the global shortlist for a user without a profile."""
         return [user.items for user in self.vote_many(user_ids, n)]
 
@@ -532,8 +532,8 @@ class EfficientRecStream:
         already read, the others are read here. ``leads`` also names each item's lead
         cluster (what a published message carries). With ``recent`` (each user's recent
         items, newest first) the vote is fused with those items' neighbours, and with
-        ``model.popularity_weight`` with the decayed popularity. A user without a profile
-        gets the vote of the heaviest clusters, or with ``model.popularity_fallback`` the
+        ``serving.popularity_weight`` with the decayed popularity. A user without a profile
+        gets the vote of the heaviest clusters, or with ``serving.popularity_fallback`` the
         most popular items."""
         shortlists = dict(shortlists)
         wanted = {

@@ -19,14 +19,15 @@ retraining: the shortlists are chosen again from the statistics for L and the sh
 weight, and the training interactions are learned again for M or the pooling half-life,
 which the statistics depend on.
 
->>> from streamrec.config import ModelSettings, TrainingSettings
+>>> from streamrec.config import ModelSettings, ServingSettings, TrainingSettings
 >>> from streamrec.model.history import UserHistory
 >>> from streamrec.model.interaction_table import InteractionTable
 >>> table = InteractionTable.from_rows(
 ...     (f"u{user}", f"i{(user * 7 + step) % 30}", 1.0, float(step), None)
 ...     for user in range(40) for step in range(6))
 >>> recommender = EfficientRecRecommender(
-...     ModelSettings(hash_buckets=256, clusters=4, shortlist_length=10),
+...     ModelSettings(hash_buckets=256, clusters=4),
+...     ServingSettings(shortlist_length=10),
 ...     TrainingSettings(users_per_step=16, steps=5))
 >>> recommender.fit(table, {}, {})
 >>> recommendations = recommender.recommend_many([UserHistory("new", [("i3", 1.0)])], n=5)
@@ -46,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from streamrec.config import ModelSettings, TrainingSettings
+from streamrec.config import ModelSettings, ServingSettings, TrainingSettings
 from streamrec.events import InteractionEvent, ItemEvent, SourceEvent
 from streamrec.model.catalogue_scoring import CatalogueTargets
 from streamrec.model.efficientrec import EfficientRec
@@ -79,6 +80,7 @@ class EfficientRecRecommender:
     def __init__(
         self,
         model_settings: ModelSettings,
+        serving_settings: ServingSettings,
         training_settings: TrainingSettings,
         *,
         training_observer: TrainingObserver | None = None,
@@ -86,14 +88,17 @@ class EfficientRecRecommender:
         train_with_recency: bool = False,
         candidates: CandidateSource = "shortlists",
     ) -> None:
-        """``model``: a trained model to use as it is (fit then skips training).
+        """``model_settings`` shape the model fit trains (unused with ``model``);
+        ``serving_settings`` say how the stream uses it.
+        ``model``: a trained model to use as it is (fit then skips training).
         ``train_with_recency``: True also pools the training views with
-        ``model.pooling_half_life_seconds`` (each half's reference its newest interaction);
+        ``serving.pooling_half_life_seconds`` (each half's reference its newest interaction);
         False (default) trains as without the setting and weights at inference only.
         ``candidates``: what is ranked (see the module docstring)."""
         if candidates not in CANDIDATE_SOURCES:
             raise ValueError(f"candidates must be one of {', '.join(CANDIDATE_SOURCES)}")
         self.model_settings = model_settings
+        self.serving_settings = serving_settings
         self.training_settings = training_settings
         self.training_observer = training_observer
         self.given_model = model
@@ -140,7 +145,7 @@ class EfficientRecRecommender:
         assert self._table is not None
         stream = EfficientRecStream(
             ServingModel(TABLE_VERSION, model),
-            self.model_settings,
+            self.serving_settings,
             InMemoryStreamState(self._items),
         )
         stream.record(stream.learn_many(list(_events(self._table, self._user_attributes))))
@@ -163,9 +168,9 @@ class EfficientRecRecommender:
             sampler,
             items,
             self.training_settings,
-            top_memberships=self.model_settings.top_memberships,
+            top_memberships=self.serving_settings.top_memberships,
             observer=self.training_observer,
-            pooling_half_life_seconds=self.model_settings.pooling_half_life_seconds
+            pooling_half_life_seconds=self.serving_settings.pooling_half_life_seconds
             if self.train_with_recency
             else None,
         )
@@ -177,12 +182,12 @@ class EfficientRecRecommender:
         stream = self.stream
         if stream is None or stream.serving is None:
             raise RuntimeError("fit the recommender first")
-        self.model_settings = ModelSettings(**{**self.model_settings.model_dump(), **changes})
+        self.serving_settings = ServingSettings(**{**self.serving_settings.model_dump(), **changes})
         relearn = {"top_memberships", "pooling_half_life_seconds"} & set(changes)
         if relearn:
             self.stream = self._learned_stream(stream.serving.model)
             return
-        stream.settings = self.model_settings
+        stream.settings = self.serving_settings
         if SHORTLIST_SETTINGS & set(changes):
             stream.refresh_shortlists(stream.state.cluster_masses())
 
@@ -205,7 +210,7 @@ class EfficientRecRecommender:
         stream = self.stream
         assert stream is not None and stream.serving is not None
         profiles = history_profiles(
-            stream.serving, histories, self.model_settings, stream.state.item_features
+            stream.serving, histories, self.serving_settings, stream.state.item_features
         )
         known = [(row, profile) for row, profile in enumerate(profiles) if profile is not None]
         results: list[list[str]] = [[] for _ in histories]

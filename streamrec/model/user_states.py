@@ -110,7 +110,7 @@ def update_user_states(
     pooling_half_life_seconds: float | None = None,
 ) -> list[UserStateUpdate]:
     """The new state of every user in ``change_sets``, encoded in one batch;
-    ``pooling_half_life_seconds`` is ``model.pooling_half_life_seconds``."""
+    ``pooling_half_life_seconds`` is ``serving.pooling_half_life_seconds``."""
     if not change_sets:
         return []
     recency = pooling_half_life_seconds is not None

@@ -124,7 +124,7 @@ def train_new_model(
         dataset.items,
         settings.training,
         steps=steps,
-        top_memberships=settings.model.top_memberships,
+        top_memberships=settings.serving.top_memberships,
         observer=TrainingProgressBar() if progress else None,
     )
     announce(f"trained {report.steps} steps in {report.seconds:.1f} s")

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import ItemEvent, RecommendationMessage
 from streamrec.model.explanations import ItemExplanation, explain
 from streamrec.model.history import UserHistory
@@ -61,7 +61,7 @@ class Explainer:
     """Serves explained recommendations from a database, keeping the active version's model
     loaded between calls. One may be shared by threads: the model's item cache is guarded."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(self, settings: ServingSettings) -> None:
         self._settings = settings
         self._models = ModelCache()
         self._models_lock = threading.Lock()

@@ -16,7 +16,7 @@
    prequential hit of each applied event (was its item among the user's recommendations as
    they stood before the batch), moves each touched user's pooled sums, profile and top-M
    memberships, adds the exact cluster-statistic deltas, refreshes the shortlists of the
-   affected clusters (at most once per ``model.shortlist_refresh_seconds``), and votes the
+   affected clusters (at most once per ``serving.shortlist_refresh_seconds``), and votes the
    touched users' recommendations; the hits feed the consumer's drift detector. The same
    object, over an in-memory state, is what ``streamrec eval`` and the in-process stream
    measure;
@@ -128,17 +128,19 @@ class IngestService:
         self._group = consumer_group or settings.kafka.consumer_group
         self._clock = clock
         self._models = model_cache or ModelCache()
-        self._building = BuildingVersionUpdater(settings.model)
-        self._shortlist_refresh = ShortlistRefreshSchedule(settings.model.shortlist_refresh_seconds)
+        self._building = BuildingVersionUpdater(settings.serving)
+        self._shortlist_refresh = ShortlistRefreshSchedule(
+            settings.serving.shortlist_refresh_seconds
+        )
         self._known_users = UserCache(settings.consumer.user_cache_size)
         self._deduplication = DeduplicationWindow(settings.events.deduplication_retention_days)
         # One detector per consumer: each sees the users of its own partitions.
         self._drift = HitRateDriftDetector(
             min_interval_seconds=settings.trainer.drift_min_interval_seconds, clock=clock
         )
-        if settings.model.decay_half_life_days is not None:
+        if settings.serving.decay_half_life_days is not None:
             logger.warning(
-                "model.decay_half_life_days is set, but the consumer keeps undecayed "
+                "serving.decay_half_life_days is set, but the consumer keeps undecayed "
                 "statistics: forward decay needs a landmark stored with the model version"
             )
 
@@ -261,7 +263,7 @@ class IngestService:
         state = DatabaseStreamState(uow, version, self._known_users, state_token=state_token)
         serving = None if version is None else self._models.serving(version, uow.models.get)
         stream = EfficientRecStream(
-            serving, self._settings.model, state, refresh=self._shortlist_refresh
+            serving, self._settings.serving, state, refresh=self._shortlist_refresh
         )
         return stream, state
 

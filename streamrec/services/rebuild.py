@@ -22,7 +22,7 @@ argument in full.
 >>> from streamrec.state import Interaction, ModelStatus, ModelVersion
 >>> from streamrec.storage.memory import create_memory_database
 >>> settings = Settings(model={"hash_buckets": 64, "item_dim": 4, "profile_dim": 4,
-...                            "hidden_dim": 8, "clusters": 3, "top_memberships": 2})
+...                            "hidden_dim": 8, "clusters": 3}, serving={"top_memberships": 2})
 >>> engine = create_memory_database()
 >>> config, weights = EfficientRec.new(settings.model, FeatureSchema()).to_version()
 >>> with UnitOfWork(engine) as uow:
@@ -45,7 +45,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from streamrec.config import ModelSettings, Settings
+from streamrec.config import ServingSettings, Settings
 from streamrec.model.contributions import Transition, batch_contribution_deltas
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.serving import ModelCache, ServingModel
@@ -57,8 +57,6 @@ from streamrec.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
-# How long a rebuild waits for transactions that began before it (see ``_wait_for_barrier``).
-BARRIER_TIMEOUT_SECONDS = 60.0
 BARRIER_POLL_SECONDS = 0.1
 
 ChunkObserver = Callable[[int, RebuildProgress], None]
@@ -99,13 +97,13 @@ class VersionRebuilder:
         *,
         chunk_users: int | None = None,
         clock: Callable[[], float] = time.time,
-        barrier_timeout_seconds: float = BARRIER_TIMEOUT_SECONDS,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._chunk_users = chunk_users or settings.trainer.rebuild_chunk_users
         self._clock = clock
-        self._barrier_timeout_seconds = barrier_timeout_seconds
+        # How long a rebuild waits for transactions that began before it (_wait_for_barrier).
+        self._barrier_timeout_seconds = settings.timeouts.rebuild_barrier_seconds
 
     def rebuild(
         self,
@@ -150,7 +148,7 @@ class VersionRebuilder:
                 user_ids = uow.interactions.user_ids(after=cursor, limit=self._chunk_users)
                 if not user_ids:
                     break
-                chunk_built = build_missing_states(uow, serving, user_ids, self._settings.model)
+                chunk_built = build_missing_states(uow, serving, user_ids, self._settings.serving)
                 uow.builds.advance_rebuild(version, user_ids[-1], len(user_ids), chunk_built)
                 uow.commit()
                 progress = uow.builds.rebuild_progress(version) or progress
@@ -163,7 +161,7 @@ class VersionRebuilder:
         if finished:
             with UnitOfWork(self._engine, clock=self._clock) as uow:
                 clusters = range(serving.model.clusters)
-                refresh_shortlists(uow, version, clusters, self._settings.model)
+                refresh_shortlists(uow, version, clusters, self._settings.serving)
                 uow.builds.finish_rebuild(version)
                 uow.commit()
         report = RebuildReport(
@@ -219,7 +217,7 @@ def build_missing_states(
     uow: UnitOfWork,
     serving: ServingModel,
     user_ids: Sequence[str],
-    model_settings: ModelSettings,
+    serving_settings: ServingSettings,
 ) -> int:
     """Build the state of each user among ``user_ids`` that has none under the serving
     version, from their whole interaction set, and add the contributions of those whose
@@ -238,9 +236,9 @@ def build_missing_states(
     updates = update_user_states(
         serving,
         changes,
-        model_settings.top_memberships,
+        serving_settings.top_memberships,
         uow.items.get_many,
-        model_settings.pooling_half_life_seconds,
+        serving_settings.pooling_half_life_seconds,
     )
     inserted = uow.builds.insert_missing_states(update.after for update in updates)
     _add_contributions(
@@ -259,7 +257,7 @@ def apply_to_building_version(
     uow: UnitOfWork,
     building: ServingModel,
     change_sets: Sequence[UserChangeSet],
-    model_settings: ModelSettings,
+    serving_settings: ServingSettings,
 ) -> list[UserStateUpdate]:
     """Apply one consumer batch to the version being rebuilt, in the batch's transaction.
 
@@ -281,9 +279,9 @@ def apply_to_building_version(
             replace(change, stored_state=None, weights_before={}, timestamps_before={})
             for change in fresh
         ],
-        model_settings.top_memberships,
+        serving_settings.top_memberships,
         uow.items.get_many,
-        model_settings.pooling_half_life_seconds,
+        serving_settings.pooling_half_life_seconds,
     )
     inserted = uow.builds.insert_missing_states(update.after for update in fresh_updates)
     lost = [change.user_id for change in fresh if change.user_id not in inserted]
@@ -298,9 +296,9 @@ def apply_to_building_version(
             for change in change_sets
             if change.user_id in stored
         ],
-        model_settings.top_memberships,
+        serving_settings.top_memberships,
         uow.items.get_many,
-        model_settings.pooling_half_life_seconds,
+        serving_settings.pooling_half_life_seconds,
     )
     uow.users.save_many(update.after for update in known_updates)
     kept = [update for update in fresh_updates if update.after.user_id in inserted]
@@ -312,7 +310,7 @@ def apply_to_building_version(
             for update in (*kept, *known_updates)
         ],
     )
-    refresh_shortlists(uow, version, affected, model_settings)
+    refresh_shortlists(uow, version, affected, serving_settings)
     return [*kept, *known_updates]
 
 
@@ -322,15 +320,15 @@ class BuildingVersionUpdater:
     building version read in the same statement as the active one
     (``uow.builds.serving_versions()``)."""
 
-    def __init__(self, model_settings: ModelSettings) -> None:
-        self._model_settings = model_settings
+    def __init__(self, serving_settings: ServingSettings) -> None:
+        self._serving_settings = serving_settings
         self._models = ModelCache()
 
     def apply(
         self, uow: UnitOfWork, building_version: int, change_sets: Sequence[UserChangeSet]
     ) -> list[UserStateUpdate]:
         serving = self._models.serving(building_version, uow.models.get)
-        return apply_to_building_version(uow, serving, change_sets, self._model_settings)
+        return apply_to_building_version(uow, serving, change_sets, self._serving_settings)
 
     def forget_items(self, item_ids: Iterable[str]) -> None:
         """Drop cached vectors of items whose features changed."""

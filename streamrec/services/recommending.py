@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import RecommendationMessage, RecommendedItem
 from streamrec.model.history import UserHistory
 from streamrec.model.recommending import Shortlist
@@ -23,7 +23,7 @@ from streamrec.storage.unit_of_work import UnitOfWork
 
 
 def stream_over(
-    uow: UnitOfWork, version: int, settings: ModelSettings, models: ModelCache | None = None
+    uow: UnitOfWork, version: int, settings: ServingSettings, models: ModelCache | None = None
 ) -> EfficientRecStream:
     """The model of ``version`` over the stored state, for reading (``models`` keeps loaded
     versions between calls: a long-lived reader passes its own)."""
@@ -33,7 +33,7 @@ def stream_over(
 
 
 def refresh_shortlists(
-    uow: UnitOfWork, version: int, clusters: Iterable[int], settings: ModelSettings
+    uow: UnitOfWork, version: int, clusters: Iterable[int], settings: ServingSettings
 ) -> dict[int, list[tuple[str, float]]]:
     """Recompute and store the shortlists of ``clusters`` from the stored statistics; return
     them."""
@@ -44,7 +44,7 @@ def refresh_shortlists(
 def current_recommendations(
     uow: UnitOfWork,
     user_id: str,
-    settings: ModelSettings,
+    settings: ServingSettings,
     now: float,
     models: ModelCache | None = None,
 ) -> RecommendationMessage | None:
@@ -71,7 +71,7 @@ class VotedList:
 def voted_for_user(
     uow: UnitOfWork,
     user_id: str,
-    settings: ModelSettings,
+    settings: ServingSettings,
     now: float,
     models: ModelCache | None = None,
 ) -> VotedList | None:
@@ -87,7 +87,7 @@ def voted_for_user(
 def voted_for_history(
     uow: UnitOfWork,
     history: UserHistory,
-    settings: ModelSettings,
+    settings: ServingSettings,
     now: float,
     models: ModelCache | None = None,
 ) -> VotedList | None:
@@ -105,7 +105,7 @@ def _voted_list(
     uow: UnitOfWork,
     version: int,
     voted: UserRecommendations,
-    settings: ModelSettings,
+    settings: ServingSettings,
     now: float,
 ) -> VotedList:
     message = RecommendationMessage(
@@ -122,7 +122,7 @@ def _voted_list(
     return VotedList(message, shortlists, vote_weight, voted.known)
 
 
-def fallback_recommendations(uow: UnitOfWork, settings: ModelSettings) -> list[RecommendedItem]:
+def fallback_recommendations(uow: UnitOfWork, settings: ServingSettings) -> list[RecommendedItem]:
     """What ``current_recommendations`` serves a user the active version has never seen (no
     state, no stored interactions): the global shortlist's vote. Empty when no version is
     active. Observers use it to score what a new user is shown before their first batch."""

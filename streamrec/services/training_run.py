@@ -136,7 +136,7 @@ def fine_tune_candidate(
         sampler,
         sample.items,
         settings.training.model_copy(update={"seed": seed}),
-        top_memberships=settings.model.top_memberships,
+        top_memberships=settings.serving.top_memberships,
     )
     return candidate, report.to_dict()
 
@@ -438,9 +438,11 @@ def evaluate(model: EfficientRec, sample: TrainingSample, settings: Settings) ->
     """Precision, recall and NDCG at N of ``model`` on the sample's held-out users, with
     cluster statistics built from the sample's training users (the same for every model
     judged on this sample)."""
-    recommender = EfficientRecRecommender(settings.model, settings.training, model=model)
+    recommender = EfficientRecRecommender(
+        settings.model, settings.serving, settings.training, model=model
+    )
     recommender.fit(sample.table, sample.items, sample.attributes)
-    count = settings.model.recommendations
+    count = settings.serving.recommendations
     recommended = recommender.recommend_many([case.history for case in sample.held_out], count)
     relevant = [set(case.held_out) for case in sample.held_out]
     return {
@@ -453,7 +455,7 @@ def evaluate(model: EfficientRec, sample: TrainingSample, settings: Settings) ->
 
 def precision_key(settings: Settings) -> str:
     """The name of the metric the promotion guard compares, e.g. ``precision_at_20``."""
-    return f"precision_at_{settings.model.recommendations}"
+    return f"precision_at_{settings.serving.recommendations}"
 
 
 def last_training_watermark(versions: list[ModelVersion], active: ModelVersion) -> float:

@@ -21,11 +21,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from streamrec.config import TimeoutSettings
 from streamrec.redaction import mask_secrets
 from streamrec.storage.errors import DatabaseUnavailableError, UnsupportedDatabaseError
-
-SQLITE_BUSY_TIMEOUT_MILLISECONDS = 30_000
-POSTGRESQL_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def masked_url(url: str | URL) -> str:
@@ -65,15 +63,20 @@ def sqlite_file(url: str | URL) -> Path | None:
 
 
 def create_database_engine(
-    url: str, *, enforce_foreign_keys: bool = True, **engine_options: Any
+    url: str,
+    *,
+    timeouts: TimeoutSettings | None = None,
+    enforce_foreign_keys: bool = True,
+    **engine_options: Any,
 ) -> Engine:
     """An engine for a PostgreSQL or SQLite URL.
 
-        SQLite gets WAL, foreign keys, a busy timeout and its parent directory created;
-        PostgreSQL gets pre-ping (a restarted server does not break the pool) and a connect
-        timeout. ``enforce_foreign_keys=False`` is for SQLite batch migrations, which copy tables;
-    ``engine_options`` go to ``sqlalchemy.create_engine``.
-        Raises DatabaseUnavailableError or UnsupportedDatabaseError with a one-line message.
+    SQLite gets WAL, foreign keys, a busy timeout and its parent directory created;
+    PostgreSQL gets pre-ping (a restarted server does not break the pool) and a connect
+    timeout. The two timeouts are ``timeouts``' (``settings.timeouts``; None: their
+    defaults). ``enforce_foreign_keys=False`` is for SQLite batch migrations, which copy
+    tables; ``engine_options`` go to ``sqlalchemy.create_engine``.
+    Raises DatabaseUnavailableError or UnsupportedDatabaseError with a one-line message.
     """
     try:
         parsed = make_url(url)
@@ -83,11 +86,16 @@ def create_database_engine(
             "postgresql+psycopg://user@host/db or sqlite:///path/streamrec.db"
         ) from None
     backend = parsed.get_backend_name()
+    timeouts = timeouts or TimeoutSettings()
     try:
         if backend == "sqlite":
-            return _create_sqlite_engine(parsed, enforce_foreign_keys, engine_options)
+            return _create_sqlite_engine(
+                parsed, timeouts.sqlite_busy_ms, enforce_foreign_keys, engine_options
+            )
         if backend == "postgresql":
-            return _create_postgresql_engine(parsed, engine_options)
+            return _create_postgresql_engine(
+                parsed, timeouts.database_connect_seconds, engine_options
+            )
     except NoSuchModuleError:
         raise UnsupportedDatabaseError(
             f"no installed driver for database URL {masked_url(parsed)}"
@@ -118,7 +126,7 @@ def check_connection(engine: Engine) -> None:
 
 
 def _create_sqlite_engine(
-    url: URL, enforce_foreign_keys: bool, engine_options: dict[str, Any]
+    url: URL, busy_timeout_ms: int, enforce_foreign_keys: bool, engine_options: dict[str, Any]
 ) -> Engine:
     database_file = sqlite_file(url)
     if database_file is not None:
@@ -135,7 +143,7 @@ def _create_sqlite_engine(
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MILLISECONDS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         # In WAL mode NORMAL stays consistent after a crash; only the last commit may be lost.
         cursor.execute("PRAGMA synchronous = NORMAL")
@@ -151,9 +159,11 @@ def _create_sqlite_engine(
     return engine
 
 
-def _create_postgresql_engine(url: URL, engine_options: dict[str, Any]) -> Engine:
+def _create_postgresql_engine(
+    url: URL, connect_timeout_seconds: int, engine_options: dict[str, Any]
+) -> Engine:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = POSTGRESQL_CONNECT_TIMEOUT_SECONDS
+        connect_args["connect_timeout"] = connect_timeout_seconds
     options = {"pool_pre_ping": True, "connect_args": connect_args, **engine_options}
     return create_engine(url, **options)

@@ -23,6 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 
 import streamrec
+from streamrec.config import TimeoutSettings
 from streamrec.errors import UserFacingError
 from streamrec.storage.database import (
     check_connection,
@@ -44,26 +45,31 @@ MIGRATIONS_DIRECTORY = Path(streamrec.__file__).resolve().parent.parent / "migra
 # Read by migrations/env.py. Not a main option: ConfigParser would interpolate the '%' of
 # URL-escaped passwords.
 DATABASE_URL_ATTRIBUTE = "database_url"
+# The database timeouts (``settings.timeouts``) the migration's engine connects with.
+TIMEOUTS_ATTRIBUTE = "timeouts"
 
 
 class MigrationError(UserFacingError):
     """Alembic refused (e.g. an unknown revision); the message says why."""
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, timeouts: TimeoutSettings | None = None) -> Config:
     if not (MIGRATIONS_DIRECTORY / "env.py").is_file():
         raise MigrationError(f"the migrations are not installed at {MIGRATIONS_DIRECTORY}")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIRECTORY))
     config.attributes[DATABASE_URL_ATTRIBUTE] = database_url
+    config.attributes[TIMEOUTS_ATTRIBUTE] = timeouts
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    _run(database_url, lambda config: command.upgrade(config, revision))
+def upgrade(
+    database_url: str, revision: str = "head", *, timeouts: TimeoutSettings | None = None
+) -> None:
+    _run(database_url, timeouts, lambda config: command.upgrade(config, revision))
 
 
-def downgrade(database_url: str, revision: str) -> None:
+def downgrade(database_url: str, revision: str, *, timeouts: TimeoutSettings | None = None) -> None:
     """Migrate down to ``revision``; a SQLite file that does not exist is not created.
 
     >>> downgrade("sqlite:///no/such/dir/streamrec.db", "base")
@@ -73,16 +79,16 @@ def downgrade(database_url: str, revision: str) -> None:
 run `streamrec db upgrade` or set STREAMREC_DATABASE_URL
     """
     require_existing_database(database_url)
-    _run(database_url, lambda config: command.downgrade(config, revision))
+    _run(database_url, timeouts, lambda config: command.downgrade(config, revision))
 
 
-def current_revision(database_url: str) -> str | None:
+def current_revision(database_url: str, timeouts: TimeoutSettings | None = None) -> str | None:
     """The database's revision; None for a database that was never migrated, or a SQLite
     file that does not exist (which asking does not create)."""
     database_file = sqlite_file(database_url)
     if database_file is not None and not database_file.exists():
         return None
-    engine = create_database_engine(database_url)
+    engine = create_database_engine(database_url, timeouts=timeouts)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -108,7 +114,7 @@ def require_existing_database(database_url: str) -> None:
         )
 
 
-def require_migrated_database(database_url: str) -> None:
+def require_migrated_database(database_url: str, timeouts: TimeoutSettings | None = None) -> None:
     """Check, creating nothing, that the database exists and its schema is at this code's
     head revision (or at a later one, which a newer streamrec migrated).
 
@@ -123,7 +129,7 @@ def require_migrated_database(database_url: str) -> None:
 run `streamrec db upgrade` or set STREAMREC_DATABASE_URL
     """
     require_existing_database(database_url)
-    current, head = current_revision(database_url), head_revision()
+    current, head = current_revision(database_url, timeouts), head_revision()
     script = ScriptDirectory.from_config(alembic_config(database_url))
     known = {revision.revision for revision in script.walk_revisions()}
     if current == head or (current is not None and current not in known):
@@ -134,9 +140,11 @@ run `streamrec db upgrade` or set STREAMREC_DATABASE_URL
     )
 
 
-def _run(database_url: str, operation: Callable[[Config], None]) -> None:
-    config = alembic_config(database_url)
-    engine = create_database_engine(database_url)
+def _run(
+    database_url: str, timeouts: TimeoutSettings | None, operation: Callable[[Config], None]
+) -> None:
+    config = alembic_config(database_url, timeouts)
+    engine = create_database_engine(database_url, timeouts=timeouts)
     try:
         # Told apart up front: an unreachable database is not a failed migration.
         check_connection(engine)

@@ -26,6 +26,7 @@ from streamrec.storage.unit_of_work import UnitOfWork
 from tests.fixtures.databases import PostgresqlSchemas, _schema_url
 from tests.integration.trainer_support import (
     SMALL_MODEL,
+    SMALL_SERVING,
     SMALL_TRAINING,
     activate_with_state,
     store,
@@ -57,6 +58,7 @@ def api_settings(url: str, **api: Any) -> Settings:
         update={
             "database_url": SecretStr(url),
             "model": base.model.model_copy(update=SMALL_MODEL),
+            "serving": base.serving.model_copy(update=SMALL_SERVING),
             "training": base.training.model_copy(update=SMALL_TRAINING),
             "kafka": base.kafka.model_copy(
                 update={"bootstrap_servers": "127.0.0.1:9", "consumer_group": CONSUMER_GROUP}

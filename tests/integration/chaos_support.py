@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
-from streamrec.config import ModelSettings, Settings
+from streamrec.config import ServingSettings, Settings
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.recommending import (
     global_top_clusters,
@@ -66,10 +66,12 @@ def chaos_settings(kafka_settings: Settings, database_url: str) -> Settings:
     changed, so that the stored shortlists always follow the statistics and recommendations
     can be compared between runs cut into different batches."""
     settings = pipeline_settings(
-        kafka_settings, database_url, session_timeout_ms=2_000, heartbeat_interval_ms=500
+        kafka_settings,
+        database_url,
+        timeouts={"kafka_session_ms": 2_000, "kafka_heartbeat_ms": 500},
     )
     return settings.model_copy(
-        update={"model": settings.model.model_copy(update={"shortlist_refresh_seconds": 0.0})}
+        update={"serving": settings.serving.model_copy(update={"shortlist_refresh_seconds": 0.0})}
     )
 
 
@@ -340,18 +342,20 @@ def recommendation_lists(
         user_ids = sorted(set(users))
         states = uow.users.get_many(user_ids, version)
         seen = uow.interactions.for_users(user_ids)
-        shortlists = fresh_shortlists(uow, version, settings.model, round_to=SHORTLIST_DECIMALS)
-        fallback = global_top_clusters(uow.clusters.masses(version), settings.model.top_memberships)
+        shortlists = fresh_shortlists(uow, version, settings.serving, round_to=SHORTLIST_DECIMALS)
+        fallback = global_top_clusters(
+            uow.clusters.masses(version), settings.serving.top_memberships
+        )
         serving = ModelCache().serving(version, uow.models.get)
         for user_id in user_ids:
             state = states.get(user_id)
             profile = None if state is None else state.profile
-            reranking = reranking_for(serving, [profile], settings.model, uow.items.get_many)
+            reranking = reranking_for(serving, [profile], settings.serving, uow.items.get_many)
             items = vote(
                 fallback if state is None else state.top_clusters,
                 shortlists,
                 {row.item_id for row in seen.get(user_id, ())},
-                settings.model.recommendations,
+                settings.serving.recommendations,
                 reranking,
             )
             lists[user_id] = [(item.item_id, item.score) for item in items]
@@ -359,7 +363,7 @@ def recommendation_lists(
 
 
 def fresh_shortlists(
-    uow: UnitOfWork, version: int, settings: ModelSettings, round_to: int | None = None
+    uow: UnitOfWork, version: int, settings: ServingSettings, round_to: int | None = None
 ) -> dict[int, Ranking]:
     """Each cluster's shortlist as the consumer's refresh chooses it, from every one of its
     statistics; with ``round_to``, weights are rounded to that many decimals before the
@@ -385,7 +389,7 @@ def stale_shortlists(engine: Engine, settings: Settings) -> list[str]:
     with UnitOfWork(engine) as uow:
         version = uow.models.active_version()
         assert version is not None, "no active model version"
-        fresh = fresh_shortlists(uow, version, settings.model)
+        fresh = fresh_shortlists(uow, version, settings.serving)
         stored = uow.clusters.shortlists(version, list(fresh))
     return ranking_differences(
         {str(cluster): shortlist for cluster, shortlist in fresh.items()},

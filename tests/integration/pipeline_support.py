@@ -46,11 +46,9 @@ SMALL_MODEL = {
     "profile_dim": 8,
     "hidden_dim": 16,
     "clusters": 6,
-    "top_memberships": 3,
-    "shortlist_length": 10,
-    "recommendations": 5,
     "feature_buckets": 64,
 }
+SMALL_SERVING = {"top_memberships": 3, "shortlist_length": 10, "recommendations": 5}
 # Small batches make many batches, and so many places for a crash to land.
 SMALL_BATCH = 40
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -58,14 +56,25 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 torch.set_num_threads(1)
 
 
-def pipeline_settings(kafka_settings: Settings, database_url: str, **kafka: Any) -> Settings:
-    """The test's broker settings with a database, a small model and small batches."""
+def pipeline_settings(
+    kafka_settings: Settings,
+    database_url: str,
+    *,
+    timeouts: dict[str, Any] | None = None,
+    **kafka: Any,
+) -> Settings:
+    """The test's broker settings with a database, a small model, small batches, short
+    polls, and ``timeouts`` and ``kafka`` overrides."""
     return kafka_settings.model_copy(
         update={
             "database_url": SecretStr(database_url),
             "model": kafka_settings.model.model_copy(update=SMALL_MODEL),
+            "serving": kafka_settings.serving.model_copy(update=SMALL_SERVING),
             "kafka": kafka_settings.kafka.model_copy(
-                update={"max_poll_records": SMALL_BATCH, "poll_timeout_ms": 100, **kafka}
+                update={"max_poll_records": SMALL_BATCH, **kafka}
+            ),
+            "timeouts": kafka_settings.timeouts.model_copy(
+                update={"kafka_poll_ms": 100, **(timeouts or {})}
             ),
         }
     )

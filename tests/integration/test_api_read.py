@@ -61,7 +61,7 @@ def test_a_users_recommendations_are_the_pipelines_with_their_explanation(
     engine = create_database_engine(served.url)
     try:
         with UnitOfWork(engine) as uow:
-            message = current_recommendations(uow, user_id, served.settings.model, time.time())
+            message = current_recommendations(uow, user_id, served.settings.serving, time.time())
     finally:
         engine.dispose()
     assert message is not None
@@ -72,7 +72,7 @@ def test_a_users_recommendations_are_the_pipelines_with_their_explanation(
         [i.score for i in message.items]
     )
     memberships = {entry["cluster"] for entry in body["top_clusters"]}
-    assert len(body["items"]) == served.settings.model.recommendations
+    assert len(body["items"]) == served.settings.serving.recommendations
     for rank, (item, (lead, lead_share)) in enumerate(
         zip(body["items"], message.lead_clusters, strict=True), start=1
     ):
@@ -86,7 +86,7 @@ def test_a_users_recommendations_are_the_pipelines_with_their_explanation(
         assert sum(v["contribution"] for v in item["clusters"]) == pytest.approx(item["vote"])
         # The published compact form names the explanation's lead cluster.
         assert (item["clusters"][0]["cluster"], round(shares[0], 3)) == (lead, lead_share)
-        if served.settings.model.rerank:
+        if served.settings.serving.rerank:
             assert item["retrieval"] is not None
     seen = {item_id for item_id, _ in stored_history(served, user_id)}
     assert not seen & {item["item_id"] for item in body["items"]}
@@ -165,7 +165,7 @@ def test_a_users_history_and_memberships(served: ServedState, client) -> None:
     }
     timestamps = [row["timestamp"] for row in body["history"]]
     assert timestamps == sorted(timestamps, reverse=True)
-    assert len(body["top_clusters"]) == served.settings.model.top_memberships
+    assert len(body["top_clusters"]) == served.settings.serving.top_memberships
     assert client.get("/api/users/nobody-at-all").status_code == 404
 
 

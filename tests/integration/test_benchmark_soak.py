@@ -29,6 +29,7 @@ def test_soak_benchmark_samples_the_consumer_every_step_and_states_the_bounds(
         update={
             "database_url": SecretStr(database_url),
             "model": kafka_settings.model.model_copy(update=trainer_support.SMALL_MODEL),
+            "serving": kafka_settings.serving.model_copy(update=trainer_support.SMALL_SERVING),
             "kafka": kafka_settings.kafka.model_copy(update={"max_poll_records": 200}),
             "consumer": kafka_settings.consumer.model_copy(update={"user_cache_size": 123}),
         }

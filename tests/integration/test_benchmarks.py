@@ -22,6 +22,7 @@ def _small(settings: Settings, **kafka: object) -> Settings:
     return settings.model_copy(
         update={
             "model": settings.model.model_copy(update=SMALL_MODEL),
+            "serving": settings.serving.model_copy(update=trainer_support.SMALL_SERVING),
             "kafka": settings.kafka.model_copy(update={"max_poll_records": 200, **kafka}),
         }
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.model.decayed_popularity import PopularityIncrements, popularity_increments
 from streamrec.model.memory_state import InMemoryStreamState
 from streamrec.model.stream import EfficientRecStream
@@ -18,7 +18,7 @@ from streamrec.state import Interaction
 from streamrec.storage import UnitOfWork
 from tests.integration.test_item_neighbours_adapters import ITEMS, events
 
-SETTINGS = ModelSettings(popularity_fallback=True, popularity_half_life_hours=0.01)
+SETTINGS = ServingSettings(popularity_fallback=True, popularity_half_life_hours=0.01)
 
 
 def test_both_adapters_keep_the_same_popularity(engine: Engine) -> None:

@@ -9,7 +9,7 @@ import random
 
 from sqlalchemy import Engine
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import InteractionEvent, SourceEvent
 from streamrec.model.interaction_rule import AcceptedInteraction
 from streamrec.model.memory_state import InMemoryStreamState
@@ -19,7 +19,7 @@ from streamrec.services.user_cache import UserCache
 from streamrec.storage import UnitOfWork
 
 ITEMS = [f"i{item:02d}" for item in range(40)]
-SETTINGS = ModelSettings(neighbours=True, neighbour_history=6)
+SETTINGS = ServingSettings(neighbours=True, neighbour_history=6)
 
 
 def events(count: int, seed: int) -> list[AcceptedInteraction]:

@@ -6,7 +6,7 @@ in PostgreSQL behind the real broker.
 The consumer runs in this process over the real broker and PostgreSQL; its ``on_batch`` hook
 hands over the records of each batch it committed, and the in-memory stream learns exactly
 those batches, in the same order, under the same stored model version and settings
-(``model.shortlist_refresh_seconds=0``: both refresh the changed shortlists in every batch).
+(``serving.shortlist_refresh_seconds=0``: both refresh the changed shortlists in every batch).
 With identical batches nothing is left to float noise: the test demands the same item lists,
 and scores within ``SCORE_TOLERANCE``, batch by batch and at the end.
 """
@@ -60,7 +60,7 @@ def equivalence_settings(kafka_settings: Settings, database_url: str) -> Setting
     the item neighbours and the decayed popularity on (their counts and scores live in the
     state too)."""
     settings = pipeline_settings(kafka_settings, database_url)
-    model = settings.model.model_copy(
+    serving = settings.serving.model_copy(
         update={
             "shortlist_refresh_seconds": 0.0,
             "neighbours": True,
@@ -69,7 +69,7 @@ def equivalence_settings(kafka_settings: Settings, database_url: str) -> Setting
             "popularity_weight": 0.3,
         }
     )
-    return settings.model_copy(update={"model": model})
+    return settings.model_copy(update={"serving": serving})
 
 
 def trained_model(
@@ -89,7 +89,7 @@ def trained_model(
     )
     attributes = {event.user_id: dict(event.user_attributes) for event in events}
     recommender = EfficientRecRecommender(
-        settings.model, TrainingSettings(steps=30, users_per_step=16, seed=5)
+        settings.model, settings.serving, TrainingSettings(steps=30, users_per_step=16, seed=5)
     )
     recommender.fit(table, {item.item_id: item for item in items}, attributes)
     assert recommender.model is not None
@@ -171,7 +171,7 @@ def test_the_consumer_serves_what_the_in_memory_stream_recommends(
     with UnitOfWork(engine) as uow:
         serving = ModelCache().serving(version, uow.models.get)
     stream = EfficientRecStream(
-        serving, settings.model, InMemoryStreamState({item.item_id: item for item in items})
+        serving, settings.serving, InMemoryStreamState({item.item_id: item for item in items})
     )
     learned_lists: dict[str, list[Ranking]] = {}
     for records, consumer_hits in batches:
@@ -199,7 +199,7 @@ def test_the_consumer_serves_what_the_in_memory_stream_recommends(
     stored: dict[str, Ranking] = {}
     with UnitOfWork(engine) as uow:
         for user_id in users:
-            message = current_recommendations(uow, user_id, settings.model, now=time.time())
+            message = current_recommendations(uow, user_id, settings.serving, now=time.time())
             assert message is not None
             stored[user_id] = ranking(message.items)
     found = differences(
@@ -209,6 +209,6 @@ def test_the_consumer_serves_what_the_in_memory_stream_recommends(
     assert not found, "stored recommendations differ:\n" + "\n".join(found[:10])
     # Not a comparison of empty lists.
     assert all(in_memory.values())
-    assert sum(len(items) == settings.model.recommendations for items in in_memory.values()) > (
+    assert sum(len(items) == settings.serving.recommendations for items in in_memory.values()) > (
         len(users) / 2
     )

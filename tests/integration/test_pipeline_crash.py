@@ -47,7 +47,9 @@ def test_killed_consumers_resume_and_end_in_the_uninterrupted_state(
 ) -> None:
     # A member killed by -9 is only noticed after its session timeout: keep it short here.
     settings = pipeline_settings(
-        kafka_settings, database_url, session_timeout_ms=2_000, heartbeat_interval_ms=500
+        kafka_settings,
+        database_url,
+        timeouts={"kafka_session_ms": 2_000, "kafka_heartbeat_ms": 500},
     )
     model = register_model(engine, settings)
     events = interaction_stream(EVENTS, seed=11)
@@ -113,7 +115,9 @@ def test_a_batch_stored_but_not_published_is_published_after_a_restart(
 ) -> None:
     # One event per user, so no later event of the same user can hide a lost publication.
     settings = pipeline_settings(
-        kafka_settings, database_url, session_timeout_ms=2_000, heartbeat_interval_ms=500
+        kafka_settings,
+        database_url,
+        timeouts={"kafka_session_ms": 2_000, "kafka_heartbeat_ms": 500},
     )
     register_model(engine, settings)
     events = interaction_stream(3 * SMALL_BATCH, seed=12, users=10**9)

@@ -75,7 +75,7 @@ def test_recommendations_are_readable_by_confluent_kafka(
         recommendation = decode_recommendation(message.value())
         assert message.key().decode() == recommendation.user_id
         assert recommendation.user_id in users
-        assert 0 < len(recommendation.items) <= settings.model.recommendations
+        assert 0 < len(recommendation.items) <= settings.serving.recommendations
         assert recommendation.source is not None
         assert recommendation.source.topic == settings.topics.interactions
         assert recommendation.source.offset >= 0

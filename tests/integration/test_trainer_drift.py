@@ -80,7 +80,7 @@ def test_drift_in_the_synthetic_stream_triggers_one_rate_limited_retrain(
     drift_time = stream.drift_time
     assert drift_time is not None
     before_drift = table.subset(table.timestamps < drift_time)
-    recommender = EfficientRecRecommender(settings.model, settings.training)
+    recommender = EfficientRecRecommender(settings.model, settings.serving, settings.training)
     recommender.fit(before_drift, {}, {})
     assert recommender.model is not None
     # The serving model is the one trained before the drift; all stored data is new to it.
@@ -100,7 +100,7 @@ def test_drift_in_the_synthetic_stream_triggers_one_rate_limited_retrain(
         ],
     )
 
-    hits, times = prequential_hits(stream, recommender, settings.model.recommendations)
+    hits, times = prequential_hits(stream, recommender, settings.serving.recommendations)
     detector = HitRateDriftDetector(clock=lambda: 0.0)
     signals: list[tuple[float, DriftSignal]] = [
         (moment, signal)
@@ -162,7 +162,7 @@ def test_a_consumer_seeing_drift_asks_the_trainer_for_a_drift_run(
     table = stream.to_dataset().table
     drift_time = stream.drift_time
     assert drift_time is not None
-    recommender = EfficientRecRecommender(settings.model, settings.training)
+    recommender = EfficientRecRecommender(settings.model, settings.serving, settings.training)
     recommender.fit(table.subset(table.timestamps < drift_time), {}, {})
     assert recommender.model is not None
     register(engine, recommender.model, ModelStatus.ACTIVE, created_at=0.0)

@@ -39,7 +39,7 @@ Recommendations = dict[str, list[tuple[str, float]]]
 def _recommendations(engine: Engine, settings: Settings) -> Recommendations:
     with UnitOfWork(engine) as uow:
         messages = {
-            user: current_recommendations(uow, user, settings.model, time.time())
+            user: current_recommendations(uow, user, settings.serving, time.time())
             for user in SHOWN_USERS
         }
     return {

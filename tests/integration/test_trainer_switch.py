@@ -88,7 +88,7 @@ def test_batches_applied_during_a_rebuild_are_in_the_new_version_exactly_once(
     model = trained_model(settings, interactions)
     register(engine, model, ModelStatus.ACTIVE)
     building = register(engine, trained_model(settings, interactions, seed=1), ModelStatus.BUILDING)
-    updater = BuildingVersionUpdater(settings.model)
+    updater = BuildingVersionUpdater(settings.serving)
     # User ids sort as strings: u0, u1, u10, u100, ... so chunk 2 ends well before u9.
     late = _events(
         [
@@ -133,12 +133,12 @@ def test_when_the_rebuild_and_a_consumer_build_a_user_at_once_one_insert_counts(
         stored = uow.models.get(building)
     assert stored is not None
     serving = ServingModel(building, EfficientRec.from_version(stored.config, stored.weights))
-    updater = BuildingVersionUpdater(settings.model)
+    updater = BuildingVersionUpdater(settings.serving)
     user = "u7"
     late = _events([(user, "i299", 1.0), (user, "i298", -1.0)])
 
     def rebuild_side(uow: UnitOfWork) -> None:
-        build_missing_states(uow, serving, [user], settings.model)
+        build_missing_states(uow, serving, [user], settings.serving)
 
     def consumer_side(uow: UnitOfWork) -> None:
         consumer_batch(uow, updater, late)

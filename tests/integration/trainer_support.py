@@ -44,11 +44,9 @@ SMALL_MODEL = {
     "profile_dim": 16,
     "hidden_dim": 32,
     "clusters": 8,
-    "top_memberships": 3,
-    "shortlist_length": 20,
-    "recommendations": 10,
     "feature_buckets": 64,
 }
+SMALL_SERVING = {"top_memberships": 3, "shortlist_length": 20, "recommendations": 10}
 SMALL_TRAINING = {"users_per_step": 32, "steps": 60, "fine_tune_steps": 10}
 # Many small disjoint groups: personalisation matters, popularity alone scores poorly.
 PLANTED_GROUPS = SyntheticConfig(
@@ -72,6 +70,7 @@ def trainer_settings(base: Settings, database_url: str, **trainer: Any) -> Setti
         update={
             "database_url": SecretStr(database_url),
             "model": base.model.model_copy(update=SMALL_MODEL),
+            "serving": base.serving.model_copy(update=SMALL_SERVING),
             "training": base.training.model_copy(update=SMALL_TRAINING),
             "trainer": base.trainer.model_copy(
                 update={"min_new_events": 1, "rebuild_chunk_users": 50, **trainer}

@@ -201,7 +201,7 @@ def test_recommendation_latency_times_both_paths_and_reports_the_target(
     from streamrec.cli.main import main
 
     monkeypatch.setenv("STREAMREC_MODEL__HASH_BUCKETS", "256")
-    monkeypatch.setenv("STREAMREC_MODEL__SHORTLIST_LENGTH", "5")
+    monkeypatch.setenv("STREAMREC_SERVING__SHORTLIST_LENGTH", "5")
     data = Path(__file__).resolve().parents[1] / "data" / "ml-latest"
     arguments = ["bench", "recommendation-latency", "--dataset", str(data), "--steps", "3"]
     arguments += ["--users", "4", "--repeats", "2", "--output-dir", str(tmp_path)]
@@ -212,7 +212,7 @@ def test_recommendation_latency_times_both_paths_and_reports_the_target(
         assert exit_.code in (0, None)
     # Named by the options and the settings that differ from the defaults.
     stem = "recommendation-latency-ml-latest-steps3-users4-repeats2"
-    stem += "-model.hash_buckets256-model.shortlist_length5"
+    stem += "-model.hash_buckets256-serving.shortlist_length5"
     result = json.loads((tmp_path / f"{stem}.json").read_text())
     assert set(result["paths"]) == {
         recommendation_latency.SERVING,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.config import ModelSettings, TrainingSettings
+from streamrec.config import ModelSettings, ServingSettings, TrainingSettings
 from streamrec.model import catalogue_scoring
 from streamrec.model.catalogue_scoring import CatalogueTargets, top_by_retrieval
 from streamrec.model.history import UserHistory
@@ -72,10 +72,9 @@ def recommender() -> EfficientRecRecommender:
             profile_dim=16,
             hidden_dim=32,
             clusters=4,
-            top_memberships=2,
-            shortlist_length=5,
             feature_buckets=64,
         ),
+        ServingSettings(top_memberships=2, shortlist_length=5),
         TrainingSettings(users_per_step=32, steps=40),
         candidates="catalogue",
     )
@@ -92,7 +91,7 @@ def test_the_catalogue_path_ranks_every_training_item_by_retrieval_score(
     assert len(ranked) == 45 - 2
     stream = recommender.stream
     assert stream is not None and stream.serving is not None
-    [profile] = history_profiles(stream.serving, [history], recommender.model_settings, dict)
+    [profile] = history_profiles(stream.serving, [history], recommender.serving_settings, dict)
     query = stream.serving.model.retrieval_queries(profile[None, :])[0]
     targets = stream.serving.model.item_targets(ranked, {})
     assert np.all(np.diff(targets @ query) <= 1e-6)
@@ -104,7 +103,7 @@ def test_a_history_profile_is_the_profile_the_stream_stores_for_those_events(
     history = UserHistory("someone", [("g1-i3", 1.0), ("g1-i4", -0.5), ("g1-i3", 0.5)])
     stream = recommender.stream
     assert stream is not None and stream.serving is not None
-    [profile] = history_profiles(stream.serving, [history], recommender.model_settings, dict)
+    [profile] = history_profiles(stream.serving, [history], recommender.serving_settings, dict)
     stream.record(stream.learn_many(events_of_histories([history])))
     stored = recommender.state.profiles["someone"].profile
     np.testing.assert_allclose(profile, stored, rtol=1e-5, atol=1e-6)
@@ -125,4 +124,9 @@ def test_an_empty_history_gets_the_streams_global_answer(
 
 def test_an_unknown_candidate_source_is_refused() -> None:
     with pytest.raises(ValueError, match="candidates"):
-        EfficientRecRecommender(ModelSettings(), TrainingSettings(), candidates="everything")  # type: ignore[arg-type]
+        EfficientRecRecommender(
+            ModelSettings(),
+            ServingSettings(),
+            TrainingSettings(),
+            candidates="everything",  # type: ignore[arg-type]
+        )

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import streamrec.kafka
 from streamrec.cli.main import cli
 from streamrec.storage.migrations import head_revision
 
@@ -28,7 +27,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("STREAMREC_OBSERVABILITY__METRICS_PORT", "0")
     # A broker that does not answer is reported after one second, not ten.
-    monkeypatch.setattr(streamrec.kafka, "BOOTSTRAP_TIMEOUT_MS", 1_000)
+    monkeypatch.setenv("STREAMREC_TIMEOUTS__KAFKA_BOOTSTRAP_MS", "1000")
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield

@@ -36,13 +36,15 @@ def test_environment_overrides_file_which_overrides_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_file = tmp_path / "streamrec.toml"
-    config_file.write_text('[model]\nclusters = 12\nshortlist_length = 30\n[topics]\nitems = "c"\n')
+    config_file.write_text(
+        '[model]\nclusters = 12\n[serving]\nshortlist_length = 30\n[topics]\nitems = "c"\n'
+    )
     monkeypatch.setenv("STREAMREC_MODEL__CLUSTERS", "7")
     settings = load_settings(config_file)
     assert settings.model.clusters == 7  # environment wins
-    assert settings.model.shortlist_length == 30  # from the file
+    assert settings.serving.shortlist_length == 30  # from the file
     assert settings.topics.items == "c"
-    assert settings.model.top_memberships == 5  # default
+    assert settings.serving.top_memberships == 5  # default
 
 
 @pytest.mark.parametrize("shipped", sorted(REPOSITORY.glob("configs/*.toml")))

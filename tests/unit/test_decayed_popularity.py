@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import InteractionEvent, SourceEvent
 from streamrec.model.decayed_popularity import (
     PopularityIncrements,
@@ -17,14 +17,10 @@ from streamrec.model.decayed_popularity import (
     popular_candidates,
     popularity_increments,
 )
-from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_rule import AcceptedInteraction
-from streamrec.model.memory_state import InMemoryStreamState
 from streamrec.model.popularity_scores import PopularityScores
-from streamrec.model.serving import ServingModel
-from streamrec.model.stream import EfficientRecStream
 from streamrec.state import Interaction
+from tests.fixtures.small_model import tiny_stream
 
 HALF_LIFE = 50.0
 
@@ -134,27 +130,14 @@ def event(n: int, user: str, item: str, time: float) -> AcceptedInteraction:
     return AcceptedInteraction(interaction, 1.0, SourceEvent("interactions", 0, n, time))
 
 
-def small_stream(settings: ModelSettings) -> EfficientRecStream:
-    serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
-    return EfficientRecStream(serving, settings, InMemoryStreamState())
-
-
-BASE = ModelSettings(
-    hash_buckets=64,
-    item_dim=4,
-    profile_dim=4,
-    hidden_dim=8,
-    clusters=3,
-    top_memberships=2,
-    recommendations=3,
-)
+BASE = ServingSettings(top_memberships=2, recommendations=3)
 
 
 def test_a_new_user_gets_the_items_popular_now() -> None:
     settings = BASE.model_copy(
         update={"popularity_fallback": True, "popularity_half_life_hours": 1.0}
     )
-    stream = small_stream(settings)
+    stream = tiny_stream(settings)
     # "old" was taken by many users long ago, "new" by two users just now.
     events = [event(n, f"u{n}", "old", float(n)) for n in range(10)]
     events += [event(10 + n, f"v{n}", "new", 10 * 3600.0 + n) for n in range(2)]
@@ -168,12 +151,12 @@ def test_a_new_user_gets_the_items_popular_now() -> None:
 
 def test_the_stream_fuses_the_popularity_for_known_users() -> None:
     settings = BASE.model_copy(update={"popularity_weight": 1.0, "popularity_half_life_hours": 1.0})
-    stream = small_stream(settings)
+    stream = tiny_stream(settings)
     events = [event(n, "u1", f"a{n}", float(n)) for n in range(3)]
     events += [event(10 + n, f"v{n}", "hot", 3600.0 + n) for n in range(5)]
     stream.learn_many(events)
     assert "hot" in [item.item_id for item in stream.recommend_one("u1")]
     # Off (weight 0, no fallback): no scores are kept at all.
-    off = small_stream(BASE)
+    off = tiny_stream(BASE)
     off.learn_many(events)
     assert off.state.most_popular_items(5) == []

@@ -422,7 +422,7 @@ def test_eval_results_name_the_settings_that_differ_from_the_defaults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_file = tmp_path / "tuned.toml"
-    config_file.write_text("[model]\nshortlist_length = 400\n")
+    config_file.write_text("[serving]\nshortlist_length = 400\n")
     monkeypatch.setenv("STREAMREC_MODEL__CLUSTERS", "100")
     code, output = run_cli(
         [
@@ -441,9 +441,9 @@ def test_eval_results_name_the_settings_that_differ_from_the_defaults(
     # The file's own setting names the file; the one from the environment is named itself.
     stem = "eval-ml-latest-loo-seed0-methods-popularity-config-tuned-model.clusters100"
     written = json.loads((tmp_path / f"{stem}.json").read_text())
-    assert written["settings"] == {"model.clusters": 100, "model.shortlist_length": 400}
+    assert written["settings"] == {"model.clusters": 100, "serving.shortlist_length": 400}
     report = (tmp_path / f"{stem}.md").read_text()
-    assert "`model.clusters` 100, `model.shortlist_length` 400." in report
+    assert "`model.clusters` 100, `serving.shortlist_length` 400." in report
 
 
 def test_eval_command_refuses_bad_input_in_one_line(

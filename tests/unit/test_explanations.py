@@ -128,7 +128,7 @@ def test_a_consumer_batch_publishes_the_lead_clusters_it_serves() -> None:
             assert {cluster for cluster, _ in message.lead_clusters} <= clusters
             assert all(0.0 < share <= 1.0 for _, share in message.lead_clusters)
             # `streamrec recommend` and the API serve (and explain) the same from the state.
-            served = voted_for_user(uow, message.user_id, settings.model, now=0.0)
+            served = voted_for_user(uow, message.user_id, settings.serving, now=0.0)
             assert served is not None
             assert [item.item_id for item in served.message.items] == [
                 item.item_id for item in message.items

@@ -114,7 +114,7 @@ def hits_by_hand(directory: Path, batch_size: int) -> dict[int, bool]:
     )
     stream = EfficientRecStream(
         ServingModel(1, EfficientRec.from_version(*model.to_version())),
-        settings.model,
+        settings.serving,
         InMemoryStreamState(dataset.items),
     )
     stream.record(stream.learn_many(events[:scored_from]))

@@ -62,7 +62,7 @@ def test_transient_failures_are_retried_with_growing_delays_until_the_batch_appl
 def test_an_error_that_is_not_transient_is_raised_at_once() -> None:
     operation = Failing(ValueError("a bug"))
     with pytest.raises(ValueError, match="a bug"):
-        retry_transient(operation, is_transient_error, Backoff(), sleep=lambda _: None)
+        retry_transient(operation, is_transient_error, Backoff(0.2, 30.0), sleep=lambda _: None)
     assert operation.calls == 1
 
 
@@ -72,7 +72,7 @@ def test_a_stop_request_ends_the_retries_without_applying() -> None:
         retry_transient(
             operation,
             is_transient_error,
-            Backoff(),
+            Backoff(0.2, 30.0),
             sleep=lambda _: None,
             stop_requested=lambda: operation.calls >= 3,
         )

@@ -235,7 +235,7 @@ def test_recommendations_exclude_the_users_items_and_name_their_source(
         assert not {item.item_id for item in message.items} & seen[message.user_id]
         scores = [item.score for item in message.items]
         assert scores == sorted(scores, reverse=True)
-        assert len(message.items) <= settings.model.recommendations
+        assert len(message.items) <= settings.serving.recommendations
         assert message.model_version == snapshot.model_version
         last_offset = max(
             record.offset for record in records if f'"{message.user_id}"'.encode() in record.value
@@ -373,7 +373,7 @@ def test_published_lists_rank_the_clusters_candidates_by_the_retrieval_score(
     published = {}
     for rerank in (True, False):
         changed = settings.model_copy(
-            update={"model": settings.model.model_copy(update={"rerank": rerank})}
+            update={"serving": settings.serving.model_copy(update={"rerank": rerank})}
         )
         engine = create_memory_database()
         version = register_model(engine, changed)
@@ -395,7 +395,7 @@ def test_published_lists_rank_the_clusters_candidates_by_the_retrieval_score(
         targets = model.item_targets(items, {})
         expected = [
             float(target.astype(np.float64) @ query)
-            + settings.model.rerank_vote_weight * float(np.log(votes[item_id]))
+            + settings.serving.rerank_vote_weight * float(np.log(votes[item_id]))
             for item_id, target in zip(items, targets, strict=True)
         ]
         assert [item.score for item in message.items] == pytest.approx(expected, rel=1e-4)

@@ -7,23 +7,19 @@ import random
 
 import pytest
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.evaluation.streaming_neighbours import ItemCooccurrence
 from streamrec.events import InteractionEvent, RecommendedItem, SourceEvent
 from streamrec.model.cooccurrence_counts import CooccurrenceCounts
-from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_rule import AcceptedInteraction
 from streamrec.model.item_neighbours import (
     cooccurrence_increments,
     neighbour_candidates,
     recent_items,
 )
-from streamrec.model.memory_state import InMemoryStreamState
 from streamrec.model.rank_fusion import fuse
-from streamrec.model.serving import ServingModel
-from streamrec.model.stream import EfficientRecStream
 from streamrec.state import Interaction
+from tests.fixtures.small_model import tiny_stream
 
 
 def row(user: str, item: str, time: float) -> Interaction:
@@ -186,31 +182,16 @@ def test_fusion_puts_items_both_sources_name_first_and_keeps_vote_positions() ->
     assert [item.item_id for item, _ in fuse(voted, neighbours, 1.0, count=3)] == ["x", "c", "y"]
 
 
-def stream_with(settings: ModelSettings) -> EfficientRecStream:
-    serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
-    return EfficientRecStream(serving, settings, InMemoryStreamState())
-
-
 def accepted(position: int, user: str, item: str) -> AcceptedInteraction:
     event = InteractionEvent(f"e{position:05d}", user, item, "like", float(position))
     return AcceptedInteraction(event, 1.0, SourceEvent("interactions", 0, position, position))
 
 
-SMALL = {
-    "hash_buckets": 64,
-    "item_dim": 4,
-    "profile_dim": 4,
-    "hidden_dim": 8,
-    "clusters": 3,
-    "top_memberships": 2,
-    "recommendations": 5,
-    "shortlist_refresh_seconds": 0.0,
-}
+SMALL = {"top_memberships": 2, "recommendations": 5, "shortlist_refresh_seconds": 0.0}
 
 
 def test_the_stream_recommends_the_neighbours_of_the_users_last_items() -> None:
-    settings = ModelSettings(**SMALL, neighbours=True, neighbour_weight=1.0)
-    stream = stream_with(settings)
+    stream = tiny_stream(ServingSettings(**SMALL, neighbours=True, neighbour_weight=1.0))
     # Many users take p0..p3; those who took "seed" went on to "follow".
     pairs = [(f"crowd{user}", f"p{item}") for user in range(8) for item in range(4)]
     pairs += [(f"fan{n}", item) for n in range(3) for item in ["seed", "follow"]]
@@ -221,7 +202,7 @@ def test_the_stream_recommends_the_neighbours_of_the_users_last_items() -> None:
     assert voted.items[0].item_id == "follow"
     assert "seed" not in [item.item_id for item in voted.items]
     assert len(voted.lead_clusters) == len(voted.items)
-    off = stream_with(ModelSettings(**SMALL))
+    off = tiny_stream(ServingSettings(**SMALL))
     off.learn_many(events)
     assert off.state.item_neighbours(["seed"], 5) == {}  # nothing counted while off
 
@@ -229,8 +210,7 @@ def test_the_stream_recommends_the_neighbours_of_the_users_last_items() -> None:
 def test_histories_are_recommended_from_their_last_items() -> None:
     from streamrec.model.history import UserHistory
 
-    settings = ModelSettings(**SMALL, neighbours=True, neighbour_weight=1.0)
-    stream = stream_with(settings)
+    stream = tiny_stream(ServingSettings(**SMALL, neighbours=True, neighbour_weight=1.0))
     stream.learn_many(
         [
             accepted(2 * n + offset, f"fan{n}", item)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.config import ModelSettings, TrainingSettings
+from streamrec.config import ModelSettings, ServingSettings, TrainingSettings
 from streamrec.datasets.base import Dataset
 from streamrec.datasets.synthetic import SyntheticConfig, SyntheticStream, user_index_of
 from streamrec.evaluation.baselines import PopularityRecommender
@@ -48,10 +48,9 @@ def fitted(split: EvaluationSplit, planted: Dataset, seed: int) -> EfficientRecR
             profile_dim=16,
             hidden_dim=32,
             clusters=GROUPS,
-            top_memberships=2,
-            shortlist_length=50,
             feature_buckets=64,
         ),
+        ServingSettings(top_memberships=2, shortlist_length=50),
         TrainingSettings(users_per_step=64, steps=150, learning_rate=1e-2, seed=seed),
     )
     recommender.fit(split.train, planted.items, planted.user_attributes)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from streamrec.config import ModelSettings, Settings, TrainingSettings
+from streamrec.config import ModelSettings, ServingSettings, Settings, TrainingSettings
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.features import FeatureSchema
 from streamrec.model.history import UserHistory
@@ -214,15 +214,15 @@ def test_pool_bags_with_factors_equals_the_decayed_recomputation() -> None:
 
 
 def test_the_setting_is_optional_and_positive() -> None:
-    assert ModelSettings().pooling_half_life_seconds is None
-    assert ModelSettings(pooling_half_life_seconds=2).pooling_half_life_seconds == 2.0
+    assert ServingSettings().pooling_half_life_seconds is None
+    assert ServingSettings(pooling_half_life_seconds=2).pooling_half_life_seconds == 2.0
     with pytest.raises(ValidationError):
-        ModelSettings(pooling_half_life_seconds=0)
-    environment = {"STREAMREC_MODEL__POOLING_HALF_LIFE_SECONDS": "86400"}
+        ServingSettings(pooling_half_life_seconds=0)
+    environment = {"STREAMREC_SERVING__POOLING_HALF_LIFE_SECONDS": "86400"}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():
             patch.setenv(name, value)
-        assert Settings().model.pooling_half_life_seconds == 86400.0
+        assert Settings().serving.pooling_half_life_seconds == 86400.0
 
 
 def toy_table() -> InteractionTable:
@@ -235,9 +235,8 @@ def toy_table() -> InteractionTable:
 
 def fitted(half_life: float | None, train_with_recency: bool = False) -> EfficientRecRecommender:
     recommender = EfficientRecRecommender(
-        ModelSettings(
-            hash_buckets=256, clusters=4, shortlist_length=10, pooling_half_life_seconds=half_life
-        ),
+        ModelSettings(hash_buckets=256, clusters=4),
+        ServingSettings(shortlist_length=10, pooling_half_life_seconds=half_life),
         TrainingSettings(users_per_step=16, steps=5),
         train_with_recency=train_with_recency,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.config import ModelSettings, TrainingSettings
+from streamrec.config import ModelSettings, ServingSettings, TrainingSettings
 from streamrec.model.history import UserHistory
 from streamrec.model.interaction_table import InteractionTable
 from streamrec.model.recommending import global_top_clusters, vote
@@ -35,11 +35,10 @@ def recommender() -> EfficientRecRecommender:
             profile_dim=16,
             hidden_dim=32,
             clusters=4,
-            top_memberships=2,
-            shortlist_length=20,
             feature_buckets=64,
             cluster_head="centroid",
         ),
+        ServingSettings(top_memberships=2, shortlist_length=20),
         TrainingSettings(users_per_step=64, steps=150, learning_rate=1e-2),
     )
     recommender.fit(planted_table(), {}, {"u1": {"age": "25"}})
@@ -115,7 +114,7 @@ def test_reranking_returns_candidates_of_the_users_clusters(
 
 
 def test_reconfigure_before_fit_is_an_error() -> None:
-    fresh = EfficientRecRecommender(ModelSettings(), TrainingSettings())
+    fresh = EfficientRecRecommender(ModelSettings(), ServingSettings(), TrainingSettings())
     with pytest.raises(RuntimeError, match="fit"):
         fresh.reconfigure(shortlist_length=3)
 

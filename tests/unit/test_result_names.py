@@ -51,7 +51,7 @@ def canned_prequential(monkeypatch: pytest.MonkeyPatch) -> None:
             dataset=dataset.name,
             events=4,
             scored_from=0,
-            recommendations=settings.model.recommendations,
+            recommendations=settings.serving.recommendations,
             boards={board.name: board},
             settings={"max_poll_records": settings.kafka.max_poll_records},
             batch_size=settings.kafka.max_poll_records,
@@ -83,7 +83,7 @@ def test_prequential_runs_of_different_configurations_keep_their_own_files(
     _run([*bench, "--batch-size", "50"], capsys)
     _run([*bench, "--batch-size", "50", "--training-steps", "20", "--no-baselines"], capsys)
     tuned = tmp_path / "tuned.toml"
-    tuned.write_text("[model]\nshortlist_length = 400\n", encoding="utf-8")
+    tuned.write_text("[serving]\nshortlist_length = 400\n", encoding="utf-8")
     _run(["--config", str(tuned), *bench], capsys)
     monkeypatch.setenv("STREAMREC_MODEL__CLUSTERS", "100")
     _run([*bench, "--config", str(tuned)], capsys)
@@ -178,7 +178,7 @@ def test_eval_runs_with_other_methods_or_settings_keep_their_own_files(
     _run([*evaluate, "--methods", "popularity"], capsys)
     _run([*evaluate, "--methods", "popularity", "--seed", "1"], capsys)
     tuned = tmp_path / "beauty.toml"
-    tuned.write_text("[model]\nshortlist_length = 400\n", encoding="utf-8")
+    tuned.write_text("[serving]\nshortlist_length = 400\n", encoding="utf-8")
     monkeypatch.setenv("STREAMREC_CONFIG_FILE", str(tuned))
     _run([*evaluate, "--methods", "popularity"], capsys)
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import streamrec.kafka
 from streamrec.cli.main import cli
 from streamrec.config import ObservabilitySettings
 from streamrec.observability import configure_logging
@@ -39,7 +38,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     for name in [name for name in os.environ if name.startswith("STREAMREC_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(streamrec.kafka, "BOOTSTRAP_TIMEOUT_MS", 1_000)
+    monkeypatch.setenv("STREAMREC_TIMEOUTS__KAFKA_BOOTSTRAP_MS", "1000")
     root, kafka_logger = logging.getLogger(), logging.getLogger("kafka")
     handlers, level, kafka_level = list(root.handlers), root.level, kafka_logger.level
     yield

@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 # Every batch refreshes the shortlists it changed, and the statistics hold exact memberships,
 # so that each of these few events changes the fallback.
 SETTINGS = small_model_settings(
-    {"shortlist_refresh_seconds": 0.0, "statistics_membership_precision": 0.0}
+    {"statistics_membership_precision": 0.0}, {"shortlist_refresh_seconds": 0.0}
 )
 
 
@@ -49,7 +49,7 @@ def _records(first_offset: int, count: int, partition: int = 0) -> list[SourceRe
 
 def _served_to_a_new_user(engine: Engine) -> tuple[str, ...]:
     with UnitOfWork(engine) as uow:
-        message = current_recommendations(uow, "someone new", SETTINGS.model, time.time())
+        message = current_recommendations(uow, "someone new", SETTINGS.serving, time.time())
     assert message is not None
     return tuple(item.item_id for item in message.items)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamrec.cli.main import main
+from streamrec.config import TimeoutSettings
 from streamrec.storage import (
     DatabaseUnavailableError,
     UnitOfWork,
@@ -17,7 +18,6 @@ from streamrec.storage import (
     create_database_engine,
     masked_url,
 )
-from streamrec.storage.database import SQLITE_BUSY_TIMEOUT_MILLISECONDS
 
 
 @pytest.fixture
@@ -43,7 +43,9 @@ def test_sqlite_engine_creates_the_directory_and_sets_wal_foreign_keys_busy_time
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "nested" / "deeper" / "streamrec.db"
-    engine = create_database_engine(f"sqlite:///{path}")
+    engine = create_database_engine(
+        f"sqlite:///{path}", timeouts=TimeoutSettings(sqlite_busy_ms=1_234)
+    )
     try:
         with engine.connect() as connection:
             journal_mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
@@ -54,7 +56,7 @@ def test_sqlite_engine_creates_the_directory_and_sets_wal_foreign_keys_busy_time
 
     assert path.parent.is_dir()
     assert (journal_mode, foreign_keys) == ("wal", 1)
-    assert busy_timeout == SQLITE_BUSY_TIMEOUT_MILLISECONDS
+    assert busy_timeout == 1_234
 
 
 @pytest.mark.parametrize(

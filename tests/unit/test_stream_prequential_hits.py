@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from streamrec.config import ModelSettings
+from streamrec.config import ServingSettings
 from streamrec.events import InteractionEvent, SourceEvent
-from streamrec.model.efficientrec import EfficientRec
-from streamrec.model.features import FeatureSchema
 from streamrec.model.interaction_rule import AcceptedInteraction
 from streamrec.model.memory_state import InMemoryStreamState
-from streamrec.model.serving import ServingModel
 from streamrec.model.stream import EfficientRecStream
+from tests.fixtures.small_model import tiny_stream
 
-SETTINGS = ModelSettings(
-    hash_buckets=64,
-    item_dim=4,
-    profile_dim=4,
-    hidden_dim=8,
-    clusters=3,
-    top_memberships=2,
-    recommendations=3,
-)
+SETTINGS = ServingSettings(top_memberships=2, recommendations=3)
 
 
 def event(offset: int, user_id: str, item_id: str) -> AcceptedInteraction:
@@ -33,9 +23,7 @@ def event(offset: int, user_id: str, item_id: str) -> AcceptedInteraction:
 
 @pytest.fixture(params=[False, True], ids=["vote", "vote and neighbours"])
 def stream(request: pytest.FixtureRequest) -> EfficientRecStream:
-    settings = SETTINGS.model_copy(update={"neighbours": request.param})
-    serving = ServingModel(1, EfficientRec.new(settings, FeatureSchema()))
-    stream = EfficientRecStream(serving, settings, InMemoryStreamState())
+    stream = tiny_stream(SETTINGS.model_copy(update={"neighbours": request.param}))
     items = [f"i{number}" for number in range(8)]
     stream.learn_many([event(n, f"u{n % 4}", item) for n, item in enumerate(items)])
     return stream

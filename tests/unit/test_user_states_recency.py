@@ -33,7 +33,8 @@ torch.set_num_threads(1)
 
 def recency_settings(pooling_weight: str = "shifted", **model: object) -> Settings:
     return small_model_settings(
-        {"pooling_half_life_seconds": HALF_LIFE_SECONDS, "pooling_weight": pooling_weight, **model}
+        {"pooling_weight": pooling_weight, **model},
+        {"pooling_half_life_seconds": HALF_LIFE_SECONDS},
     )
 
 
@@ -166,9 +167,9 @@ def test_a_changed_setting_pools_stored_states_again_from_scratch(
     first_half_life: float | None,
 ) -> None:
     """States stored under one setting and then updated under the other are pooled again."""
-    first = small_model_settings({"pooling_half_life_seconds": first_half_life})
+    first = small_model_settings(serving={"pooling_half_life_seconds": first_half_life})
     second_half_life = HALF_LIFE_SECONDS if first_half_life is None else None
-    second = small_model_settings({"pooling_half_life_seconds": second_half_life})
+    second = small_model_settings(serving={"pooling_half_life_seconds": second_half_life})
     engine = create_memory_database()
     register_model(engine, first)
     # Every user has events in both halves: each stored state is updated under both settings.
