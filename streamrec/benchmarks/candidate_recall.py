@@ -29,6 +29,7 @@ import click
 import numpy as np
 
 from streamrec.benchmarks.results import output_options
+from streamrec.benchmarks.validation_users import validation_options
 from streamrec.config import Settings
 from streamrec.observability.progress import TrainingProgressBar
 
@@ -141,15 +142,9 @@ def report_markdown(result: Mapping[str, Any]) -> str:
 
 
 @click.command(name="candidate-recall")
-@click.option("--dataset", "dataset_name", default="ml-latest-small", show_default=True)
-@click.option(
-    "--protocol", type=click.Choice(tuple(QUALITY)), default="cold-users", show_default=True
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@validation_options(protocols=tuple(QUALITY))
 @click.option("--depth", type=click.IntRange(min=1), default=DEPTH, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--progress/--no-progress", default=True, show_default=True)
 @output_options(section="the 'Candidate recall on <dataset>' section")
 @click.pass_obj
 def command(
@@ -157,10 +152,10 @@ def command(
     dataset_name: str,
     protocol: str,
     seed: int,
-    depth: int,
-    steps: int | None,
     threads: int,
     progress: bool,
+    depth: int,
+    steps: int | None,
     output_dir: Path,
     doc: Path | None,
 ) -> None:

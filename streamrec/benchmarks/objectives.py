@@ -141,9 +141,11 @@ def command(
     from threadpoolctl import threadpool_limits
 
     from streamrec.benchmarks.results import (
+        changed_settings,
         machine_description,
         replace_section,
         result_stem,
+        run_differences,
         write_results,
     )
 
@@ -154,14 +156,11 @@ def command(
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
         result = measure(settings, dataset_name, protocol, seed, chosen, progress)
-    every = chosen == list(VARIANTS)
-    stem = result_stem(
-        "objectives",
-        result["dataset"],
-        protocol,
-        f"seed{seed}",
-        None if every else "+".join(chosen),
+    differs = run_differences(
+        changed_settings(settings),
+        leave_out={"dataset_name", "protocol", "seed", "threads", "progress"},
     )
+    stem = result_stem("objectives", result["dataset"], protocol, f"seed{seed}", *differs)
     markdown = report_markdown(result)
     click.echo(markdown)
     written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)

@@ -63,7 +63,8 @@ def validation_options(
     protocols: Sequence[str] = tuple(DECIDING_METRIC),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--dataset``, ``--protocol``, ``--seed``, ``--threads`` and ``--progress``: the options
-    of every benchmark that measures on validation users."""
+    of every benchmark that trains on one dataset's split and measures it (on validation
+    users, or on the test users where the benchmark says so)."""
     options = [
         click.option("--dataset", "dataset_name", default="ml-latest-small", show_default=True),
         click.option(

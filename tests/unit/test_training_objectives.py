@@ -116,7 +116,9 @@ def test_the_objectives_benchmark_trains_each_variant_on_validation_users(tmp_pa
     assert "| full softmax | retrieval_negatives catalogue |" in result.output
     written = sorted(path.name for path in tmp_path.iterdir())
     assert written == [
-        "objectives-ml-100k-cold-users-seed0-configured-full-softmax.json",
-        "objectives-ml-100k-cold-users-seed0-configured-full-softmax.md",
+        "objectives-ml-100k-cold-users-seed0-variants-configured-full-softmax-training.steps5"
+        "-training.users_per_step16.json",
+        "objectives-ml-100k-cold-users-seed0-variants-configured-full-softmax-training.steps5"
+        "-training.users_per_step16.md",
     ]
     assert set(VARIANTS) >= {"configured", "full softmax"}
