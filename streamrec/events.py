@@ -73,7 +73,11 @@ class RecommendationMessage:
 
     ``lead_clusters``, when given, holds one (cluster, share) pair per item, in the items'
     order: the cluster that contributed most to the item's vote and its share of the vote
-    (``streamrec.model.explanations``). Empty when not computed. Its wire form is
+    (``streamrec.model.explanations``); None for an item of a fused list that the vote did
+    not put there. Empty when not computed. ``lead_sources``, given for a fused list (item
+    neighbours or decayed popularity on, or the popularity fallback), holds one (source,
+    share) pair per item: the candidate source with the largest share of the item's fused
+    score, and that share (``streamrec.model.rank_fusion``). Its wire form is
     ``streamrec.wire.recommendations.RecommendationWire``.
     """
 
@@ -83,7 +87,8 @@ class RecommendationMessage:
     top_clusters: tuple[tuple[int, float], ...]
     generated_at: float
     source: SourceEvent | None = None
-    lead_clusters: tuple[tuple[int, float], ...] = ()
+    lead_clusters: tuple[tuple[int, float] | None, ...] = ()
+    lead_sources: tuple[tuple[str, float], ...] = ()
 
 
 class RejectionReason(StrEnum):

@@ -64,7 +64,9 @@ def _recommendations_response(document: dict[str, Any]) -> Response:
 @router.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations)
 def user_recommendations(user_id: str, context: Context) -> Response:
     """The user's current recommendations, as the pipeline would publish them now, each item
-    explained: the clusters that voted for it, their share of its vote, and its support."""
+    explained: the sources that put it there (clusters, item neighbours with the recent
+    items that named it, popularity) with their share of its score, the clusters that voted
+    for it with their share of its vote, and its support."""
     with context.unit_of_work() as uow:
         explained = context.explainer.for_user(uow, user_id, context.clock())
     if explained is None:

@@ -30,13 +30,46 @@ class ClusterVote(BaseModel):
     )
 
 
+class RecentItem(BaseModel):
+    item_id: str
+    title: str | None
+    share: float = Field(
+        description="Its part of the neighbours' score for the item, recency * co-occurrence "
+        "count over the sum of that over the recent items that named it: 0-1, summing to 1."
+    )
+
+
+class SourceShare(BaseModel):
+    source: str = Field(
+        description="The candidate list that put the item there: clusters (the vote), "
+        "neighbours (the item neighbours of the user's recent items) or popularity (the "
+        "decayed popularity)."
+    )
+    share: float = Field(
+        description="Its part of the item's score, weight / (60 + rank) over the fused score: "
+        "0-1, summing to 1 over the item's sources (1 when the list is the vote alone)."
+    )
+    rank: int = Field(description="The item's rank in that source's list, 1 = first.")
+    score: float = Field(
+        description="The item's score in that source's list: the vote's (re-ranked or not), "
+        "the neighbours' co-occurrence score, or the popularity relative to the most "
+        "popular item's, in (0, 1]."
+    )
+    recent_items: list[RecentItem] = Field(
+        description="For the neighbours: the user's recent items that named it, largest "
+        "share first; else empty."
+    )
+
+
 class ExplainedItem(BaseModel):
     rank: int = Field(description="1 = first.")
     item_id: str
     title: str | None
     score: float = Field(
         description="The ranking score: the vote, or with re-ranking retrieval + "
-        "serving.rerank_vote_weight * log(vote). It orders the list; its scale is not fixed."
+        "serving.rerank_vote_weight * log(vote). With the item neighbours or the decayed "
+        "popularity on, the rank-fusion score, sum over the sources that name the item of "
+        "weight / (60 + rank), in (0, sum of the weights / 61]. It orders the list."
     )
     vote: float = Field(description="sum over the user's clusters of p_uc * W_cj.")
     support: float = Field(
@@ -44,7 +77,11 @@ class ExplainedItem(BaseModel):
         "W_cj, in 0-1 with the share and rated_share shortlist weights (the default)."
     )
     retrieval: float | None = Field(
-        description="With re-ranking, the retrieval part (P z_u) . t_j of the score; else null."
+        description="With re-ranking, the retrieval part (P z_u) . t_j of the vote's score; "
+        "else, or for an item the vote did not put there, null."
+    )
+    sources: list[SourceShare] = Field(
+        description="The sources that put the item there, largest share first."
     )
     clusters: list[ClusterVote] = Field(description="The clusters that voted, largest first.")
 
@@ -55,6 +92,12 @@ class Recommendations(BaseModel):
     generated_at: float = Field(description="Seconds since the epoch.")
     known_user: bool = Field(
         description="False: no state under the active version, the global shortlist is served."
+    )
+    score_scale: str = Field(
+        description="What the items' scores are: vote (sum of p_uc W_cj), reranked "
+        "(retrieval + weight * log(vote), unbounded), fused (sum over the sources of "
+        "weight / (60 + rank), in (0, sum of the weights / 61]) or popularity (the "
+        "popularity fallback: relative to the most popular item's, in (0, 1])."
     )
     top_clusters: list[Membership]
     items: list[ExplainedItem]

@@ -1,6 +1,7 @@
 """``streamrec recommend USER [--explain]``: a user's current recommendations, from the
-stored state; with ``--explain``, which clusters voted for each item and how much
-(``streamrec.services.explaining``; the scale is in docs/api.md)."""
+stored state; with ``--explain``, which sources put each item there and how much (the
+clusters' vote with its clusters, the item neighbours with the recent items that named it,
+the decayed popularity: ``streamrec.services.explaining``; the scale is in docs/api.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import click
 from streamrec.config import Settings
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from streamrec.events import RecommendationMessage
+    from streamrec.model.explanations import ItemExplanation
+    from streamrec.services.explaining import ExplainedRecommendations
+
+# The recent items a line of the --explain table names for the neighbours; the JSON has all.
+RECENT_ITEMS_SHOWN = 3
 
 
 def _user_id(context: click.Context, _: click.Parameter, user_id: str) -> str:
@@ -33,8 +41,10 @@ def _user_id(context: click.Context, _: click.Parameter, user_id: str) -> str:
 @click.option(
     "--explain",
     is_flag=True,
-    help="For each item: the clusters that voted for it, their share of its vote, and its "
-    "support (0-1). With --json, the explained JSON of the HTTP API.",
+    help="For each item: the sources that put it there with their share of its score (the "
+    "clusters, with their share of its vote; the item neighbours, with the recent items "
+    "that named it; the popularity), and its support (0-1). With --json, the explained JSON "
+    "of the HTTP API.",
 )
 @click.pass_obj
 def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> None:
@@ -79,8 +89,6 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
 def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
     import json
 
-    from rich.table import Table
-
     from streamrec.cli.display import print_table
     from streamrec.errors import UserFacingError
     from streamrec.services.explaining import Explainer, explained_document
@@ -99,23 +107,70 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(explained_document(explained), indent=2))
         return
-    message = explained.message
+    print_table(explained_table(user_id, explained))
+
+
+def explained_table(user_id: str, explained: ExplainedRecommendations) -> Table:
+    """The ``--explain`` table: one row per item, its sources one per line (at 80 columns
+    the title and the sources wrap, nothing is cut)."""
+    from rich.table import Table
+
     table = Table(
-        title=_heading(user_id, message, explained.known_user),
-        caption="share: part of the item's vote; support: 0-1",
+        title=_heading(user_id, explained.message, explained.known_user),
+        caption="source N%: its share of the item's score; cluster(N%): its share of the "
+        "vote; after ITEM(N%): a recent item whose neighbour it is; support: 0-1",
     )
     numeric = ("rank", "score", "support")
-    for column in ("rank", "item", "title", "score", "support", "voted by (share)"):
+    for column in ("rank", "item", "title", "score", "support", "sources"):
         justify = "right" if column in numeric else "left"
         table.add_column(column, justify=justify, no_wrap=column in (*numeric, "item"))
     for rank, why in enumerate(explained.explanations, start=1):
         stored = explained.items.get(why.item_id)
-        voters = ", ".join(f"{vote.cluster} ({vote.share:.0%})" for vote in why.clusters)
         title = stored.title or "" if stored is not None else ""
         table.add_row(
-            str(rank), why.item_id, title, f"{why.score:.4f}", f"{why.support:.3f}", voters
+            str(rank),
+            why.item_id,
+            title,
+            f"{why.score:.4f}",
+            f"{why.support:.3f}",
+            "\n".join(source_lines(why)),
         )
-    print_table(table)
+    return table
+
+
+def source_lines(why: ItemExplanation) -> list[str]:
+    """One line per source that put the item there, largest share first: its share of the
+    score, then the clusters with their share of the vote, or the recent items that named
+    it with their share of the neighbours' score (a name and its share stay together when
+    the line wraps). Without sources, the voting clusters.
+
+    >>> from streamrec.model.explanations import ClusterVote, RecentItem, SourceShare
+    >>> from streamrec.model.explanations import ItemExplanation as Why
+    >>> from streamrec.model.rank_fusion import Source
+    >>> recent = (RecentItem("318", 0.75), RecentItem("858", 0.25))
+    >>> sources = (SourceShare(Source.NEIGHBOURS, 0.7, 1, 4.0, recent),
+    ...            SourceShare(Source.CLUSTERS, 0.3, 5, 0.2))
+    >>> source_lines(Why("1", 0.016, 0.2, 0.3, (ClusterVote(7, 0.5, 0.4, 0.2, 1.0),),
+    ...                  None, sources))
+    ['neighbours 70%: after 318(75%), 858(25%)', 'clusters 30%: 7(100%)']
+    """
+    from streamrec.model.rank_fusion import Source
+
+    voters = ", ".join(f"{vote.cluster}({vote.share:.0%})" for vote in why.clusters)
+    if not why.sources:
+        return [voters]
+    lines = []
+    for source in why.sources:
+        line = f"{source.source.value} {source.share:.0%}"
+        if source.source is Source.CLUSTERS and voters:
+            line += f": {voters}"
+        elif source.recent_items:
+            shown = source.recent_items[:RECENT_ITEMS_SHOWN]
+            line += ": after " + ", ".join(f"{r.item_id}({r.share:.0%})" for r in shown)
+            if len(source.recent_items) > len(shown):
+                line += f", {len(source.recent_items) - len(shown)} more"
+        lines.append(line)
+    return lines
 
 
 def _heading(user_id: str, message: RecommendationMessage, known_user: bool) -> str:

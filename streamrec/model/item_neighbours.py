@@ -13,6 +13,9 @@ incrementally and cost a bounded amount per event:
   sum over recent items r of recency(r) * count(r, j) / sqrt(popularity(j)), the user's own
   items excluded. recency is 1, or with a half-life in items 2^(-position / half-life)
   (position 0 is the newest item). The cost is O(H * k).
+- **Explaining.** ``naming_recent_items`` says which recent items named a recommended item,
+  each with its share of the item's score, recency(r) * count(r, j) over the sum of that
+  over the recent items (1 / sqrt(popularity(j)) is the same for all of them).
 
 A user's items are ordered by the interaction rule's key (time, then event id), so every
 adapter of the state orders them alike.
@@ -160,10 +163,41 @@ def neighbour_candidates(
     return [RecommendedItem(item_id, -negative) for negative, item_id in best]
 
 
+def naming_recent_items(
+    item_ids: Collection[str],
+    recent: Sequence[str],
+    neighbours: Neighbours,
+    half_life: float | None = None,
+) -> dict[str, tuple[tuple[str, float], ...]]:
+    """For each of ``item_ids``, the ``recent`` items (newest first) that have it among
+    their neighbours, each with its share of the item's neighbour score (module text),
+    largest first, ties newest first; an item none of them names is absent.
+
+    >>> neighbours = {"b": [("c", 2.0), ("a", 1.0)], "a": [("c", 1.0)]}
+    >>> naming_recent_items({"c", "z"}, ["b", "a"], neighbours, half_life=1.0)
+    {'c': (('b', 0.8), ('a', 0.2))}
+    """
+    parts: dict[str, list[tuple[str, float]]] = {}
+    for weight, recent_id in zip(recency_weights(len(recent), half_life), recent, strict=True):
+        for other, together in neighbours.get(recent_id, ()):
+            if other in item_ids:
+                parts.setdefault(other, []).append((recent_id, weight * together))
+    named = {}
+    for item_id, pairs in parts.items():
+        total = sum(part for _, part in pairs)
+        # sorted is stable: equal parts stay newest first.
+        ordered = sorted(pairs, key=lambda pair: -pair[1])
+        named[item_id] = tuple(
+            (recent_id, part / total if total > 0.0 else 0.0) for recent_id, part in ordered
+        )
+    return named
+
+
 __all__ = [
     "CooccurrenceIncrements",
     "Neighbours",
     "cooccurrence_increments",
+    "naming_recent_items",
     "neighbour_candidates",
     "recency_weights",
     "recent_items",

@@ -32,8 +32,12 @@ from streamrec.state import ClusterItemStatistics
 
 Shortlist = Sequence[tuple[str, float]]
 TopClusters = tuple[tuple[int, float], ...]
-# Per recommended item, the cluster that contributed most to its vote and its share of it.
-LeadClusters = tuple[tuple[int, float], ...]
+# Per recommended item, the cluster that contributed most to its vote and its share of it
+# (None in a fused list for an item the vote did not put there).
+LeadClusters = tuple[tuple[int, float] | None, ...]
+# Per item of a fused list, the source with the largest share of its fused score and that
+# share (model.rank_fusion); empty when the list is the vote alone.
+LeadSources = tuple[tuple[str, float], ...]
 # Decimals of a published lead share: the compact form is for reading, not for arithmetic.
 LEAD_SHARE_DECIMALS = 3
 

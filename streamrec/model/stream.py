@@ -52,6 +52,7 @@ from streamrec.model.decayed_popularity import (
     popular_read_size,
     popularity_increments,
 )
+from streamrec.model.explanations import SourceShare, item_sources
 from streamrec.model.history import UserHistory
 from streamrec.model.history_profiles import history_change_set
 from streamrec.model.interaction_rule import (
@@ -61,13 +62,17 @@ from streamrec.model.interaction_rule import (
 )
 from streamrec.model.item_neighbours import (
     CooccurrenceIncrements,
+    Neighbours,
     cooccurrence_increments,
+    naming_recent_items,
     neighbour_candidates,
     recent_items,
 )
-from streamrec.model.rank_fusion import RankedList, fuse_lists
+from streamrec.model.rank_fusion import FusedItem, RankedList, Source, fuse_lists, fuses
 from streamrec.model.recommending import (
+    LEAD_SHARE_DECIMALS,
     LeadClusters,
+    LeadSources,
     Reranking,
     Shortlist,
     TopClusters,
@@ -79,6 +84,7 @@ from streamrec.model.recommending import (
     vote_with_leads,
 )
 from streamrec.model.serving import ServingModel
+from streamrec.model.short_lists import fill_short_lists
 from streamrec.model.shortlist_refresh import RefreshPlan, ShortlistRefreshSchedule
 from streamrec.model.user_attributes import EventKey, merge_attributes
 from streamrec.model.user_states import UserChangeSet, UserStateUpdate, update_user_states
@@ -170,7 +176,9 @@ class StreamState(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UserRecommendations:
-    """One touched user's list after a batch, and the memberships it was voted from."""
+    """One touched user's list after a batch, and the memberships it was voted from. A
+    fused list (item neighbours or decayed popularity on, or the popularity fallback) names
+    each item's lead source too; ``sources`` holds every item's sources when asked for."""
 
     user_id: str
     items: list[RecommendedItem]
@@ -178,6 +186,10 @@ class UserRecommendations:
     lead_clusters: LeadClusters
     # False for a user the model has no profile for: voted by the global fallback.
     known: bool = True
+    lead_sources: LeadSources = ()
+    sources: tuple[tuple[SourceShare, ...], ...] = ()
+    # True when the scores are rank-fusion scores (model.rank_fusion), not the vote's.
+    fused: bool = False
 
 
 @dataclass(slots=True)
@@ -458,15 +470,18 @@ class EfficientRecStream:
         stands, without their own items; the global shortlist for a user without a profile."""
         return [user.items for user in self.vote_many(user_ids, n)]
 
-    def vote_many(self, user_ids: Sequence[str], n: int | None = None) -> list[UserRecommendations]:
+    def vote_many(
+        self, user_ids: Sequence[str], n: int | None = None, *, explain: bool = False
+    ) -> list[UserRecommendations]:
         """``recommend_many`` with what each list was voted from (the user's top clusters,
-        each item's lead cluster, whether the user was known): what explanations need."""
+        each item's lead cluster and lead source, whether the user was known): what
+        explanations need; with ``explain``, every item's sources too."""
         if self.serving is None:
             return [UserRecommendations(user_id, [], (), (), False) for user_id in user_ids]
         stored, profiles = self.state.interactions_and_profiles(user_ids)
         seen = [{row.item_id: row.weight for row in stored.get(user, ())} for user in user_ids]
         recent = self._recent([stored.get(user, ()) for user in user_ids])
-        return self._vote(user_ids, profiles, {}, seen, n, recent=recent)
+        return self._vote(user_ids, profiles, {}, seen, n, recent=recent, explain=explain)
 
     def recommend_one(self, user_id: str, n: int | None = None) -> list[RecommendedItem]:
         """``recommend_many`` for one user."""
@@ -482,10 +497,16 @@ class EfficientRecStream:
         return [user.items for user in self.vote_histories(histories, n, leads=False)]
 
     def vote_histories(
-        self, histories: Sequence[UserHistory], n: int | None = None, *, leads: bool = True
+        self,
+        histories: Sequence[UserHistory],
+        n: int | None = None,
+        *,
+        leads: bool = True,
+        explain: bool = False,
     ) -> list[UserRecommendations]:
-        """``recommend_histories`` with what each list was voted from. Without the serving
-        model only empty histories can be answered (by the global fallback)."""
+        """``recommend_histories`` with what each list was voted from (``vote_many``).
+        Without the serving model only empty histories can be answered (by the global
+        fallback)."""
         keys = [f"history {row}" for row in range(len(histories))]
         change_sets = [
             history_change_set(key, history)
@@ -511,7 +532,7 @@ class EfficientRecStream:
                 _recent_of_history(history, self.settings.neighbour_history)
                 for history in histories
             ]
-        voted = self._vote(keys, profiles, {}, seen, n, leads=leads, recent=recent)
+        voted = self._vote(keys, profiles, {}, seen, n, leads=leads, recent=recent, explain=explain)
         return [
             replace(user, user_id=history.user_id)
             for user, history in zip(voted, histories, strict=True)
@@ -527,14 +548,16 @@ class EfficientRecStream:
         *,
         leads: bool = True,
         recent: Sequence[Sequence[str]] | None = None,
+        explain: bool = False,
     ) -> list[UserRecommendations]:
         """The vote of ``user_ids`` (re-ranked as configured); ``shortlists`` holds those
         already read, the others are read here. ``leads`` also names each item's lead
-        cluster (what a published message carries). With ``recent`` (each user's recent
-        items, newest first) the vote is fused with those items' neighbours, and with
-        ``serving.popularity_weight`` with the decayed popularity. A user without a profile
-        gets the vote of the heaviest clusters, or with ``serving.popularity_fallback`` the
-        most popular items."""
+        cluster, and in a fused list its lead source (what a published message carries).
+        With ``recent`` (each user's recent items, newest first) the vote is fused with
+        those items' neighbours, and with ``serving.popularity_weight`` with the decayed
+        popularity. A user without a profile gets the vote of the heaviest clusters, or with
+        ``serving.popularity_fallback`` the most popular items. ``explain`` adds every
+        item's sources (``model.explanations.item_sources``)."""
         shortlists = dict(shortlists)
         wanted = {
             cluster
@@ -564,35 +587,82 @@ class EfficientRecStream:
         else:
             votes = vote_for_users(top_clusters, shortlists, seen, count, reranking)
             lead_clusters = [() for _ in votes]
+        # A user who has seen most of their clusters' candidates: filled from every cluster.
+        fill_short_lists(
+            votes,
+            lead_clusters,
+            shortlists,
+            seen,
+            count,
+            reranking,
+            masses=self.state.cluster_masses,
+            read_shortlists=self.state.shortlists,
+            with_leads=leads,
+            skipped=[popular_fallback and is_unknown for is_unknown in unknown],
+        )
         popular = self._popular_lists(unknown, seen, count)
+        bases = [Source.CLUSTERS] * len(user_ids)
         if popular_fallback and popular is not None:
             for row, is_unknown in enumerate(unknown):
                 if is_unknown:
                     # The popular items are this user's vote: no cluster voted for them.
                     votes[row], lead_clusters[row] = popular[row], ()
+                    bases[row] = Source.POPULARITY
         others: list[list[RankedList]] = [[] for _ in user_ids]
+        neighbours: Neighbours = {}
         if recent is not None:
-            for row, items in enumerate(self._neighbour_lists(recent, seen, count)):
-                others[row].append(RankedList(items, self.settings.neighbour_weight))
+            neighbour_lists, neighbours = self._neighbour_lists(recent, seen, count)
+            for row, items in enumerate(neighbour_lists):
+                others[row].append(
+                    RankedList(items, self.settings.neighbour_weight, Source.NEIGHBOURS)
+                )
         if popular is not None:
             for row, items in enumerate(popular):
-                if not (unknown[row] and self.settings.popularity_fallback):
-                    others[row].append(RankedList(items, self.settings.popularity_weight))
-        if any(others):
+                if bases[row] is not Source.POPULARITY:
+                    others[row].append(
+                        RankedList(items, self.settings.popularity_weight, Source.POPULARITY)
+                    )
+        lead_sources: list[LeadSources] = [() for _ in user_ids]
+        sources: list[tuple[tuple[SourceShare, ...], ...]] = [() for _ in user_ids]
+        fused_rows = [False] * len(user_ids)
+        # Nothing more to do for a list that is the vote alone, unless it is explained.
+        if explain or popular_fallback or any(others):
             vote_weight = 1.0 - self.settings.neighbour_weight if recent is not None else 1.0
-            fused = [
-                fuse_lists(RankedList(vote, vote_weight), user_others, count)
-                for vote, user_others in zip(votes, others, strict=True)
-            ]
-            votes = [[item for item, _ in items] for items in fused]
-            lead_clusters = [
-                _fused_leads(items, lead, clusters)
-                for items, lead, clusters in zip(fused, lead_clusters, top_clusters, strict=True)
-            ]
+            for row in range(len(user_ids)):
+                fusing = bool(others[row]) or bases[row] is Source.POPULARITY
+                if not (fusing or explain):
+                    continue
+                lists = [RankedList(votes[row], vote_weight, bases[row]), *others[row]]
+                fused = fuse_lists(lists[0], lists[1:], count)
+                fused_rows[row] = fuses(others[row])
+                votes[row] = [entry.item for entry in fused]
+                if leads and fusing:
+                    lead_clusters[row], lead_sources[row] = _fused_leads(
+                        fused, lists, lead_clusters[row]
+                    )
+                if explain:
+                    named = None
+                    if recent is not None:
+                        named = naming_recent_items(
+                            {entry.item.item_id for entry in fused},
+                            recent[row],
+                            neighbours,
+                            self.settings.neighbour_half_life_items,
+                        )
+                    sources[row] = tuple(item_sources(entry, lists, named) for entry in fused)
         return [
-            UserRecommendations(user_id, items, clusters, lead, user_id in profiles)
-            for user_id, items, clusters, lead in zip(
-                user_ids, votes, top_clusters, lead_clusters, strict=True
+            UserRecommendations(
+                user_id, items, clusters, lead, user_id in profiles, user_sources, parts, fused
+            )
+            for user_id, items, clusters, lead, user_sources, parts, fused in zip(
+                user_ids,
+                votes,
+                top_clusters,
+                lead_clusters,
+                lead_sources,
+                sources,
+                fused_rows,
+                strict=True,
             )
         ]
 
@@ -601,9 +671,10 @@ class EfficientRecStream:
         recent: Sequence[Sequence[str]],
         seen: Sequence[Collection[str]],
         count: int,
-    ) -> list[list[RecommendedItem]]:
-        """Each user's candidates from the neighbours of their recent items. Two reads for
-        all the users: the recent items' neighbours, then those neighbours' popularity."""
+    ) -> tuple[list[list[RecommendedItem]], Neighbours]:
+        """Each user's candidates from the neighbours of their recent items, and those
+        neighbours. Two reads for all the users: the recent items' neighbours, then those
+        neighbours' popularity."""
         settings = self.settings
         neighbours = self.state.item_neighbours(
             {item_id for items in recent for item_id in items}, settings.neighbour_count
@@ -611,7 +682,7 @@ class EfficientRecStream:
         popularity = self.state.item_popularity(
             {other for pairs in neighbours.values() for other, _ in pairs}
         )
-        return [
+        lists = [
             neighbour_candidates(
                 items,
                 neighbours,
@@ -622,6 +693,7 @@ class EfficientRecStream:
             )
             for items, user_seen in zip(recent, seen, strict=True)
         ]
+        return lists, neighbours
 
     def _popular_lists(
         self, unknown: Sequence[bool], seen: Sequence[Collection[str]], count: int
@@ -796,20 +868,25 @@ def _recent_of_history(history: UserHistory, count: int) -> list[str]:
 
 
 def _fused_leads(
-    items: Sequence[tuple[RecommendedItem, int | None]],
-    voted_leads: LeadClusters,
-    top_clusters: TopClusters,
-) -> LeadClusters:
-    """The lead clusters of a fused list: an item of the vote keeps its lead; an item only
-    the neighbours named gets the user's first cluster with a share of 0 (no cluster voted
-    for it). Empty when the vote named no leads."""
-    if not voted_leads or not top_clusters:
-        return ()
-    first_cluster = top_clusters[0][0]
-    return tuple(
-        voted_leads[position] if position is not None else (first_cluster, 0.0)
-        for _, position in items
+    fused: Sequence[FusedItem], lists: Sequence[RankedList], voted_leads: LeadClusters
+) -> tuple[LeadClusters, LeadSources]:
+    """The lead clusters and lead sources of a fused list (``lists`` in ``fuse_lists``'s
+    order): an item the vote put there keeps its lead cluster, any other has none (None);
+    each item's lead source is the list with the largest share of its fused score, with
+    that share rounded as a lead cluster's."""
+    by_cluster = lists[0].source is Source.CLUSTERS and bool(voted_leads)
+    clusters = tuple(
+        voted_leads[entry.position]
+        if by_cluster and entry.position is not None and entry.position < len(voted_leads)
+        else None
+        for entry in fused
     )
+    leads = tuple(
+        (lists[lead].source.value, round(entry.shares[lead], LEAD_SHARE_DECIMALS))
+        for entry in fused
+        for lead in (entry.lead,)
+    )
+    return clusters, leads
 
 
 def _latest(first: float | None, second: float | None) -> float | None:

@@ -1,10 +1,12 @@
 """Explained recommendations: a stored user's, or those of a history given on the spot.
 
 Both are voted by the model the consumer drives (``model.stream.EfficientRecStream``) and
-explained from the same numbers (``model.explanations.explain``): for each item, the clusters
-that voted for it with their share of its vote, its support on a 0-1 scale, and with
-re-ranking the retrieval part of its score. Nothing is written: an ad-hoc history is encoded
-in memory and forgotten.
+explained from the same numbers (``model.explanations.explain``): for each item, the sources
+that put it there with their share of its score (the clusters' vote; with the item
+neighbours on, the neighbours of the user's recent items, naming those items; with the
+decayed popularity on, the popularity), the clusters that voted for it with their share of
+its vote, its support on a 0-1 scale, and with re-ranking the retrieval part of the vote's
+score. Nothing is written: an ad-hoc history is encoded in memory and forgotten.
 
 An ad-hoc history is a list of (item, weight) pairs, the weight a preference in [-1, 1]
 (docs/events.md, "Preference weights"; 1 when not given). It is pooled without recency
@@ -24,7 +26,7 @@ from typing import Any
 
 from streamrec.config import ServingSettings
 from streamrec.events import ItemEvent, RecommendationMessage
-from streamrec.model.explanations import ItemExplanation, explain
+from streamrec.model.explanations import ItemExplanation, ScoreScale, explain
 from streamrec.model.history import UserHistory
 from streamrec.model.serving import ModelCache
 from streamrec.services.recommending import VotedList, voted_for_history, voted_for_user
@@ -55,6 +57,7 @@ class ExplainedRecommendations:
     known_user: bool
     items: Mapping[str, ItemEvent] = field(default_factory=dict)
     history: list[Interaction] = field(default_factory=list)
+    score_scale: ScoreScale = ScoreScale.VOTE
 
 
 class Explainer:
@@ -72,7 +75,7 @@ class Explainer:
         """The stored user's current recommendations, explained; None when no model version
         is active. A user without a state is served (and told) the global shortlist."""
         with self._models_lock:
-            voted = voted_for_user(uow, user_id, self._settings, now, self._models)
+            voted = voted_for_user(uow, user_id, self._settings, now, self._models, explain=True)
         if voted is None:
             return None
         history: list[Interaction] = []
@@ -99,7 +102,7 @@ class Explainer:
             AD_HOC_USER, interactions, dict(attributes or {}), [0.0] * len(interactions)
         )
         with self._models_lock:
-            voted = voted_for_history(uow, ad_hoc, self._settings, now, self._models)
+            voted = voted_for_history(uow, ad_hoc, self._settings, now, self._models, explain=True)
         if voted is None:
             return None
         return self._explained(uow, voted, known_user=voted.known_user, history=[])
@@ -113,11 +116,22 @@ class Explainer:
     ) -> ExplainedRecommendations:
         message = voted.message
         explanations = explain(
-            message.items, message.top_clusters, voted.shortlists, voted.vote_weight
+            message.items, message.top_clusters, voted.shortlists, voted.vote_weight, voted.sources
         )
         named = {item.item_id for item in message.items} | {row.item_id for row in history}
+        named.update(
+            recent.item_id
+            for why in explanations
+            for source in why.sources
+            for recent in source.recent_items
+        )
         return ExplainedRecommendations(
-            message, explanations, known_user, uow.items.get_many(named), history
+            message,
+            explanations,
+            known_user,
+            uow.items.get_many(named),
+            history,
+            voted.score_scale,
         )
 
 
@@ -131,6 +145,7 @@ def explained_document(explained: ExplainedRecommendations) -> dict[str, Any]:
         "model_version": message.model_version,
         "generated_at": message.generated_at,
         "known_user": explained.known_user,
+        "score_scale": explained.score_scale.value,
         "top_clusters": [
             {"cluster": cluster, "membership": membership}
             for cluster, membership in message.top_clusters
@@ -144,6 +159,23 @@ def explained_document(explained: ExplainedRecommendations) -> dict[str, Any]:
                 "vote": why.vote,
                 "support": why.support,
                 "retrieval": why.retrieval,
+                "sources": [
+                    {
+                        "source": source.source.value,
+                        "share": source.share,
+                        "rank": source.rank,
+                        "score": source.score,
+                        "recent_items": [
+                            {
+                                "item_id": recent.item_id,
+                                "title": _title(explained.items, recent.item_id),
+                                "share": recent.share,
+                            }
+                            for recent in source.recent_items
+                        ],
+                    }
+                    for source in why.sources
+                ],
                 "clusters": [
                     {
                         "cluster": vote.cluster,

@@ -425,6 +425,7 @@ def _messages(
             generated_at=now,
             source=touched[user.user_id].source,
             lead_clusters=user.lead_clusters,
+            lead_sources=user.lead_sources,
         )
         for user in learned.recommendations
     ]

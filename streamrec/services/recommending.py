@@ -8,11 +8,12 @@ shown is what the consumer publishes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from streamrec.config import ServingSettings
 from streamrec.events import RecommendationMessage, RecommendedItem
+from streamrec.model.explanations import ScoreScale, SourceShare
 from streamrec.model.history import UserHistory
 from streamrec.model.recommending import Shortlist
 from streamrec.model.serving import ModelCache
@@ -58,14 +59,17 @@ def current_recommendations(
 @dataclass(frozen=True, slots=True)
 class VotedList:
     """One user's recommendations and what they were voted from, enough to explain them
-    (``model.explanations.explain``): the shortlists of the user's top clusters, and the
-    re-ranking's vote weight when the list was re-ranked (None: the scores are the votes)."""
+    (``model.explanations.explain``): the shortlists of the user's top clusters, the
+    re-ranking's vote weight when the list was re-ranked (None: the scores are the votes),
+    and when asked for, each item's sources."""
 
     message: RecommendationMessage
     shortlists: Mapping[int, Shortlist]
     vote_weight: float | None
     # False for a user without a state under the version (served the global shortlist).
     known_user: bool = True
+    sources: Sequence[tuple[SourceShare, ...]] | None = None
+    score_scale: ScoreScale = ScoreScale.VOTE
 
 
 def voted_for_user(
@@ -74,13 +78,14 @@ def voted_for_user(
     settings: ServingSettings,
     now: float,
     models: ModelCache | None = None,
+    explain: bool = False,
 ) -> VotedList | None:
-    """``current_recommendations`` with what they were voted from; None when no version is
-    active."""
+    """``current_recommendations`` with what they were voted from (with ``explain``, each
+    item's sources too); None when no version is active."""
     version = uow.models.active_version()
     if version is None:
         return None
-    [voted] = stream_over(uow, version, settings, models).vote_many([user_id])
+    [voted] = stream_over(uow, version, settings, models).vote_many([user_id], explain=explain)
     return _voted_list(uow, version, voted, settings, now)
 
 
@@ -90,14 +95,16 @@ def voted_for_history(
     settings: ServingSettings,
     now: float,
     models: ModelCache | None = None,
+    explain: bool = False,
 ) -> VotedList | None:
     """The vote for a user the state does not hold, given by ``history`` (encoded as a new
-    user with exactly these interactions and demographics; nothing is stored); None when no
-    version is active."""
+    user with exactly these interactions and demographics; nothing is stored), as
+    ``voted_for_user``; None when no version is active."""
     version = uow.models.active_version()
     if version is None:
         return None
-    [voted] = stream_over(uow, version, settings, models).vote_histories([history])
+    stream = stream_over(uow, version, settings, models)
+    [voted] = stream.vote_histories([history], explain=explain)
     return _voted_list(uow, version, voted, settings, now)
 
 
@@ -115,11 +122,15 @@ def _voted_list(
         voted.top_clusters,
         generated_at=now,
         lead_clusters=voted.lead_clusters,
+        lead_sources=voted.lead_sources,
     )
     shortlists = uow.clusters.shortlists(version, [cluster for cluster, _ in voted.top_clusters])
     # A known user's list is re-ranked when configured; the fallback keeps the votes.
     vote_weight = settings.rerank_vote_weight if settings.rerank and voted.known else None
-    return VotedList(message, shortlists, vote_weight, voted.known)
+    scale = ScoreScale.of(
+        voted.fused, settings.popularity_fallback and not voted.known, vote_weight is not None
+    )
+    return VotedList(message, shortlists, vote_weight, voted.known, voted.sources or None, scale)
 
 
 def fallback_recommendations(uow: UnitOfWork, settings: ServingSettings) -> list[RecommendedItem]:

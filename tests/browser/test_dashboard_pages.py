@@ -18,6 +18,7 @@ from tests.integration.api_support import (
     api_settings,
     build_served_state,
 )
+from tests.integration.sources_support import with_sources_on
 from tests.integration.trainer_support import REPOSITORY
 
 pytestmark = pytest.mark.postgres
@@ -182,9 +183,38 @@ def test_a_users_page_explains_their_recommendations(
     assert len(dashboard.rows("#memberships")) == 3
     recommendations = dashboard.rows("#recommendations")
     assert len(recommendations) == 10
-    assert all("%" in row for row in recommendations)
+    # The sources off (the default): every item is the clusters' vote, with its clusters.
+    assert all("clusters 100%: " in row and "%)" in row for row in recommendations)
+    assert "re-ranked" in dashboard.text("#recommendations + p")
     assert dashboard.rows("#history")
     dashboard.shot("user")
+
+
+def test_a_users_page_names_the_neighbours_and_popularity_that_put_items_there(
+    browser, served: ServedState, screenshots_directory: Path | None
+) -> None:
+    """The same state served with the item neighbours and the decayed popularity on."""
+    sources_on = with_sources_on(served)
+    running = RunningServer(sources_on.settings)
+    running.start()
+    try:
+        dashboard = Dashboard(browser, running, screenshots_directory)
+        user_id = served.users[2]
+        dashboard.open(f"/dashboard/users/{user_id}")
+        assert dashboard.text("#user-id") == user_id
+        recommendations = dashboard.rows("#recommendations")
+        assert len(recommendations) == 10
+        text = "\n".join(recommendations)
+        assert "neighbours " in text and "% after " not in text and ": after" in text
+        assert all(row.count("%") >= 1 for row in recommendations)
+        assert "fused by rank" in dashboard.text("#recommendations + p")
+        # A recent item that named a neighbour links to its page.
+        dashboard.click("#recommendations .source a[href^='/dashboard/items/']")
+        assert dashboard.text("h1").startswith("Item ")
+        dashboard.open(f"/dashboard/users/{user_id}")
+        dashboard.shot("user-sources")
+    finally:
+        running.stop()
 
 
 def test_an_ad_hoc_history_is_recommended_for(dashboard: Dashboard, served: ServedState) -> None:

@@ -88,6 +88,11 @@ def test_a_users_recommendations_are_the_pipelines_with_their_explanation(
         assert (item["clusters"][0]["cluster"], round(shares[0], 3)) == (lead, lead_share)
         if served.settings.serving.rerank:
             assert item["retrieval"] is not None
+        # The sources off (the default): the vote is the list, its only source.
+        only_the_vote = {"source": "clusters", "share": 1.0, "rank": rank, "score": item["score"]}
+        assert item["sources"] == [{**only_the_vote, "recent_items": []}]
+    assert body["score_scale"] == ("reranked" if served.settings.serving.rerank else "vote")
+    assert not message.lead_sources
     seen = {item_id for item_id, _ in stored_history(served, user_id)}
     assert not seen & {item["item_id"] for item in body["items"]}
 

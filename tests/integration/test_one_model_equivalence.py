@@ -8,7 +8,9 @@ hands over the records of each batch it committed, and the in-memory stream lear
 those batches, in the same order, under the same stored model version and settings
 (``serving.shortlist_refresh_seconds=0``: both refresh the changed shortlists in every batch).
 With identical batches nothing is left to float noise: the test demands the same item lists,
-and scores within ``SCORE_TOLERANCE``, batch by batch and at the end.
+and scores within ``SCORE_TOLERANCE``, batch by batch and at the end. The published messages
+name the same lead source per item as the stream, and a lead cluster only for the items the
+clusters' vote put there (docs/events.md, "Recommendation messages").
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import math
 import time
 from collections.abc import Sequence
 
+import msgspec
 from sqlalchemy import Engine
 
 from consumers import ConsumerHooks
 from streamrec.config import Settings, TrainingSettings
-from streamrec.events import InteractionEvent, ItemEvent, RecommendedItem
+from streamrec.events import InteractionEvent, ItemEvent, RecommendationMessage, RecommendedItem
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.interaction_rule import AcceptedInteraction
 from streamrec.model.interaction_table import InteractionTable
@@ -53,6 +56,10 @@ USERS = 25
 ITEMS = 40
 
 Ranking = list[tuple[str, float]]
+# Per item: its lead source with its share, and its lead cluster's id (None: no cluster's
+# vote put it there). A lead cluster's share is left out: it is a product of memberships,
+# which float noise may round otherwise; the sources' shares come from ranks alone.
+Leads = list[tuple[tuple[str, float], int | None]]
 
 
 def equivalence_settings(kafka_settings: Settings, database_url: str) -> Settings:
@@ -123,6 +130,26 @@ def ranking(items: Sequence[RecommendedItem]) -> Ranking:
     return [(item.item_id, item.score) for item in items]
 
 
+def leads(sources: Sequence[tuple[str, float]], clusters: Sequence) -> Leads:
+    return [
+        (source, None if cluster is None else cluster[0])
+        for source, cluster in zip(sources, clusters, strict=True)
+    ]
+
+
+def published_leads(message: RecommendationMessage, payload: bytes) -> Leads:
+    """The message's lead sources and clusters, checked against its JSON: every item names
+    its source; an item without a lead cluster has neither ``cluster`` nor ``share``."""
+    items = msgspec.json.decode(payload)["items"]
+    assert len(message.lead_sources) == len(items) == len(message.lead_clusters)
+    for item, cluster in zip(items, message.lead_clusters, strict=True):
+        assert item["source"] in ("clusters", "neighbours", "popularity")
+        assert 0.0 <= item["source_share"] <= 1.0
+        assert ("cluster" in item) is (cluster is not None)
+        assert ("share" in item) is (cluster is not None)
+    return leads(message.lead_sources, message.lead_clusters)
+
+
 def differences(expected: dict[str, list[Ranking]], actual: dict[str, list[Ranking]]) -> list[str]:
     """One line per user whose lists differ in an item, its place, or a score beyond
     ``SCORE_TOLERANCE`` (empty when they agree)."""
@@ -174,24 +201,37 @@ def test_the_consumer_serves_what_the_in_memory_stream_recommends(
         serving, settings.serving, InMemoryStreamState({item.item_id: item for item in items})
     )
     learned_lists: dict[str, list[Ranking]] = {}
+    learned_leads: dict[str, list[Leads]] = {}
     for records, consumer_hits in batches:
         learned = stream.learn_many(accepted_interactions(records, settings))
         stream.record(learned)
         assert learned.hits == consumer_hits
         for user in learned.recommendations:
             learned_lists.setdefault(user.user_id, []).append(ranking(user.items))
+            learned_leads.setdefault(user.user_id, []).append(
+                leads(user.lead_sources, user.lead_clusters)
+            )
 
     # Every list the consumer published, per user in publication order (one key, one
     # partition), against the list the in-memory stream voted in the same batch.
     published: dict[str, list[Ranking]] = {}
+    published_lead: dict[str, list[Leads]] = {}
     for record in read_topic(settings, settings.topics.recommendations):
         message = decode_recommendation(record.value)
         assert message.model_version == version
         published.setdefault(message.user_id, []).append(ranking(message.items))
+        published_lead.setdefault(message.user_id, []).append(
+            published_leads(message, record.value)
+        )
     users = sorted({event.user_id for event in events})
     assert sorted(published) == users
     found = differences(learned_lists, published)
     assert not found, "published lists differ from the stream's:\n" + "\n".join(found[:10])
+    assert published_lead == learned_leads
+    # Every source leads some item, and some items carry no cluster: the case at stake.
+    every_lead = [lead for lists in published_lead.values() for items in lists for lead in items]
+    assert {source for (source, _), _ in every_lead} == {"clusters", "neighbours", "popularity"}
+    assert any(cluster is None for _, cluster in every_lead)
 
     # And the state as it stands: every user, from the in-memory state and from the
     # database, as `streamrec recommend` and the API read it.

@@ -176,10 +176,11 @@ def test_fusion_puts_items_both_sources_name_first_and_keeps_vote_positions() ->
     voted = [RecommendedItem(item, 1.0) for item in ["a", "b", "c"]]
     neighbours = [RecommendedItem(item, 1.0) for item in ["x", "c", "y"]]
     fused = fuse(voted, neighbours, 0.5, count=4)
-    assert [item.item_id for item, _ in fused] == ["c", "a", "x", "b"]
-    assert [position for _, position in fused] == [2, 0, None, 1]
+    assert [entry.item.item_id for entry in fused] == ["c", "a", "x", "b"]
+    assert [entry.position for entry in fused] == [2, 0, None, 1]
     # Weight 1: the neighbours' order; the vote only breaks in for items they share.
-    assert [item.item_id for item, _ in fuse(voted, neighbours, 1.0, count=3)] == ["x", "c", "y"]
+    heavy = fuse(voted, neighbours, 1.0, count=3)
+    assert [entry.item.item_id for entry in heavy] == ["x", "c", "y"]
 
 
 def accepted(position: int, user: str, item: str) -> AcceptedInteraction:
