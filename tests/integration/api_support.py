@@ -5,18 +5,21 @@ titled items, dead letters and stored offsets), and clients of ``streamrec serve
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from streamrec.api.app import create_app
 from streamrec.api.context import ApiContext, ControlPublish
+from streamrec.cli.recommend import command as recommend_command
 from streamrec.config import Settings
 from streamrec.events import ItemEvent
 from streamrec.storage import create_database_engine
@@ -122,6 +125,21 @@ def api_client(
             yield client, context
     finally:
         engine.dispose()
+
+
+def assert_the_cli_explains_as_the_api(settings: Settings, client: TestClient, user_id: str) -> str:
+    """``streamrec recommend USER --explain --json`` prints the API's document (but for
+    when it was generated); returns what ``--explain`` prints."""
+    outcome = CliRunner().invoke(recommend_command, [user_id, "--explain", "--json"], obj=settings)
+    assert outcome.exit_code == 0, outcome.output
+    printed = json.loads(outcome.output)
+    served_now = client.get(f"/api/users/{user_id}/recommendations").json()
+    for document in (printed, served_now):
+        document.pop("generated_at")
+    assert printed == served_now
+    table = CliRunner().invoke(recommend_command, [user_id, "--explain"], obj=settings)
+    assert table.exit_code == 0, table.output
+    return table.output
 
 
 def csrf_token_in(page: str) -> str:

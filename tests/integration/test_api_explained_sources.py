@@ -6,17 +6,14 @@ are those the pipeline publishes; ``streamrec recommend --explain`` says the sam
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
 import pytest
-from click.testing import CliRunner
 from rich.console import Console
 
 from streamrec.api import schemas
 from streamrec.cli.display import whole_table_width
-from streamrec.cli.recommend import command as recommend_command
 from streamrec.cli.recommend import explained_table
 from streamrec.config import Settings
 from streamrec.model.item_neighbours import recent_items
@@ -26,7 +23,12 @@ from streamrec.services.recommending import current_recommendations
 from streamrec.storage import create_database_engine
 from streamrec.storage.unit_of_work import UnitOfWork
 from tests.fixtures.databases import PostgresqlSchemas
-from tests.integration.api_support import ServedState, api_client, build_served_state
+from tests.integration.api_support import (
+    ServedState,
+    api_client,
+    assert_the_cli_explains_as_the_api,
+    build_served_state,
+)
 from tests.integration.sources_support import NEIGHBOUR_HISTORY, with_sources_on
 
 pytestmark = pytest.mark.postgres
@@ -133,20 +135,8 @@ def test_an_ad_hoc_history_names_its_items_as_the_recent_ones(served: ServedStat
 
 def test_the_cli_explains_the_same_sources_within_80_columns(served: ServedState, client) -> None:
     user_id = served.users[4]
-    outcome = CliRunner().invoke(
-        recommend_command, [user_id, "--explain", "--json"], obj=served.settings
-    )
-    assert outcome.exit_code == 0, outcome.output
-    printed = json.loads(outcome.output)
-    served_now = client.get(f"/api/users/{user_id}/recommendations").json()
-    for document in (printed, served_now):
-        document.pop("generated_at")
-    assert printed == served_now
-    table_output = CliRunner().invoke(
-        recommend_command, [user_id, "--explain"], obj=served.settings
-    )
-    assert table_output.exit_code == 0, table_output.output
-    assert "neighbours" in table_output.output and "after" in table_output.output
+    table = assert_the_cli_explains_as_the_api(served.settings, client, user_id)
+    assert "neighbours" in table and "after" in table
     explained = explained_for(served.settings, user_id)
     terminal = Console(width=TERMINAL_COLUMNS, force_terminal=True)
     assert whole_table_width(explained_table(user_id, explained), terminal) <= TERMINAL_COLUMNS

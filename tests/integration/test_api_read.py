@@ -4,14 +4,11 @@ the pipeline's status, and the read token."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
 import pytest
-from click.testing import CliRunner
 
-from streamrec.cli.recommend import command as recommend_command
 from streamrec.services.recommending import current_recommendations
 from streamrec.storage import create_database_engine
 from streamrec.storage.unit_of_work import UnitOfWork
@@ -24,6 +21,7 @@ from tests.integration.api_support import (
     ServedState,
     api_client,
     api_settings,
+    assert_the_cli_explains_as_the_api,
     build_served_state,
 )
 
@@ -98,18 +96,8 @@ def test_a_users_recommendations_are_the_pipelines_with_their_explanation(
 
 
 def test_the_cli_explains_the_same_list(served: ServedState, client) -> None:
-    user_id = served.users[5]
-    outcome = CliRunner().invoke(
-        recommend_command, [user_id, "--explain", "--json"], obj=served.settings
-    )
-    assert outcome.exit_code == 0, outcome.output
-    printed = json.loads(outcome.output)
-    served_now = client.get(f"/api/users/{user_id}/recommendations").json()
-    for document in (printed, served_now):
-        document.pop("generated_at")
-    assert printed == served_now
-    table = CliRunner().invoke(recommend_command, [user_id, "--explain"], obj=served.settings)
-    assert table.exit_code == 0 and "support" in table.output
+    table = assert_the_cli_explains_as_the_api(served.settings, client, served.users[5])
+    assert "support" in table
 
 
 def test_an_unknown_user_gets_the_global_shortlist_explained(client) -> None:
