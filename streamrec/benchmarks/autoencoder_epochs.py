@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from streamrec.benchmarks.results import output_options
+from streamrec.benchmarks.results import output_options, publish_run
 from streamrec.benchmarks.validation_users import ValidationUsers, validation_options
 from streamrec.config import Settings
 
@@ -131,21 +131,18 @@ def command(
     from threadpoolctl import threadpool_limits
 
     from streamrec.benchmarks.results import (
-        machine_description,
-        replace_section,
         result_stem,
-        write_results,
     )
 
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
         result = measure(settings, dataset_name, protocol, seed, max_epochs, every, progress)
     stem = result_stem("autoencoder-epochs", result["dataset"], protocol, f"seed{seed}")
-    markdown = report_markdown(result)
-    click.echo(markdown)
-    written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)
-    if doc is not None:
-        replace_section(doc, f"Mult-DAE and Mult-VAE epochs on {result['dataset']}", markdown)
-        written.append(doc)
-    for path in written:
-        click.echo(f"wrote {path}", err=True)
+    publish_run(
+        output_dir,
+        stem,
+        result,
+        report_markdown(result),
+        doc,
+        f"Mult-DAE and Mult-VAE epochs on {result['dataset']}",
+    )

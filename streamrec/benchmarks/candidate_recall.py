@@ -28,7 +28,7 @@ from typing import Any
 import click
 import numpy as np
 
-from streamrec.benchmarks.results import output_options
+from streamrec.benchmarks.results import output_options, publish_run
 from streamrec.benchmarks.validation_users import validation_options
 from streamrec.config import Settings
 from streamrec.observability.progress import TrainingProgressBar
@@ -165,11 +165,8 @@ def command(
 
     from streamrec.benchmarks.results import (
         changed_settings,
-        machine_description,
-        replace_section,
         result_stem,
         run_differences,
-        write_results,
     )
 
     torch.set_num_threads(threads)
@@ -180,11 +177,11 @@ def command(
         leave_out={"dataset_name", "protocol", "seed", "threads", "progress"},
     )
     stem = result_stem("candidate-recall", result["dataset"], protocol, f"seed{seed}", *differs)
-    markdown = report_markdown(result)
-    click.echo(markdown)
-    written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)
-    if doc is not None:
-        replace_section(doc, f"Candidate recall on {result['dataset']} ({stem})", markdown)
-        written.append(doc)
-    for path in written:
-        click.echo(f"wrote {path}", err=True)
+    publish_run(
+        output_dir,
+        stem,
+        result,
+        report_markdown(result),
+        doc,
+        f"Candidate recall on {result['dataset']} ({stem})",
+    )

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from streamrec.benchmarks.results import output_options
+from streamrec.benchmarks.results import output_options, publish_run
 from streamrec.benchmarks.validation_users import ValidationUsers, validation_options
 from streamrec.config import Settings
 
@@ -142,11 +142,8 @@ def command(
 
     from streamrec.benchmarks.results import (
         changed_settings,
-        machine_description,
-        replace_section,
         result_stem,
         run_differences,
-        write_results,
     )
 
     chosen = [name.strip() for name in variants.split(",") if name.strip()]
@@ -161,11 +158,11 @@ def command(
         leave_out={"dataset_name", "protocol", "seed", "threads", "progress"},
     )
     stem = result_stem("objectives", result["dataset"], protocol, f"seed{seed}", *differs)
-    markdown = report_markdown(result)
-    click.echo(markdown)
-    written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)
-    if doc is not None:
-        replace_section(doc, f"Training objectives on {result['dataset']}", markdown)
-        written.append(doc)
-    for path in written:
-        click.echo(f"wrote {path}", err=True)
+    publish_run(
+        output_dir,
+        stem,
+        result,
+        report_markdown(result),
+        doc,
+        f"Training objectives on {result['dataset']}",
+    )

@@ -31,7 +31,7 @@ from typing import Any
 import click
 import numpy as np
 
-from streamrec.benchmarks.results import output_options
+from streamrec.benchmarks.results import output_options, publish_run
 from streamrec.config import Settings
 from streamrec.observability.progress import TrainingProgressBar
 
@@ -224,11 +224,8 @@ def command(
 
     from streamrec.benchmarks.results import (
         changed_settings,
-        machine_description,
-        replace_section,
         result_stem,
         run_differences,
-        write_results,
     )
 
     stem = result_stem(
@@ -243,14 +240,7 @@ def command(
     output_dir.mkdir(parents=True, exist_ok=True)
     plot(result, output_dir / f"{stem}.png")
     markdown = report_markdown(result, f"{output_dir.as_posix()}/{stem}.png")
-    click.echo(markdown)
-    written = write_results(output_dir, stem, result | {"machine": machine_description()}, markdown)
-    written.append(output_dir / f"{stem}.png")
-    if doc is not None:
-        title = f"Recommendation latency on {result['dataset']}"
-        if stem != result_stem("recommendation-latency", dataset_name):
-            title += f" ({stem})"
-        replace_section(doc, title, markdown)
-        written.append(doc)
-    for path in written:
-        click.echo(f"wrote {path}", err=True)
+    title = f"Recommendation latency on {result['dataset']}"
+    if stem != result_stem("recommendation-latency", dataset_name):
+        title += f" ({stem})"
+    publish_run(output_dir, stem, result, markdown, doc, title, [output_dir / f"{stem}.png"])

@@ -221,6 +221,28 @@ def write_results(directory: Path, stem: str, data: dict[str, Any], markdown: st
     return [json_path, markdown_path]
 
 
+def publish_run(
+    output_dir: Path,
+    stem: str,
+    data: dict[str, Any],
+    markdown: str,
+    doc: Path | None,
+    section: str,
+    also_written: Sequence[Path] = (),
+) -> None:
+    """The end of a benchmark command: print the report, write ``<stem>.json`` (with the
+    machine) and ``<stem>.md``, replace the ``section`` of ``doc`` when one is given, and
+    say what was written (``also_written``: files the benchmark wrote itself, a plot)."""
+    click.echo(markdown)
+    written = write_results(output_dir, stem, data | {"machine": machine_description()}, markdown)
+    written += list(also_written)
+    if doc is not None:
+        replace_section(doc, section, markdown)
+        written.append(doc)
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
