@@ -95,8 +95,17 @@ def test_shortlist_length_and_memberships_change_without_retraining(
     recommender.reconfigure(shortlist_length=2, top_memberships=1)
     try:
         assert recommender.model is model
-        assert all(len(items) <= 2 for items in recommender.state.shortlist_by_cluster.values())
-        assert all(len(items) <= 2 for items in recommender.recommend_many(cold_histories(), n=5))
+        shortlists = recommender.state.shortlist_by_cluster.values()
+        assert all(len(items) <= 2 for items in shortlists)
+        # One cluster's two items are too few: each list is filled from the other clusters'
+        # shortlists (model.short_lists), and holds nothing else.
+        held = {item for shortlist in shortlists for item, _ in shortlist}
+        histories = cold_histories()
+        lists = recommender.recommend_many(histories, n=5)
+        for history, items in zip(histories, lists, strict=True):
+            unseen = held - {item for item, _ in history.interactions}
+            assert set(items) <= unseen
+            assert len(items) == min(5, len(unseen))
     finally:
         recommender.reconfigure(shortlist_length=20, top_memberships=2)
 
