@@ -10,30 +10,21 @@ from sqlalchemy import Engine
 
 from streamrec.config import ServingSettings
 from streamrec.model.decayed_popularity import PopularityIncrements, popularity_increments
-from streamrec.model.memory_state import InMemoryStreamState
-from streamrec.model.stream import EfficientRecStream
 from streamrec.services.stream_state import DatabaseStreamState
 from streamrec.services.user_cache import UserCache
 from streamrec.state import Interaction
 from streamrec.storage import UnitOfWork
-from tests.integration.test_item_neighbours_adapters import ITEMS, events
+from tests.integration.test_item_neighbours_adapters import (
+    ITEMS,
+    events,
+    learned_by_both_adapters,
+)
 
 SETTINGS = ServingSettings(popularity_fallback=True, popularity_half_life_hours=0.01)
 
 
 def test_both_adapters_keep_the_same_popularity(engine: Engine) -> None:
-    stream = events(600, seed=3)
-    in_memory = EfficientRecStream(None, SETTINGS, InMemoryStreamState())
-    for start in range(0, len(stream), 50):
-        batch = stream[start : start + 50]
-        in_memory.learn_many(batch)
-        with UnitOfWork(engine) as uow:
-            state = DatabaseStreamState(uow, None, UserCache(100), state_token=1)
-            EfficientRecStream(None, SETTINGS, state).learn_many(batch)
-            state.finish()
-            uow.commit()
-    memory_state = in_memory.state
-    assert isinstance(memory_state, InMemoryStreamState)
+    memory_state = learned_by_both_adapters(engine, SETTINGS, events(600, seed=3))
     with UnitOfWork(engine) as uow:
         state = DatabaseStreamState(uow, None, UserCache(100), state_token=1)
         stored = state.most_popular_items(len(ITEMS))

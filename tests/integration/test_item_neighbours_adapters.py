@@ -35,19 +35,27 @@ def events(count: int, seed: int) -> list[AcceptedInteraction]:
     return stream
 
 
-def test_both_adapters_keep_the_same_neighbours(engine: Engine) -> None:
-    stream = events(600, seed=7)
-    in_memory = EfficientRecStream(None, SETTINGS, InMemoryStreamState())
-    written = 0
-    for start in range(0, len(stream), 50):
-        batch = stream[start : start + 50]
-        in_memory.learn_many(batch)
+def learned_by_both_adapters(
+    engine: Engine, settings: ServingSettings, stream: list[AcceptedInteraction], batch: int = 50
+) -> InMemoryStreamState:
+    """``stream`` learned in batches by the stream over the database (stored through
+    ``engine``) and over memory; returns the memory's state."""
+    in_memory = EfficientRecStream(None, settings, InMemoryStreamState())
+    for start in range(0, len(stream), batch):
+        events_of_batch = stream[start : start + batch]
+        in_memory.learn_many(events_of_batch)
         with UnitOfWork(engine) as uow:
             state = DatabaseStreamState(uow, None, UserCache(100), state_token=1)
-            EfficientRecStream(None, SETTINGS, state).learn_many(batch)
+            EfficientRecStream(None, settings, state).learn_many(events_of_batch)
             state.finish()
             uow.commit()
     memory_state = in_memory.state
+    assert isinstance(memory_state, InMemoryStreamState)
+    return memory_state
+
+
+def test_both_adapters_keep_the_same_neighbours(engine: Engine) -> None:
+    memory_state = learned_by_both_adapters(engine, SETTINGS, events(600, seed=7))
     with UnitOfWork(engine) as uow:
         state = DatabaseStreamState(uow, None, UserCache(100), state_token=1)
         for count in (1, 3, 10, 100):
