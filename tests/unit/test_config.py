@@ -1,5 +1,6 @@
 """The settings object: sources and their priority, validation messages, masking, docs."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -7,7 +8,16 @@ import pytest
 from click.testing import CliRunner
 
 from streamrec.cli.main import cli
-from streamrec.config import ConfigurationError, Settings, load_settings, masked, settings_reference
+from streamrec.config import (
+    ConfigurationError,
+    ModelSettings,
+    ServingSettings,
+    Settings,
+    load_settings,
+    masked,
+    settings_reference,
+)
+from streamrec.model.architecture import Architecture
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -80,6 +90,28 @@ def test_unknown_keys_in_the_file_are_errors(tmp_path: Path) -> None:
     config_file.write_text("[model]\nclustres = 12\n")
     with pytest.raises(ConfigurationError, match=r"model\.clustres"):
         load_settings(config_file)
+
+
+def test_the_model_section_is_what_a_version_stores_and_nothing_else(tmp_path: Path) -> None:
+    stored = {field.name for field in dataclasses.fields(Architecture)} - {"schema"}
+    assert set(ModelSettings.model_fields) == stored
+    assert not stored & set(ServingSettings.model_fields)
+    # A serving setting left under [model] is refused, named, not ignored.
+    config_file = tmp_path / "streamrec.toml"
+    config_file.write_text("[model]\nshortlist_length = 400\n")
+    with pytest.raises(ConfigurationError, match=r"model\.shortlist_length"):
+        load_settings(config_file)
+    with pytest.raises(ValueError, match="ModelSettings has no setting rerank"):
+        ModelSettings().model_copy(update={"rerank": False})
+
+
+def test_the_timeouts_reach_the_kafka_clients() -> None:
+    from streamrec.kafka import connection_options
+
+    settings = Settings(
+        kafka={"bootstrap_servers": "kafka-1:9092"}, timeouts={"kafka_bootstrap_ms": 1_234}
+    )
+    assert connection_options(settings, "test")["bootstrap_timeout_ms"] == 1_234
 
 
 def test_a_broken_or_missing_file_is_one_line(tmp_path: Path) -> None:
