@@ -348,11 +348,11 @@ def _print_hit_rates(
 def _show_recommendations(
     settings: Settings, engine: Any, events: Sequence[Any], shown_users: int, console: Any
 ) -> None:
-    """The recommendations of the most active users, with titles, from the stored state;
-    for a user with fewer than SHOWN_RECOMMENDATIONS, why."""
+    """The recommendations of the most active users, with titles and what their scores mean,
+    from the stored state; for a user with fewer than SHOWN_RECOMMENDATIONS, why."""
     from rich.table import Table
 
-    from streamrec.cli.display import print_table, shortfall_note
+    from streamrec.cli.display import print_table, score_caption, shortfall_note
     from streamrec.services.recommending import voted_for_user
     from streamrec.storage import UnitOfWork
 
@@ -380,16 +380,22 @@ def _show_recommendations(
                 markup=False,
                 highlight=False,
             )
-            table = Table()
+            table = Table(
+                caption=score_caption(voted.score_scale, settings.serving.rerank_vote_weight),
+                caption_justify="left",
+            )
             table.add_column("#", justify="right", no_wrap=True)
             table.add_column("recommended")
             table.add_column("score", justify="right", no_wrap=True)
             for rank, item in enumerate(message.items[:SHOWN_RECOMMENDATIONS], start=1):
                 table.add_row(str(rank), title(item.item_id), f"{item.score:.3f}")
             print_table(table, console)
-            candidates = [item for items in voted.shortlists.values() for item, _ in items]
-            seen = [row.item_id for row in history]
             shown = min(len(message.items), SHOWN_RECOMMENDATIONS)
-            note = shortfall_note(shown, SHOWN_RECOMMENDATIONS, candidates, seen)
-            if note is not None:
-                console.print(note, markup=False, highlight=False)
+            if shown < SHOWN_RECOMMENDATIONS:
+                # The list was filled from every cluster's shortlist (model.short_lists).
+                every = {**uow.clusters.shortlists(message.model_version), **voted.shortlists}
+                candidates = [item for items in every.values() for item, _ in items]
+                seen = [row.item_id for row in history]
+                note = shortfall_note(shown, SHOWN_RECOMMENDATIONS, candidates, seen)
+                if note is not None:
+                    console.print(note, markup=False, highlight=False)

@@ -54,20 +54,21 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
         return
     from rich.table import Table
 
-    from streamrec.cli.display import print_table
+    from streamrec.cli.display import print_table, score_caption
     from streamrec.errors import UserFacingError
-    from streamrec.services.recommending import current_recommendations
+    from streamrec.services.recommending import voted_for_user
     from streamrec.storage import UnitOfWork, create_database_engine
     from streamrec.wire.recommendations import encode_recommendation
 
     engine = create_database_engine(settings.effective_database_url, timeouts=settings.timeouts)
     try:
         with UnitOfWork(engine) as uow:
-            message = current_recommendations(uow, user_id, settings.serving, time.time())
-            if message is None:
+            voted = voted_for_user(uow, user_id, settings.serving, time.time())
+            if voted is None:
                 raise UserFacingError(
                     "no active model version: train one first (`streamrec train --dataset ...`)"
                 )
+            message = voted.message
             titles = uow.items.get_many(item.item_id for item in message.items)
             known_user = bool(uow.interactions.for_users([user_id]))
     finally:
@@ -75,7 +76,11 @@ def command(settings: Settings, user_id: str, as_json: bool, explain: bool) -> N
     if as_json:
         click.echo(encode_recommendation(message).decode("utf-8"))
         return
-    table = Table(title=_heading(user_id, message, known_user))
+    table = Table(
+        title=_heading(user_id, message, known_user),
+        caption=score_caption(voted.score_scale, settings.serving.rerank_vote_weight),
+        caption_justify="left",
+    )
     for column in ("rank", "item", "title", "score"):
         justify = "right" if column in ("rank", "score") else "left"
         table.add_column(column, justify=justify, no_wrap=column != "title")
@@ -107,17 +112,23 @@ def _explain(settings: Settings, user_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(explained_document(explained), indent=2))
         return
-    print_table(explained_table(user_id, explained))
+    print_table(explained_table(user_id, explained, settings.serving.rerank_vote_weight))
 
 
-def explained_table(user_id: str, explained: ExplainedRecommendations) -> Table:
+def explained_table(
+    user_id: str, explained: ExplainedRecommendations, vote_weight: float | None = None
+) -> Table:
     """The ``--explain`` table: one row per item, its sources one per line (at 80 columns
-    the title and the sources wrap, nothing is cut)."""
+    the title and the sources wrap, nothing is cut); the caption states the score's scale,
+    with ``vote_weight``, the re-ranking's weight of log(vote), when given."""
     from rich.table import Table
+
+    from streamrec.cli.display import score_caption
 
     table = Table(
         title=_heading(user_id, explained.message, explained.known_user),
-        caption="source N%: its share of the item's score; cluster(N%): its share of the "
+        caption=score_caption(explained.score_scale, vote_weight, explained=True)
+        + "; source N%: its share of the item's score; cluster(N%): its share of the "
         "vote; after ITEM(N%): a recent item whose neighbour it is; support: 0-1",
     )
     numeric = ("rank", "score", "support")

@@ -70,6 +70,10 @@ def test_short_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -
     # A few users' recommendations, with the bundled titles (years in parentheses).
     assert len(re.findall(r"^user \S+: \d+ interactions", output, flags=re.MULTILINE)) == 3
     assert re.search(r"│\s+1 │ .+\(\d{4}\)\s+│", output), output
+    # Each user gets the ten asked for (a short list is filled), with what the scores mean.
+    assert len(re.findall(r"^│ 10 │", output, flags=re.MULTILINE)) == 3, output
+    words = " ".join(output.split())
+    assert words.count("score = retrieval + 0.5 log(vote), on no fixed scale") == 3, output
     assert "Traceback" not in output
 
     assert _process_gone(int(started.group(1)))

@@ -77,6 +77,8 @@ def test_replay_then_status_and_recommend_report_the_consumed_stream(
     assert shown.exit_code == 0, shown.output
     listed = re.findall(r"│\s+\d+ │ (\S+)", shown.output)
     assert listed and not set(listed) & seen
+    # The scores' meaning is stated: re-ranked by default, on no fixed scale.
+    assert "score = retrieval + 0.5 log(vote), on no fixed scale" in " ".join(shown.output.split())
     as_json = runner.invoke(
         cli, ["recommend", user_id, "--json"], env=environment, catch_exceptions=False
     )

@@ -144,6 +144,8 @@ def test_a_demo_user_with_a_short_list_is_told_why(
     output = console.export_text()
     assert "user heavy: 9 interactions" in output
     assert (
-        "3 of 10 items: the user has already interacted with 9 of the 12 items in their "
+        "3 of 10 items: the user has already interacted with 9 of the 12 items on the "
         "clusters' shortlists"
     ) in output
+    # What the scores are is said under the table.
+    assert "score = the clusters' vote" in " ".join(output.split())
