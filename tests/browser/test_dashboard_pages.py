@@ -178,6 +178,7 @@ def test_a_users_page_explains_their_recommendations(
     user_id = served.users[2]
     dashboard.open("/dashboard/users")
     assert dashboard.rows("#users")
+    dashboard.shot("users")
     dashboard.type_and_submit("#user-search", user_id, "#open-user")
     assert dashboard.text("#user-id") == user_id
     assert len(dashboard.rows("#memberships")) == 3
