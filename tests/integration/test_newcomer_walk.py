@@ -1,9 +1,10 @@
 """A newcomer's first hour, scripted: in a fresh directory with its own data directory (SQLite,
-the local broker), every command of the README's commands table is run as documented, the
-quick ones for real and the long-running ones (benchmarks) with ``--help``; ``streamrec serve``
-runs for real on a free port, its API and dashboard asked for the demo's user.
-None may print a traceback, each must exit with the documented status, and nothing may be
-left running at the end.
+the local broker), every command of the README's commands table is run as documented, for
+real; the benchmarks as tiny runs (a handful of users, two training steps, a few hundred
+events), the ones that measure PostgreSQL on the test server's scratch schemas, and only
+``bench pipeline``, minutes long even tiny, with ``--help``. ``streamrec serve`` runs for real
+on a free port, its API and dashboard asked for the demo's user. None may print a traceback,
+each must exit with the documented status, and nothing may be left running at the end.
 
 The walk fails, too, when the README lists a command (or a subcommand) the walk does not
 run: a new command gets its step here when it gets its row there."""
@@ -17,8 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -43,12 +44,13 @@ USER_ERROR = 2
 
 @dataclass(frozen=True)
 class Step:
-    """One command of the walk: its arguments, the exit status the docs give, and a text its
-    output must hold."""
+    """One command of the walk: its arguments, the exit status the docs give, a text its
+    output must hold, and variables added to the walk's environment."""
 
     arguments: tuple[str, ...]
     status: int = 0
     says: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def readme_commands() -> set[tuple[str, str | None]]:
@@ -89,22 +91,34 @@ BEFORE_ANY_DATABASE = [
     Step(("config", "docs"), says="# Configuration reference"),
     # Before any migration: one line saying what to run, and no database file made.
     Step(("status",), USER_ERROR, "streamrec db upgrade"),
+    Step(("bench", "serve-latency"), USER_ERROR, "streamrec db upgrade"),
 ]
 MIGRATION = [Step(("db", "upgrade")), Step(("db", "current"))]
 # On a broker of its own, which it stops again.
 DEMO = Step(("demo", "--limit", "1500", "--training-steps", "5"), says="nothing is left")
 
 
-def after_the_demo(user: str) -> list[Step]:
+# The benchmarks' tiny runs; the evaluation's settings file gives two training steps.
+REPEAT_FIVE_USERS_ONCE = ("--steps", "2", "--users", "5", "--repeats", "1")
+TINY_EVALUATION = ("--methods", "streamrec,popularity", "--latency-users", "0", "--no-progress")
+TINY_EVALUATION += ("--output-dir", "results", "--config", "two-steps.toml")
+TINY_TRAINER = ("--sizes", "1000", "--steps", "1", "--items", "50", "--drift-users", "0")
+TINY_TRAINER += ("--interactions-per-user", "2", "--rebuild-users", "100")
+TINY_TRAINER += ("--pretraining-steps", "1")
+TWO_STEPS_CONFIG = "[training]\nsteps = 2\n"
+
+
+def after_the_demo(user: str, postgresql_url: str | None) -> list[Step]:
     """The commands a newcomer tries next, on what the demo stored (``user``: one it
-    showed)."""
+    showed); the benchmarks that measure PostgreSQL on ``postgresql_url``'s server, if
+    any."""
     movielens = str(FIXTURE_MOVIELENS)
     evaluation = ("eval", "--dataset", movielens, "--protocol", "loo", "--methods", "popularity")
     evaluation += ("--latency-users", "0", "--no-progress", "--output-dir", "results")
     return [
         Step(("status",)),
         Step(("recommend", user), says=user),
-        Step(("recommend", user, "--explain"), says="voted by"),
+        Step(("recommend", user, "--explain"), says="share of the vote"),
         Step(("recommend", "someone-new"), says="unknown user: the global shortlist"),
         Step(("models", "list"), says="model versions"),
         Step(("models", "show", "1"), says='"status": "active"'),
@@ -120,10 +134,51 @@ def after_the_demo(user: str) -> list[Step]:
         Step(("consume", "--reset-offsets", "earliest", "--idle-exit", "2")),
         Step(("train", "now", "--reason", "the newcomer walk")),
         Step(evaluation, says="popularity"),
+        # The benchmarks use the broker that runs (the others start their own and stop it).
+        *tiny_benchmarks(),
+        *(postgresql_benchmarks(postgresql_url) if postgresql_url is not None else []),
         Step(("broker", "stop")),
         # Exit status 1 when no broker runs, so that scripts can test it.
         Step(("broker", "status"), 1, "stopped"),
         Step(("db", "downgrade", "base")),
+    ]
+
+
+def tiny_benchmarks() -> list[Step]:
+    """The README's benchmarks as tiny runs, about a minute and a half together on two cores:
+    those that work on the data directory, and an offline evaluation of the cold-users
+    protocol with streamrec trained for two steps (``--config`` after the subcommand)."""
+    movielens = str(FIXTURE_MOVIELENS)
+    return [
+        # On what the demo stored: the database serves a version.
+        Step(("bench", "serve-latency", "--users", "3", "--repeats", "1"), says="p50"),
+        Step(("bench", "prequential", "--limit", "300", "--training-steps", "2"), says="HR@20"),
+        Step(
+            ("bench", "recommendation-latency", "--dataset", movielens, *REPEAT_FIVE_USERS_ONCE),
+            says="p99",
+        ),
+        Step(
+            ("eval", "--dataset", movielens, "--protocol", "cold-users", *TINY_EVALUATION),
+            says="streamrec",
+        ),
+    ]
+
+
+def postgresql_benchmarks(database_url: str) -> list[Step]:
+    """The benchmarks that measure PostgreSQL, tiny, on scratch schemas of the test server
+    (created and dropped by each run)."""
+    on_postgresql = {"STREAMREC_DATABASE_URL": database_url}
+    return [
+        Step(
+            ("bench", "soak", "--events", "600", "--sample-every", "300"),
+            says="resident",
+            environment=on_postgresql,
+        ),
+        Step(
+            ("bench", "trainer", *TINY_TRAINER),
+            says="stored users",
+            environment=on_postgresql,
+        ),
     ]
 
 
@@ -133,16 +188,15 @@ HELP_OF_LONG_RUNNING = [
     Step((*command, "--help"), says="Usage:")
     for command in (
         ("bench", "pipeline"),
-        ("bench", "prequential"),
-        ("bench", "trainer"),
-        ("bench", "recommendation-latency"),
-        ("bench", "soak"),
-        ("bench", "serve-latency"),
         ("serve",),
         ("consume",),
         ("trainer",),
         ("train", "now"),
     )
+]
+# Without PostgreSQL (not in CI, where it is required) its benchmarks show their help only.
+HELP_WITHOUT_POSTGRESQL = [
+    Step(("bench", name, "--help"), says="Usage:") for name in ("soak", "trainer")
 ]
 
 
@@ -241,15 +295,22 @@ def test_readme_commands_are_parsed() -> None:
     assert ("models", "rollback") in commands and ("config", "docs") in commands
 
 
-@pytest.mark.timeout(900)
-def test_a_newcomer_runs_every_documented_command(tmp_path: Path) -> None:
+@pytest.mark.timeout(1200)
+def test_a_newcomer_runs_every_documented_command(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     require_proc()
     try:
         find_broker_binary()
     except BrokerBinaryNotFoundError as error:
         pytest.skip(str(error))
+    try:
+        postgresql_url: str | None = request.getfixturevalue("postgresql_server_url")
+    except pytest.skip.Exception:
+        postgresql_url = None
     data_dir = tmp_path / "data"
     environment = streamrec_environment(data_dir)
+    (tmp_path / "two-steps.toml").write_text(TWO_STEPS_CONFIG, encoding="utf-8")
     problems: list[str] = []
 
     def judge(step: Step, status: int, output: str) -> None:
@@ -264,7 +325,7 @@ def test_a_newcomer_runs_every_documented_command(tmp_path: Path) -> None:
     def walk(steps: Sequence[Step]) -> list[str]:
         outputs = []
         for step in steps:
-            status, output = _run(step.arguments, tmp_path, environment)
+            status, output = _run(step.arguments, tmp_path, {**environment, **step.environment})
             judge(step, status, output)
             outputs.append(output)
         return outputs
@@ -287,18 +348,18 @@ def test_a_newcomer_runs_every_documented_command(tmp_path: Path) -> None:
     # uvicorn shuts down cleanly, then ends by the signal it was sent, as a shell expects.
     if status != -signal.SIGTERM or "Application shutdown complete" not in output:
         problems.append(f"`streamrec serve` did not stop cleanly on SIGTERM ({status}):\n{output}")
-    after = after_the_demo(shown_user.group(1))
+    after = after_the_demo(shown_user.group(1), postgresql_url)
     walk(after)
-    for step in HELP_OF_LONG_RUNNING:
+    helped = [*HELP_OF_LONG_RUNNING, *(HELP_WITHOUT_POSTGRESQL if postgresql_url is None else [])]
+    for step in helped:
         judge(step, *_run_here(step.arguments))
 
     assert not problems, "\n\n".join(problems)
     assert (tmp_path / "results" / "eval-ml-latest-loo-seed0-methods-popularity.json").exists()
+    assert sorted(path.name for path in (tmp_path / "bench" / "results").glob("*.json"))
     assert not (tmp_path / "docs").exists(), "a command wrote a document it was not asked to"
     left = _processes_in(tmp_path)
     assert not left, f"left running: {[command_line(pid) for pid in left]}"
-    walked = walked_commands(
-        [*BEFORE_ANY_DATABASE, *MIGRATION, DEMO, *after, *HELP_OF_LONG_RUNNING]
-    )
+    walked = walked_commands([*BEFORE_ANY_DATABASE, *MIGRATION, DEMO, *after, *helped])
     missing = readme_commands() - walked
     assert not missing, f"README commands the walk does not run: {sorted(map(str, missing))}"
