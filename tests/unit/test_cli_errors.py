@@ -158,20 +158,25 @@ def test_an_unmigrated_sqlite_database_says_to_upgrade(command: list[str], tmp_p
     )
 
 
-def test_serve_latency_on_a_database_serving_no_version_is_one_line(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    here = tmp_path / "here"
-    here.mkdir()
-    monkeypatch.chdir(here)
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory, away from the test's database file."""
+    directory = tmp_path / "elsewhere"
+    directory.mkdir()
+    monkeypatch.chdir(directory)
+    return directory
 
+
+def test_serve_latency_on_a_database_serving_no_version_is_one_line(
+    database_url: str, elsewhere: Path
+) -> None:
     result = invoke(
         ["bench", "serve-latency", "--users", "2"], env={"STREAMREC_DATABASE_URL": database_url}
     )
 
     assert result.exit_code == 2
     assert_one_line_failure(result, "streamrec: no active model version: pass --dataset")
-    assert tree(here) == set()
+    assert tree(elsewhere) == set()
 
 
 def test_a_database_never_migrated_says_to_upgrade(
@@ -185,12 +190,8 @@ def test_a_database_never_migrated_says_to_upgrade(
 
 
 def test_status_on_a_database_elsewhere_creates_nothing_here(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, elsewhere: Path
 ) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-
     result = invoke(["status"], env={"STREAMREC_DATABASE_URL": database_url})
 
     assert result.exit_code == 0, result.output
