@@ -8,7 +8,9 @@ signals raise ``StopRequested`` (a KeyboardInterrupt) in the main thread, once: 
 runs, and further signals while it runs are ignored, so a second Ctrl-C cannot cut the
 cleanup short and orphan what the first one was stopping. The command then exits with one
 line and the status a shell gives a process ended by that signal (130 for SIGINT, 143 for
-SIGTERM).
+SIGTERM). A handler may happen to run inside a finaliser or a weak-reference callback
+(importlib's module locks have one), where Python prints the exception as ignored and goes
+on; such a swallowed stop is raised again, so the command still stops.
 
 >>> import os, signal
 >>> with stopping_cleanly_on_signals():
@@ -24,16 +26,20 @@ stopped by SIGTERM 143
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 # The signals a service manager, a container runtime or a terminal sends to stop a command.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # A shell reports a process ended by signal N with status 128 + N.
 SIGNAL_EXIT_STATUS_BASE = 128
+# How long after a swallowed stop the signal is sent again.
+RESEND_SECONDS = 0.01
 
 
 class StopRequested(KeyboardInterrupt):
@@ -72,9 +78,28 @@ def stopping_cleanly_on_signals() -> Iterator[None]:
         stopping = True
         raise StopRequested(signal_number)
 
+    previous_hook = sys.unraisablehook
+
+    def deliver_again_if_swallowed(unraisable: Any) -> None:
+        nonlocal stopping
+        if isinstance(unraisable.exc_value, StopRequested):
+            # The stop never unwound anything: the signal is sent again a moment later,
+            # from another thread, so that its handler runs once this hook and the
+            # finaliser have returned (an exception raised in here would be swallowed too).
+            stopping = False
+            again = threading.Timer(
+                RESEND_SECONDS, os.kill, (os.getpid(), unraisable.exc_value.signal_number)
+            )
+            again.daemon = True
+            again.start()
+            return
+        previous_hook(unraisable)
+
     previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
+    sys.unraisablehook = deliver_again_if_swallowed
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for number, handler in previous.items():
             signal.signal(number, handler)
