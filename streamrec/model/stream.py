@@ -36,7 +36,7 @@ itself, so a consumer builds one per batch over that batch's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -58,6 +58,7 @@ from streamrec.model.history_profiles import history_change_set
 from streamrec.model.interaction_rule import (
     AcceptedInteraction,
     InteractionResolution,
+    UserItem,
     resolve_interactions,
 )
 from streamrec.model.item_neighbours import (
@@ -207,7 +208,11 @@ class LearnedBatch:
     hits: list[bool] = field(default_factory=list)
     refresh_plan: RefreshPlan | None = None
     stored_interactions: dict[str, list[Interaction]] = field(default_factory=dict)
+    # The same rows by user, then item: read by the interaction rule and by
+    # ``interactions_after``, built once per batch.
+    stored_by_item: dict[str, dict[str, Interaction]] = field(default_factory=dict)
     profiles_written: dict[str, UserProfile] = field(default_factory=dict)
+    _after: dict[str, tuple[Interaction, ...]] | None = None
 
     @property
     def applied(self) -> int:
@@ -216,6 +221,13 @@ class LearnedBatch:
     @property
     def ignored(self) -> int:
         return self.resolution.ignored
+
+    def interactions_after(self) -> dict[str, tuple[Interaction, ...]]:
+        """The interactions, after the batch, of each user it stored rows for (computed
+        once: the neighbours and the consumer's user cache both read them)."""
+        if self._after is None:
+            self._after = interactions_after(self.stored_by_item, self.resolution)
+        return self._after
 
 
 class EfficientRecStream:
@@ -261,9 +273,10 @@ class EfficientRecStream:
             )
         )
         stored, profiles = self.state.interactions_and_profiles(touched)
-        resolution = resolve_interactions(
-            events, {(row.user_id, row.item_id): row for rows in stored.values() for row in rows}
-        )
+        stored_by_item = {
+            user_id: {row.item_id: row for row in rows} for user_id, rows in stored.items()
+        }
+        resolution = resolve_interactions(events, StoredPairs(stored_by_item))
         attributes, attributes_changed = self._merge_demographics(events, touched, profiles)
         self.state.store_interactions(resolution.rows_to_store)
         weights = UserWeights.of(
@@ -272,7 +285,9 @@ class EfficientRecStream:
         change_sets = _change_sets(
             resolution, attributes_changed, profiles, weights, attributes, self._recency
         )
-        learned = LearnedBatch(resolution, change_sets, stored_interactions=stored)
+        learned = LearnedBatch(
+            resolution, change_sets, stored_interactions=stored, stored_by_item=stored_by_item
+        )
         increments = None
         if self.settings.neighbours:
             increments = cooccurrence_increments(
@@ -295,7 +310,7 @@ class EfficientRecStream:
         learned.profiles_written = {update.after.user_id: update.after for update in updates}
         learned.refresh_plan, refreshed = self._move_statistics(updates)
         current = {**profiles, **learned.profiles_written}
-        after = interactions_after(stored, resolution) if self.settings.neighbours else {}
+        after = learned.interactions_after() if self.settings.neighbours else {}
         recent = self._recent([after.get(user) or stored.get(user, ()) for user in touched])
         learned.recommendations = self._vote(
             touched,
@@ -778,17 +793,46 @@ def _before_and_after(
 
 
 def interactions_after(
-    stored_interactions: Mapping[str, list[Interaction]], resolution: InteractionResolution
+    stored_by_item: Mapping[str, Mapping[str, Interaction]], resolution: InteractionResolution
 ) -> dict[str, tuple[Interaction, ...]]:
     """The interactions, after the batch, of each user the batch stored rows for: the
-    stored ones, each replaced by the batch's row for the same item."""
+    stored ones (by user, then item), each replaced by the batch's row for the same item."""
     by_item: dict[str, dict[str, Interaction]] = {}
     for row in resolution.rows_to_store:
         if row.user_id not in by_item:
-            stored = stored_interactions.get(row.user_id, ())
-            by_item[row.user_id] = {interaction.item_id: interaction for interaction in stored}
+            by_item[row.user_id] = dict(stored_by_item.get(row.user_id, _NO_ROWS))
         by_item[row.user_id][row.item_id] = row
     return {user_id: tuple(rows.values()) for user_id, rows in by_item.items()}
+
+
+_NO_ROWS: Mapping[str, Interaction] = {}
+
+
+class StoredPairs(Mapping[UserItem, Interaction]):
+    """(user, item) -> stored row, read through rows indexed by user, then item: what the
+    interaction rule asks for, without a second dictionary of every stored row keyed by
+    pair (it cost a batch about as much as indexing the rows).
+
+    >>> row = Interaction("u1", "i1", 1.0, "e1", "like", 5.0)
+    >>> pairs = StoredPairs({"u1": {"i1": row}})
+    >>> pairs.get(("u1", "i1")) is row, pairs.get(("u1", "i2")), len(pairs), list(pairs)
+    (True, None, 1, [('u1', 'i1')])
+    """
+
+    def __init__(self, by_user: Mapping[str, Mapping[str, Interaction]]) -> None:
+        self._by_user = by_user
+
+    def get(self, pair: UserItem, default: Interaction | None = None) -> Interaction | None:
+        return self._by_user.get(pair[0], _NO_ROWS).get(pair[1], default)
+
+    def __getitem__(self, pair: UserItem) -> Interaction:
+        return self._by_user.get(pair[0], _NO_ROWS)[pair[1]]
+
+    def __iter__(self) -> Iterator[UserItem]:
+        return ((user_id, item_id) for user_id, rows in self._by_user.items() for item_id in rows)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._by_user.values()))
 
 
 def _change_sets(

@@ -73,7 +73,7 @@ from streamrec.drift import DriftSignal, HitRateDriftDetector
 from streamrec.events import RecommendationMessage, SourceEvent
 from streamrec.model.serving import ModelCache
 from streamrec.model.shortlist_refresh import ShortlistRefreshSchedule
-from streamrec.model.stream import EfficientRecStream, LearnedBatch, interactions_after
+from streamrec.model.stream import EfficientRecStream, LearnedBatch
 from streamrec.offsets import OffsetReset, OffsetResetChoice, OutOfRange, StoredOffsets
 from streamrec.services.batch import BatchResult, SourceRecord, TopicPartition
 from streamrec.services.event_ids import (
@@ -286,7 +286,7 @@ class IngestService:
         recognised)."""
         stored = learned.stored_interactions
         states = learned.profiles_written
-        after = interactions_after(stored, learned.resolution)
+        after = learned.interactions_after()
         self._known_users.keep(
             version,
             state_token,
