@@ -78,7 +78,8 @@ def browser(chromium_paths: tuple[str, str]) -> Iterator:
 
 
 class RunningServer:
-    """The app on a real uvicorn server, on a free loopback port, in a thread."""
+    """The app on a real uvicorn server, on a free loopback port, in a thread; as a context
+    manager, started on entry and stopped on exit."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_database_engine(settings.effective_database_url)
@@ -108,6 +109,13 @@ class RunningServer:
         self._thread.join(timeout=30)
         self._socket.close()
         self.engine.dispose()
+
+    def __enter__(self) -> RunningServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 @pytest.fixture(scope="session")

@@ -35,12 +35,8 @@ def server(served: ServedState, browser) -> Iterator[RunningServer]:
     settings = api_settings(
         served.url, operator_token=OPERATOR_TOKEN, results_dir=REPOSITORY / "bench" / "results"
     )
-    running = RunningServer(settings)
-    running.start()
-    try:
+    with RunningServer(settings) as running:
         yield running
-    finally:
-        running.stop()
 
 
 class Dashboard:
@@ -195,10 +191,7 @@ def test_a_users_page_names_the_neighbours_and_popularity_that_put_items_there(
     browser, served: ServedState, screenshots_directory: Path | None
 ) -> None:
     """The same state served with the item neighbours and the decayed popularity on."""
-    sources_on = with_sources_on(served)
-    running = RunningServer(sources_on.settings)
-    running.start()
-    try:
+    with RunningServer(with_sources_on(served).settings) as running:
         dashboard = Dashboard(browser, running, screenshots_directory)
         user_id = served.users[2]
         dashboard.open(f"/dashboard/users/{user_id}")
@@ -214,8 +207,6 @@ def test_a_users_page_names_the_neighbours_and_popularity_that_put_items_there(
         assert dashboard.text("h1").startswith("Item ")
         dashboard.open(f"/dashboard/users/{user_id}")
         dashboard.shot("user-sources")
-    finally:
-        running.stop()
 
 
 def test_an_ad_hoc_history_is_recommended_for(dashboard: Dashboard, served: ServedState) -> None:

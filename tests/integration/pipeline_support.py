@@ -100,13 +100,19 @@ def fresh_topics(settings: Settings) -> Settings:
     return renamed
 
 
+def activate_model(engine: Engine, model: EfficientRec) -> int:
+    """Store ``model`` as a new, active version; returns its number."""
+    config, weights = model.to_version()
+    with UnitOfWork(engine) as uow:
+        version = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
+        uow.commit()
+    return version
+
+
 def register_model(engine: Engine, settings: Settings, seed: int = 0) -> EfficientRec:
     """Register an (untrained, seeded) model of ``settings`` as the active version."""
     model = EfficientRec.new(settings.model, FeatureSchema(), seed=seed)
-    config, weights = model.to_version()
-    with UnitOfWork(engine) as uow:
-        uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
-        uow.commit()
+    activate_model(engine, model)
     return model
 
 
@@ -210,10 +216,7 @@ def input_records(settings: Settings) -> list[SourceRecord]:
 def reference_snapshot(settings: Settings, model: EfficientRec) -> StateSnapshot:
     """The state an uninterrupted, single-batch run over the input topics ends in."""
     engine = create_memory_database()
-    config, weights = model.to_version()
-    with UnitOfWork(engine) as uow:
-        uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
-        uow.commit()
+    activate_model(engine, model)
     IngestService(settings, engine).apply(input_records(settings))
     with UnitOfWork(engine) as uow:
         return take_snapshot(uow)
@@ -315,3 +318,43 @@ def wait_for_stored_offsets(database_url: str, settings: Settings, at_least: int
         raise AssertionError(f"the consumer did not store {at_least} offsets within 60 s")
     finally:
         engine.dispose()
+
+
+@dataclass(frozen=True)
+class PipelineStack:
+    """One test's streaming pipeline, every part real: ``settings`` naming the test's own
+    topics on the session broker and its database, the active model ``version`` stored
+    there, and consumers run in this thread by ``feed``."""
+
+    settings: Settings
+    engine: Engine
+    version: int
+
+    @classmethod
+    def with_active_model(
+        cls, settings: Settings, engine: Engine, model: EfficientRec | None = None
+    ) -> PipelineStack:
+        """The pipeline of ``settings`` over ``engine``'s database, with ``model`` stored as
+        the active version (by default an untrained model of ``settings``, seeded 0)."""
+        if model is None:
+            model = EfficientRec.new(settings.model, FeatureSchema(), seed=0)
+        return cls(settings, engine, activate_model(engine, model))
+
+    def feed(
+        self,
+        interactions: Sequence[InteractionEvent | bytes],
+        items: Sequence[ItemEvent] = (),
+        *,
+        idle_exit_seconds: float = 2.0,
+        hooks: ConsumerHooks | None = None,
+    ) -> RunSummary:
+        """Produce ``items``, then ``interactions``, and run one consumer in this thread
+        until the input has been idle for ``idle_exit_seconds``; returns what it did."""
+        produce(self.settings, interactions, items)
+        return consume_in_process(
+            self.settings, self.engine, idle_exit_seconds=idle_exit_seconds, hooks=hooks
+        )
+
+    def published_recommendations(self) -> list[Any]:
+        """Every message on the recommendations topic (kafka-python records)."""
+        return read_topic(self.settings, self.settings.topics.recommendations)

@@ -18,14 +18,12 @@ from streamrec.storage import UnitOfWork
 from streamrec.wire import encode_interaction
 from tests.integration.api_support import api_client
 from tests.integration.pipeline_support import (
+    PipelineStack,
     catalogue,
-    consume_in_process,
     interaction_stream,
     on_postgresql,
     pipeline_settings,
-    produce,
     read_topic,
-    register_model,
 )
 
 Partition = tuple[str, int]
@@ -76,14 +74,10 @@ def stored_offsets(engine: Engine, settings: Settings, topics: Sequence[str]) ->
 
 
 @on_postgresql
-def test_the_status_gives_each_partitions_lag_and_the_throughput(
-    kafka_settings: Settings, engine: Engine, database_url: str
-) -> None:
-    settings = pipeline_settings(kafka_settings, database_url)
+def test_the_status_gives_each_partitions_lag_and_the_throughput(pipeline: PipelineStack) -> None:
+    settings = pipeline.settings
     topics = [settings.topics.interactions, settings.topics.items]
-    register_model(engine, settings)
-    produce(settings, interaction_stream(120, seed=1), catalogue())
-    consume_in_process(settings, engine)
+    pipeline.feed(interaction_stream(120, seed=1), catalogue())
 
     with api_client(settings) as (client, _):
         first = client.get("/api/status").json()
@@ -93,15 +87,14 @@ def test_the_status_gives_each_partitions_lag_and_the_throughput(
         read_at = time.monotonic()
 
         # More events applied, then some left for the consumers.
-        produce(settings, interaction_stream(120, seed=2))
-        consume_in_process(settings, engine)
+        pipeline.feed(interaction_stream(120, seed=2))
         produce_one_record_per_batch(settings, interaction_stream(40, seed=3, users=12))
         # The API reads the broker at most every FRESH_SECONDS.
         time.sleep(max(0.0, FRESH_SECONDS - (time.monotonic() - read_at)) + 0.1)
         second = client.get("/api/status").json()
 
     ends = log_ends(settings, topics)
-    stored = stored_offsets(engine, settings, topics)
+    stored = stored_offsets(pipeline.engine, settings, topics)
     assert second["broker_error"] is None, second
     partitions = {(p["topic"], p["partition"]): p for p in second["partitions"]}
     assert set(partitions) == set(ends)

@@ -35,18 +35,15 @@ from streamrec.model.table_replay import EfficientRecRecommender
 from streamrec.preferences import preference_weight
 from streamrec.services.batch import BatchResult, SourceRecord
 from streamrec.services.recommending import current_recommendations
-from streamrec.state import ModelStatus, ModelVersion
 from streamrec.storage import UnitOfWork
 from streamrec.validation import parse_interaction
 from streamrec.wire.recommendations import decode_recommendation
 from tests.integration.pipeline_support import (
+    PipelineStack,
     catalogue,
-    consume_in_process,
     interaction_stream,
     on_postgresql,
     pipeline_settings,
-    produce,
-    read_topic,
 )
 
 # Scores of the two runs may differ by float noise at most, never by a changed vote.
@@ -101,14 +98,6 @@ def trained_model(
     recommender.fit(table, {item.item_id: item for item in items}, attributes)
     assert recommender.model is not None
     return recommender.model
-
-
-def register(engine: Engine, model: EfficientRec) -> int:
-    config, weights = model.to_version()
-    with UnitOfWork(engine) as uow:
-        version = uow.models.add(ModelVersion(None, ModelStatus.ACTIVE, config, weights))
-        uow.commit()
-    return version
 
 
 def accepted_interactions(
@@ -176,27 +165,25 @@ def test_the_consumer_serves_what_the_in_memory_stream_recommends(
     settings = equivalence_settings(kafka_settings, database_url)
     items = catalogue(ITEMS)
     events = interaction_stream(EVENTS, seed=11, users=USERS, items=ITEMS)
-    version = register(engine, trained_model(settings, events, items))
+    pipeline = PipelineStack.with_active_model(
+        settings, engine, trained_model(settings, events, items)
+    )
     # The catalogue first, in a run of its own: every interaction batch then finds the
     # items' features stored, as the in-memory state holds them from the start.
-    produce(settings, [], items)
-    assert consume_in_process(settings, engine, idle_exit_seconds=1.0).counters.records == ITEMS
-    produce(settings, events)
+    assert pipeline.feed([], items, idle_exit_seconds=1.0).counters.records == ITEMS
 
     batches: list[tuple[list[SourceRecord], list[bool]]] = []
 
     def on_batch(result: BatchResult, timing: object, records: Sequence[SourceRecord]) -> None:
         batches.append((list(records), list(result.prequential_hits)))
 
-    summary = consume_in_process(
-        settings, engine, idle_exit_seconds=2.0, hooks=ConsumerHooks(on_batch=on_batch)
-    )
+    summary = pipeline.feed(events, idle_exit_seconds=2.0, hooks=ConsumerHooks(on_batch=on_batch))
     assert summary.counters.records == len(events)
     assert summary.batches > 5, "too few batches to compare batch by batch"
 
     # The same stored version, loaded as the consumer loads it.
     with UnitOfWork(engine) as uow:
-        serving = ModelCache().serving(version, uow.models.get)
+        serving = ModelCache().serving(pipeline.version, uow.models.get)
     stream = EfficientRecStream(
         serving, settings.serving, InMemoryStreamState({item.item_id: item for item in items})
     )
@@ -216,9 +203,9 @@ def test_the_consumer_serves_what_the_in_memory_stream_recommends(
     # partition), against the list the in-memory stream voted in the same batch.
     published: dict[str, list[Ranking]] = {}
     published_lead: dict[str, list[Leads]] = {}
-    for record in read_topic(settings, settings.topics.recommendations):
+    for record in pipeline.published_recommendations():
         message = decode_recommendation(record.value)
-        assert message.model_version == version
+        assert message.model_version == pipeline.version
         published.setdefault(message.user_id, []).append(ranking(message.items))
         published_lead.setdefault(message.user_id, []).append(
             published_leads(message, record.value)

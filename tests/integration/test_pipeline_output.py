@@ -7,21 +7,16 @@ import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from sqlalchemy import Engine
 
 from streamrec.config import Settings
 from streamrec.events import InteractionEvent
 from streamrec.storage import UnitOfWork
 from streamrec.wire.recommendations import decode_recommendation
 from tests.integration.pipeline_support import (
+    PipelineStack,
     catalogue,
-    consume_in_process,
     interaction_stream,
     on_postgresql,
-    pipeline_settings,
-    produce,
-    read_topic,
-    register_model,
 )
 
 EVENTS = 200
@@ -56,17 +51,13 @@ def read_with_confluent(settings: Settings, topic: str, expected: int) -> list:
 
 
 @on_postgresql
-def test_recommendations_are_readable_by_confluent_kafka(
-    kafka_settings: Settings, database_url: str, engine: Engine
-) -> None:
-    settings = pipeline_settings(kafka_settings, database_url)
-    register_model(engine, settings)
+def test_recommendations_are_readable_by_confluent_kafka(pipeline: PipelineStack) -> None:
+    settings = pipeline.settings
     events = interaction_stream(EVENTS, seed=41)
-    produce(settings, events, items=catalogue())
-    summary = consume_in_process(settings, engine)
+    summary = pipeline.feed(events, items=catalogue())
     assert summary.counters.interactions_applied > 0
 
-    published = len(read_topic(settings, settings.topics.recommendations))
+    published = len(pipeline.published_recommendations())
     assert published >= len({event.user_id for event in events})
     messages = read_with_confluent(settings, settings.topics.recommendations, published)
     assert len(messages) == published
@@ -84,11 +75,8 @@ def test_recommendations_are_readable_by_confluent_kafka(
 
 @on_postgresql
 def test_duplicates_and_out_of_order_events_follow_the_documented_rule(
-    kafka_settings: Settings, database_url: str, engine: Engine
+    pipeline: PipelineStack,
 ) -> None:
-    settings = pipeline_settings(kafka_settings, database_url)
-    register_model(engine, settings)
-
     def rating(event_id: str, item: str, timestamp: float, value: float) -> InteractionEvent:
         return InteractionEvent(event_id, "u1", item, "rating", timestamp, value=value)
 
@@ -101,11 +89,9 @@ def test_duplicates_and_out_of_order_events_follow_the_documented_rule(
         rating("c2", "i3", 300.0, 2.0),
         rating("c1", "i3", 300.0, 5.0),  # same time: the greater event id (c2) wins
     ]
-    produce(settings, stream, items=catalogue(5))
-    summary = consume_in_process(settings, engine)
-    counters = summary.counters
+    counters = pipeline.feed(stream, items=catalogue(5)).counters
     assert (counters.interactions_applied, counters.interactions_ignored) == (4, 3)
-    with UnitOfWork(engine) as uow:
+    with UnitOfWork(pipeline.engine) as uow:
         rows = {row.item_id: row for row in uow.interactions.for_users(["u1"])["u1"]}
         state = uow.users.get_many(["u1"], uow.models.active_version())["u1"]
     assert {item: (row.event_id, row.weight) for item, row in rows.items()} == {
