@@ -283,18 +283,30 @@ def array_literal(values: Iterable[Any]) -> str:
 
     The arrays of an upsert travel as one text parameter each, cast by the server: psycopg
     would otherwise adapt and escape every element in Python, which cost more than running
-    the statement. Floats are written by ``repr``, which round-trips exactly.
+    the statement. Floats are written as their shortest text that reads back exactly, as
+    ``repr`` writes them.
 
     >>> print(array_literal([1, 2.5, None, "a,b"]))
     {1,2.5,NULL,"a,b"}
+    >>> print(array_literal([0.1, 6.5e-06, -0.0]), array_literal([3, -7]))
+    {0.1,6.5e-6,-0.0} {3,-7}
     """
     values = list(values)
     kinds = set(map(type, values))
     # The usual columns hold one plain type: written without a Python call per element.
-    if kinds == {float}:
-        return "{" + ",".join(map(float.__repr__, values)) + "}"
-    if kinds == {int}:
-        return "{" + ",".join(map(int.__repr__, values)) + "}"
+    # orjson writes a list of floats or ints about twenty times faster than repr element by
+    # element (a consumer batch writes tens of thousands of statistics); it writes the
+    # shortest text that reads back to the same double, as repr does, spelling exponents
+    # without a leading zero (6.5e-6). NaN and infinities, which it writes as null, and ints
+    # beyond 64 bits, which it refuses, go the per-element way.
+    if kinds == {float} or kinds == {int}:
+        try:
+            text = orjson.dumps(values).decode("ascii")
+        except orjson.JSONEncodeError:
+            text = "null"
+        if "null" not in text:
+            return "{" + text[1:-1] + "}"
+        return "{" + ",".join(map(repr, values)) + "}"
     if kinds == {bytes}:
         # bytea's hex input form (_element_literal), its backslash escaped for the array.
         return '{"\\\\x' + '","\\\\x'.join(map(bytes.hex, values)) + '"}'

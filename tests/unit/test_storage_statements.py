@@ -4,9 +4,13 @@ twice; sorting them keeps concurrent writers from deadlocking."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
+from sqlalchemy import Float, Text, cast, literal, select
+from sqlalchemy.dialects import postgresql
 
+from streamrec.storage import create_database_engine
 from streamrec.storage.memory import create_memory_database
 from streamrec.storage.statements import (
     _element_literal,
@@ -72,8 +76,6 @@ def test_chunked_splits_into_pieces_of_at_most_the_size() -> None:
 @pytest.mark.parametrize(
     "values",
     [
-        [1.5, -0.0, 1e-300],
-        [3, -7],
         ['say "hi"', "back\\slash", "a,b", "{x}", "NULL", "", "é"],
         [b"\x00\x01", b"", b'\\"{,}'],
         [b"ab", None, 2.5, "x"],
@@ -84,6 +86,42 @@ def test_array_literals_of_one_type_are_written_like_element_by_element(
 ) -> None:
     # The one-type columns take a shortcut; it must write what the element path writes.
     assert array_literal(values) == "{" + ",".join(map(_element_literal, values)) + "}"
+
+
+NUMBER_COLUMNS = [
+    [1.5, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, 6.5e-06, 123456789.123],
+    [
+        random.Random(seed).uniform(-1, 1) * 10.0 ** random.Random(seed).randint(-12, 12)
+        for seed in range(2_000)
+    ],
+    [3, -7, 0, 2**63 - 1, -(2**63)],
+    [2**70, 1],  # beyond 64 bits: written element by element
+    [float("nan"), 1.0, float("inf"), float("-inf")],  # written as repr writes them
+]
+
+
+@pytest.mark.parametrize("values", NUMBER_COLUMNS)
+def test_array_literals_of_numbers_read_back_exactly(values: list[float | int]) -> None:
+    elements = array_literal(values)[1:-1].split(",")
+    read_back = [type(value)(element) for value, element in zip(values, elements, strict=True)]
+    # repr() compares NaN with NaN and -0.0 apart from 0.0.
+    assert list(map(repr, read_back)) == list(map(repr, values))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("values", [*NUMBER_COLUMNS[:2], NUMBER_COLUMNS[4]])
+def test_postgresql_reads_float_array_literals_to_the_same_doubles(
+    migrated_postgresql_url: str, values: list[float]
+) -> None:
+    engine = create_database_engine(migrated_postgresql_url)
+    try:
+        with engine.connect() as connection:
+            read_back = connection.scalar(
+                select(cast(literal(array_literal(values), Text()), postgresql.ARRAY(Float(53))))
+            )
+    finally:
+        engine.dispose()
+    assert list(map(repr, read_back)) == list(map(repr, values))
 
 
 def test_json_text_reads_back_as_the_standard_librarys() -> None:
