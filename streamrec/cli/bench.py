@@ -21,6 +21,7 @@ BENCHMARK_MODULES = [
     "autoencoder_epochs",
     "candidate_recall",
     "objectives",
+    "configs",
 ]
 
 

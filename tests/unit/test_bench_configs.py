@@ -1,0 +1,65 @@
+"""``streamrec bench configs``: whole configurations compared on validation users."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from streamrec.cli.main import cli
+
+TINY_TRAINING = {"STREAMREC_TRAINING__STEPS": "5", "STREAMREC_TRAINING__USERS_PER_STEP": "16"}
+
+
+def test_each_configuration_trains_and_is_measured_on_validation_users(tmp_path) -> None:
+    config_file = tmp_path / "few-clusters.toml"
+    config_file.write_text("[model]\nclusters = 4\n", encoding="utf-8")
+    output = tmp_path / "results"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "configs",
+            "--dataset",
+            "tests/data/ml-100k",
+            "--configs",
+            f"configured,{config_file}+serving.shortlist_length=50",
+            "--no-progress",
+            "--output-dir",
+            str(output),
+        ],
+        env=TINY_TRAINING,
+    )
+    assert result.exit_code == 0, result.output
+    [json_file] = output.glob("configs-ml-100k-cold-users-seed0-configured-few-clusters-*.json")
+    run = json.loads(json_file.read_text(encoding="utf-8"))
+    rows = run["configurations"]
+    assert list(rows) == ["configured", f"{config_file}+serving.shortlist_length=50"]
+    changed = rows[f"{config_file}+serving.shortlist_length=50"]
+    assert changed["file"] == str(config_file)
+    assert changed["changes"] == {"serving": {"shortlist_length": 50}}
+    # The validation users, not the test users, are what is scored.
+    assert run["validation"]["test_users"] < run["validation"]["train_users"]
+    for row in rows.values():
+        assert 0.0 <= row["scores"]["precision@50"] <= 1.0
+    assert "| configured |" in result.output
+
+
+def test_a_wrong_setting_stops_the_run_before_any_training(tmp_path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "configs",
+            "--dataset",
+            "tests/data/ml-100k",
+            "--configs",
+            "configured+model.clusters=-3",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        env=TINY_TRAINING,
+    )
+    assert result.exit_code == 2
+    assert "model.clusters" in result.output or "clusters" in result.output
+    assert list(tmp_path.iterdir()) == []
