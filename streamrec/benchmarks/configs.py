@@ -202,7 +202,7 @@ def command(
         result = measure(settings, dataset_name, protocol, seed, chosen, progress)
     differs = run_differences(
         changed_settings(settings),
-        leave_out={"dataset_name", "protocol", "seed", "threads", "progress"},
+        leave_out={"dataset_name", "protocol", "seed", "threads", "progress", "configurations"},
     )
     files = "-".join(dict.fromkeys(Path(entry.file or CONFIGURED).stem for entry in chosen))
     # Changed settings would make a long name: a digest of the whole list tells runs apart.
