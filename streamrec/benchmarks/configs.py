@@ -89,6 +89,21 @@ def parse_configuration(text: str) -> Configuration:
     return Configuration(text, None if head == CONFIGURED else head, changes)
 
 
+def settings_that_differ_from_defaults(settings: Settings) -> dict[str, Any]:
+    """The model, serving and training settings that are not their defaults, by dotted name.
+
+    >>> settings_that_differ_from_defaults(Settings(serving={"shortlist_length": 400}))
+    {'serving.shortlist_length': 400}
+    """
+    defaults = Settings.model_construct()
+    return {
+        f"{section}.{name}": value
+        for section in ("model", "serving", "training")
+        for name, value in getattr(settings, section).model_dump(mode="json").items()
+        if value != getattr(defaults, section).model_dump(mode="json")[name]
+    }
+
+
 def measure(
     settings: Settings,
     dataset_name: str,
@@ -102,10 +117,11 @@ def measure(
     users = ValidationUsers.load(settings, dataset_name, protocol, seed)
     rows: dict[str, dict[str, Any]] = {}
     for configuration in configurations:
+        resolved = configuration.settings(settings)
         recommender = build_method(
             "streamrec",
             MethodOptions(dataset_name=users.dataset.name, seed=seed, progress=progress),
-            configuration.settings(settings),
+            resolved,
         )
         started = time.perf_counter()
         recommender.fit(users.validation.train, users.dataset.items, users.dataset.user_attributes)
@@ -114,6 +130,8 @@ def measure(
         rows[configuration.name] = {
             "file": configuration.file,
             "changes": configuration.changes,
+            # What the row ran with, whatever the file holds later.
+            "settings": settings_that_differ_from_defaults(resolved),
             "scores": scores,
             "training_seconds": seconds,
         }

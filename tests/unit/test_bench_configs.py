@@ -41,6 +41,10 @@ def test_each_configuration_trains_and_is_measured_on_validation_users(tmp_path)
     changed = rows[f"{config_file}+serving.shortlist_length=50"]
     assert changed["file"] == str(config_file)
     assert changed["changes"] == {"serving": {"shortlist_length": 50}}
+    # The settings each row ran with: the environment's tiny training, and the row's own.
+    tiny = {"training.steps": 5, "training.users_per_step": 16}
+    assert rows["configured"]["settings"] == tiny
+    assert changed["settings"] == tiny | {"model.clusters": 4, "serving.shortlist_length": 50}
     # The validation users, not the test users, are what is scored.
     assert run["validation"]["test_users"] < run["validation"]["train_users"]
     for row in rows.values():
