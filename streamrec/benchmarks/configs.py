@@ -21,7 +21,6 @@ click.exceptions.BadParameter: 'serving.pooling_half_life_seconds' is not SECTIO
 from __future__ import annotations
 
 import hashlib
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,21 +111,11 @@ def measure(
     configurations: list[Configuration],
     progress: bool,
 ) -> dict[str, Any]:
-    from streamrec.evaluation.methods import MethodOptions, build_method
-
     users = ValidationUsers.load(settings, dataset_name, protocol, seed)
     rows: dict[str, dict[str, Any]] = {}
     for configuration in configurations:
         resolved = configuration.settings(settings)
-        recommender = build_method(
-            "streamrec",
-            MethodOptions(dataset_name=users.dataset.name, seed=seed, progress=progress),
-            resolved,
-        )
-        started = time.perf_counter()
-        recommender.fit(users.validation.train, users.dataset.items, users.dataset.user_attributes)
-        seconds = time.perf_counter() - started
-        scores = users.score(recommender)
+        scores, seconds = users.fit_and_score(resolved, seed, progress)
         rows[configuration.name] = {
             "file": configuration.file,
             "changes": configuration.changes,

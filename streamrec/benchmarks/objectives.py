@@ -14,7 +14,6 @@ at. docs/model.md ("Training objectives") holds the tables and what was chosen.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,20 +55,10 @@ def measure(
     variants: list[str],
     progress: bool,
 ) -> dict[str, Any]:
-    from streamrec.evaluation.methods import MethodOptions, build_method
-
     users = ValidationUsers.load(settings, dataset_name, protocol, seed)
     rows: dict[str, dict[str, Any]] = {}
     for variant in variants:
-        recommender = build_method(
-            "streamrec",
-            MethodOptions(dataset_name=users.dataset.name, seed=seed, progress=progress),
-            variant_settings(settings, variant),
-        )
-        started = time.perf_counter()
-        recommender.fit(users.validation.train, users.dataset.items, users.dataset.user_attributes)
-        seconds = time.perf_counter() - started
-        scores = users.score(recommender)
+        scores, seconds = users.fit_and_score(variant_settings(settings, variant), seed, progress)
         rows[variant] = {
             "changes": VARIANTS[variant],
             "scores": scores,

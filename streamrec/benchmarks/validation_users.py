@@ -10,6 +10,7 @@ chosen on them can be used on the test users without flattering the choice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,20 @@ class ValidationUsers:
     @property
     def metric(self) -> str:
         return DECIDING_METRIC[self.protocol]
+
+    def fit_and_score(
+        self, settings: Settings, seed: int, progress: bool
+    ) -> tuple[dict[str, float], float]:
+        """Train streamrec under ``settings`` on the training users of the validation split;
+        its scores on the validation users and the seconds that fitting took."""
+        from streamrec.evaluation.methods import MethodOptions, build_method
+
+        options = MethodOptions(dataset_name=self.dataset.name, seed=seed, progress=progress)
+        recommender = build_method("streamrec", options, settings)
+        started = time.perf_counter()
+        recommender.fit(self.validation.train, self.dataset.items, self.dataset.user_attributes)
+        seconds = time.perf_counter() - started
+        return self.score(recommender), seconds
 
     def score(self, recommender: Any) -> dict[str, float]:
         """Every quality metric of a fitted recommender on the validation users."""

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from streamrec.cli.main import cli
 
 TINY_TRAINING = {"STREAMREC_TRAINING__STEPS": "5", "STREAMREC_TRAINING__USERS_PER_STEP": "16"}
 
 
-def test_each_configuration_trains_and_is_measured_on_validation_users(tmp_path) -> None:
-    config_file = tmp_path / "few-clusters.toml"
-    config_file.write_text("[model]\nclusters = 4\n", encoding="utf-8")
-    output = tmp_path / "results"
-    result = CliRunner().invoke(
+def run_configs(configurations: str, output_dir: Path) -> Result:
+    """``streamrec bench configs`` on the small test dataset, with a tiny training."""
+    return CliRunner().invoke(
         cli,
         [
             "bench",
@@ -23,13 +22,20 @@ def test_each_configuration_trains_and_is_measured_on_validation_users(tmp_path)
             "--dataset",
             "tests/data/ml-100k",
             "--configs",
-            f"configured,{config_file}+serving.shortlist_length=50",
+            configurations,
             "--no-progress",
             "--output-dir",
-            str(output),
+            str(output_dir),
         ],
         env=TINY_TRAINING,
     )
+
+
+def test_each_configuration_trains_and_is_measured_on_validation_users(tmp_path) -> None:
+    config_file = tmp_path / "few-clusters.toml"
+    config_file.write_text("[model]\nclusters = 4\n", encoding="utf-8")
+    output = tmp_path / "results"
+    result = run_configs(f"configured,{config_file}+serving.shortlist_length=50", output)
     assert result.exit_code == 0, result.output
     [json_file] = output.glob("*.json")
     # Named by the files and a digest of the list, whatever its length.
@@ -53,20 +59,7 @@ def test_each_configuration_trains_and_is_measured_on_validation_users(tmp_path)
 
 
 def test_a_wrong_setting_stops_the_run_before_any_training(tmp_path) -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "bench",
-            "configs",
-            "--dataset",
-            "tests/data/ml-100k",
-            "--configs",
-            "configured+model.clusters=-3",
-            "--output-dir",
-            str(tmp_path),
-        ],
-        env=TINY_TRAINING,
-    )
+    result = run_configs("configured+model.clusters=-3", tmp_path)
     assert result.exit_code == 2
     assert "model.clusters" in result.output or "clusters" in result.output
     assert list(tmp_path.iterdir()) == []

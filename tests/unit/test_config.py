@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -58,11 +59,17 @@ def test_environment_overrides_file_which_overrides_defaults(
 
 
 @pytest.mark.parametrize("shipped", sorted(REPOSITORY.glob("configs/*.toml")))
-def test_the_shipped_dataset_settings_load(shipped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_shipped_settings_files_load_as_written(
+    shipped: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for variable in [name for name in os.environ if name.startswith("STREAMREC_")]:
         monkeypatch.delenv(variable)
-    settings = load_settings(shipped)
-    assert settings.model != Settings().model  # it changes something, and only valid keys
+    settings = load_settings(shipped)  # raises for a key or value that is not valid
+    written = tomllib.loads(shipped.read_text(encoding="utf-8"))
+    assert written, "a settings file that sets nothing"
+    for section, values in written.items():
+        for name, value in values.items():
+            assert getattr(getattr(settings, section), name) == value, f"{section}.{name}"
 
 
 @pytest.mark.parametrize(
