@@ -8,7 +8,8 @@ each (weight, half-life) through reconfigure (the fitted model and counts are un
     STREAMREC_DATASETS_DIR=... STREAMREC_SERVING__NEIGHBOURS=true \
         python bench/neighbour_weight_validation.py ml-1m cold-users OUT.json
 
-(with STREAMREC_CONFIG_FILE=configs/sequential.toml and STREAMREC_MODEL__CLUSTERS=100 and loo for Amazon Beauty).
+(with STREAMREC_CONFIG_FILE=configs/sequential.toml, STREAMREC_MODEL__CLUSTERS=100 and loo
+for Amazon Beauty).
 """
 
 import json
