@@ -649,6 +649,12 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         except tomllib.TOMLDecodeError as error:
             raise ConfigurationError(f"config file {path}: {error}") from None
     _merge(values, overrides)
+    return settings_from(values)
+
+
+def settings_from(values: dict[str, Any]) -> Settings:
+    """``Settings`` of ``values`` (by section) over the environment. Raises
+    ConfigurationError with a one-line message that names each wrong setting."""
     try:
         return Settings(**values)
     except ValidationError as error:

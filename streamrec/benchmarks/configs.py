@@ -28,11 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from streamrec.benchmarks.results import output_options, publish_run
 from streamrec.benchmarks.validation_users import ValidationUsers, validation_options
-from streamrec.config import ConfigurationError, Settings, load_settings
+from streamrec.config import (
+    ConfigurationError,
+    Settings,
+    changed_model_settings,
+    load_settings,
+    settings_from,
+)
 
 CONFIGURED = "configured"
 # The value that unsets a setting, e.g. serving.pooling_half_life_seconds=none.
@@ -53,17 +58,10 @@ class Configuration:
         if self.file is None and not self.changes:
             return configured
         if self.file is None:
-            base = configured.model_dump()
-            for section, values in self.changes.items():
-                base.setdefault(section, {}).update(values)
-            try:
-                return Settings(**base)
-            except ValidationError as error:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
-                    for problem in error.errors()
-                )
-                raise ConfigurationError(f"invalid settings: {problems}") from None
+            values = configured.model_dump()
+            for section, changed in self.changes.items():
+                values.setdefault(section, {}).update(changed)
+            return settings_from(values)
         return load_settings(self.file, **self.changes)
 
 
@@ -88,39 +86,24 @@ def parse_configuration(text: str) -> Configuration:
     return Configuration(text, None if head == CONFIGURED else head, changes)
 
 
-def settings_that_differ_from_defaults(settings: Settings) -> dict[str, Any]:
-    """The model, serving and training settings that are not their defaults, by dotted name.
-
-    >>> settings_that_differ_from_defaults(Settings(serving={"shortlist_length": 400}))
-    {'serving.shortlist_length': 400}
-    """
-    defaults = Settings.model_construct()
-    return {
-        f"{section}.{name}": value
-        for section in ("model", "serving", "training")
-        for name, value in getattr(settings, section).model_dump(mode="json").items()
-        if value != getattr(defaults, section).model_dump(mode="json")[name]
-    }
-
-
 def measure(
     settings: Settings,
     dataset_name: str,
     protocol: str,
     seed: int,
-    configurations: list[Configuration],
+    configurations: list[tuple[Configuration, Settings]],
     progress: bool,
 ) -> dict[str, Any]:
+    """Each configuration, with the settings it resolved to, trained and scored."""
     users = ValidationUsers.load(settings, dataset_name, protocol, seed)
     rows: dict[str, dict[str, Any]] = {}
-    for configuration in configurations:
-        resolved = configuration.settings(settings)
+    for configuration, resolved in configurations:
         scores, seconds = users.fit_and_score(resolved, seed, progress)
         rows[configuration.name] = {
             "file": configuration.file,
             "changes": configuration.changes,
             # What the row ran with, whatever the file holds later.
-            "settings": settings_that_differ_from_defaults(resolved),
+            "settings": changed_model_settings(resolved),
             "scores": scores,
             "training_seconds": seconds,
         }
@@ -199,14 +182,13 @@ def command(
     from streamrec.benchmarks.results import changed_settings, result_stem, run_differences
 
     chosen = [parse_configuration(text) for text in configurations.split(",") if text.strip()]
-    for configuration in chosen:  # a wrong file or setting stops the run before any training
-        try:
-            configuration.settings(settings)
-        except ConfigurationError as error:
-            raise click.BadParameter(str(error), param_hint="--configs") from None
+    try:  # a wrong file or setting stops the run before any training
+        resolved = [(entry, entry.settings(settings)) for entry in chosen]
+    except ConfigurationError as error:
+        raise click.BadParameter(str(error), param_hint="--configs") from None
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
-        result = measure(settings, dataset_name, protocol, seed, chosen, progress)
+        result = measure(settings, dataset_name, protocol, seed, resolved, progress)
     differs = run_differences(
         changed_settings(settings),
         leave_out={"dataset_name", "protocol", "seed", "threads", "progress", "configurations"},

@@ -301,12 +301,12 @@ def array_literal(values: Iterable[Any]) -> str:
     # beyond 64 bits, which it refuses, go the per-element way.
     if kinds == {float} or kinds == {int}:
         try:
-            text = orjson.dumps(values).decode("ascii")
+            text: str | None = orjson.dumps(values).decode("ascii")
         except orjson.JSONEncodeError:
-            text = "null"
-        if "null" not in text:
-            return "{" + text[1:-1] + "}"
-        return "{" + ",".join(map(repr, values)) + "}"
+            text = None
+        if text is None or "null" in text:
+            return "{" + ",".join(map(repr, values)) + "}"
+        return "{" + text[1:-1] + "}"
     if kinds == {bytes}:
         # bytea's hex input form (_element_literal), its backslash escaped for the array.
         return '{"\\\\x' + '","\\\\x'.join(map(bytes.hex, values)) + '"}'

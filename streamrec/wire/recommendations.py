@@ -77,16 +77,13 @@ def encode_recommendation(message: RecommendationMessage) -> bytes:
             RankedItem(item, score, *(lead or _NO_LEAD), *source)
             for (item, score), lead, source in rows
         ]
-    elif message.lead_clusters and None not in message.lead_clusters:
-        # The usual message: every item has its lead cluster. Unpacked in the loop's target,
-        # each item costs a third less than through the general case below.
-        pairs = zip(message.items, message.lead_clusters, strict=True)
+    elif message.lead_clusters:
+        # Unpacked in the loop's target rather than with *: a third less per item.
+        leads = [lead or _NO_LEAD for lead in message.lead_clusters]
+        pairs = zip(message.items, leads, strict=True)
         items = [
             RankedItem(item, score, cluster, share) for (item, score), (cluster, share) in pairs
         ]
-    elif message.lead_clusters:
-        pairs = zip(message.items, message.lead_clusters, strict=True)
-        items = [RankedItem(item, score, *(lead or _NO_LEAD)) for (item, score), lead in pairs]
     else:
         items = [RankedItem(item, score) for item, score in message.items]
     clusters = [Membership(cluster, share) for cluster, share in message.top_clusters]
