@@ -371,6 +371,24 @@ class TrainingSettings(Section):
     input_dropout: float = Field(
         0.0, ge=0, lt=1, description="Share of a view's interactions hidden from its encoder."
     )
+    retrieval_targets: Literal["other_half", "whole_set"] = Field(
+        "other_half",
+        description="What each view's profile predicts: the items of the user's other half "
+        "(its own hidden), or all the user's items, its own included (as Mult-DAE "
+        "reconstructs its input).",
+    )
+    retrieval_split: Literal["random", "time"] = Field(
+        "random",
+        description="How a user's set is split into two views: at random into halves, or in "
+        "time at a random point, the older view then predicting the item that came next "
+        "(a next-item objective for sequences).",
+    )
+    retrieval_user_weight: Literal["equal", "targets"] = Field(
+        "targets",
+        description="Each user's retrieval loss counts in proportion to the user's number of "
+        "targets (default, as Mult-DAE's summed likelihood does; measured better on every "
+        "dataset, see docs/model.md), or every user the same.",
+    )
     variational_weight: float = Field(
         0.0,
         ge=0,

@@ -47,10 +47,35 @@ def test_halves_are_disjoint_non_empty_and_cover_each_users_set() -> None:
         offsets=offsets,
         attributes=[None] * 3,
     )
-    bags = _half_bags(batch, np.random.default_rng(0))
+    bags, next_rows = _half_bags(batch, np.random.default_rng(0))
     user_of_row = np.repeat(np.arange(3), np.diff(offsets))
     assert (bags // 2 == user_of_row).all()
     assert np.bincount(bags, minlength=6).tolist() == [1, 1, 2, 3, 1, 2]
+    assert next_rows is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_split_in_time_puts_older_rows_first_and_names_the_next_one(seed: int) -> None:
+    offsets = np.array([0, 2, 7, 10])
+    generator = np.random.default_rng(seed)
+    timestamps = generator.permutation(10).astype(np.float64)
+    batch = UserBatch(
+        items=[str(i) for i in range(10)],
+        item_rows=np.arange(10),
+        weights=np.ones(10, np.float32),
+        offsets=offsets,
+        attributes=[None] * 3,
+        timestamps=timestamps,
+    )
+    bags, next_rows = _half_bags(batch, generator, "time")
+    assert next_rows is not None and len(next_rows) == 3
+    for user in range(3):
+        rows = np.arange(offsets[user], offsets[user + 1])
+        older, newer = rows[bags[rows] == 2 * user], rows[bags[rows] == 2 * user + 1]
+        assert len(older) >= 1 and len(newer) >= 1
+        assert timestamps[older].max() < timestamps[newer].min()
+        # The next row is the oldest of the newer view.
+        assert next_rows[user] == newer[np.argmin(timestamps[newer])]
 
 
 def test_the_sampler_caps_sets_skips_single_interaction_users_and_is_seeded() -> None:

@@ -23,6 +23,9 @@ OBJECTIVES = {
     "batch softmax + logQ": {"popularity_correction": True},
     "input dropout": {"input_dropout": 0.5},
     "variational": {"variational_weight": 0.2},
+    "whole-set targets": {"retrieval_targets": "whole_set"},
+    "users weighted equally": {"retrieval_user_weight": "equal"},
+    "next item after a split in time": {"retrieval_split": "time"},
 }
 
 

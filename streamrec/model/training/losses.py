@@ -100,12 +100,16 @@ def retrieval_loss(
     targets: torch.Tensor,
     hidden: torch.Tensor,
     logit_offsets: torch.Tensor | None = None,
+    weight_by_targets: bool = False,
 ) -> torch.Tensor:
     """Multinomial log-likelihood of each user's target items under a softmax over the given
-    items (queries @ item_vectors.T), with the items of the user's input view hidden: the
-    other half of the user's set is what the profile should predict. ``logit_offsets`` (one
-    per item) are added to the logits: minus the log of each item's sampling probability
-    corrects a softmax over sampled items towards the full one (Yi et al., 2019).
+    items (queries @ item_vectors.T), with the ``hidden`` items (the user's input view, when
+    the other half is what the profile should predict) out of the softmax. ``logit_offsets``
+    (one per item) are added to the logits: minus the log of each item's sampling
+    probability corrects a softmax over sampled items towards the full one (Yi et al., 2019).
+    Each user's loss is the mean over their targets; the users count equally, or, with
+    ``weight_by_targets``, in proportion to their number of targets (Mult-DAE's sum over a
+    user's items), scaled so that the loss keeps the same size.
 
     >>> queries, vectors = torch.tensor([[1.0, 0.0]]), torch.tensor([[5.0, 0.0], [-5.0, 0.0]])
     >>> hidden = torch.tensor([[False, False]])
@@ -115,13 +119,24 @@ def retrieval_loss(
     >>> round(float(retrieval_loss(queries, vectors, torch.tensor([[1.0, 0.0]]), hidden,
     ...                            offsets)), 4)
     10.0
+    >>> targets = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # the second user has two targets
+    >>> two_users = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    >>> none_hidden = torch.zeros(2, 2, dtype=torch.bool)
+    >>> equal = retrieval_loss(two_users, vectors, targets, none_hidden)
+    >>> by_targets = retrieval_loss(two_users, vectors, targets, none_hidden,
+    ...                             weight_by_targets=True)
+    >>> round(float(equal), 2), round(float(by_targets), 2)  # (0 + 5) / 2, (0 + 2 * 5) / 3
+    (2.5, 3.33)
     """
     logits = queries @ item_vectors.T
     if logit_offsets is not None:
         logits = logits + logit_offsets[None, :]
     logits = logits.masked_fill(hidden, float("-inf"))
     log_probabilities = torch.log_softmax(logits, dim=1).masked_fill(hidden, 0.0)
-    per_user = -(targets * log_probabilities).sum(dim=1) / targets.sum(dim=1).clamp(min=1.0)
+    target_counts = targets.sum(dim=1)
+    per_user = -(targets * log_probabilities).sum(dim=1) / target_counts.clamp(min=1.0)
+    if weight_by_targets:
+        return (per_user * target_counts).sum() / target_counts.sum().clamp(min=1.0)
     return per_user.mean()
 
 

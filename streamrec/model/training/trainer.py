@@ -300,7 +300,7 @@ def _step(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     encoder = model.encoder
     users = batch.users
-    half_bags = _half_bags(batch, generator)
+    half_bags, next_rows = _half_bags(batch, generator, settings.retrieval_split)
     # Denoising: each view is encoded from a random part of its half.
     rows = (
         np.flatnonzero(kept_rows(half_bags, settings.input_dropout, generator))
@@ -342,7 +342,9 @@ def _step(
         "balance": membership_balance(memberships),
         "consistency": membership_consistency(memberships[0::2], memberships[1::2]),
         "structure": encoder.cluster_head.structure_loss(profiles, memberships),
-        "retrieval": _retrieval(encoder.retrieval_queries(profiles), step_items, half_bags, batch)
+        "retrieval": _retrieval(
+            encoder.retrieval_queries(profiles), step_items, half_bags, batch, settings, next_rows
+        )
         if settings.retrieval_weight > 0
         else profiles.new_zeros(()),
         "variational": variational,
@@ -362,33 +364,68 @@ def _step(
 
 
 def _retrieval(
-    queries: torch.Tensor, step_items: StepItems, half_bags: np.ndarray, batch: UserBatch
+    queries: torch.Tensor,
+    step_items: StepItems,
+    half_bags: np.ndarray,
+    batch: UserBatch,
+    settings: TrainingSettings,
+    next_rows: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Each view predicts the items of the user's other half, among the step's candidates."""
+    """Each view predicts, among the step's candidates, the items of the user's other half
+    (its own hidden from the softmax) or all of the user's items
+    (``settings.retrieval_targets``). With ``next_rows`` (a split in time) the older view
+    predicts only the item that came next, as a sequential recommender is asked to."""
     views = 2 * batch.users
+    columns = step_items.column[batch.item_rows]
     in_view = np.zeros((views, step_items.candidates.shape[0]), dtype=bool)
-    in_view[half_bags, step_items.column[batch.item_rows]] = True
+    in_view[half_bags, columns] = True
     # View 2u's targets are view 2u + 1's items and the other way round.
     other_view = in_view.reshape(batch.users, 2, -1)[:, ::-1].reshape(views, -1)
+    if settings.retrieval_targets == "whole_set":
+        targets, hidden = in_view | other_view, np.zeros_like(in_view)
+    else:
+        targets, hidden = other_view, in_view & ~other_view
+    if next_rows is not None:
+        older = np.arange(0, views, 2)
+        targets = targets.copy()
+        targets[older] = False
+        targets[older, columns[next_rows]] = True
+        hidden = in_view & ~targets
     return retrieval_loss(
         queries,
         step_items.candidates,
-        torch.from_numpy(other_view.astype(np.float32)),
-        torch.from_numpy(in_view & ~other_view),
+        torch.from_numpy(targets.astype(np.float32)),
+        torch.from_numpy(hidden),
         step_items.logit_offsets,
+        weight_by_targets=settings.retrieval_user_weight == "targets",
     )
 
 
-def _half_bags(batch: UserBatch, generator: np.random.Generator) -> np.ndarray:
-    """For each row, its bag: 2u for the half A of user u, 2u + 1 for half B. Each user's
-    rows are shuffled and the first floor(n/2) go to A, so both halves are non-empty."""
+def _half_bags(
+    batch: UserBatch, generator: np.random.Generator, split: str = "random"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """For each row, its bag: 2u for the half A of user u, 2u + 1 for half B; both halves
+    are non-empty. ``random``: each user's rows are shuffled and the first floor(n/2) go to
+    A. ``time``: the rows in time order are cut at a random point, the older ones go to A,
+    and the first row after the cut, the item that came next, is returned for each user
+    (None for ``random``)."""
     sizes = np.diff(batch.offsets)
     user_of_row = np.repeat(np.arange(batch.users), sizes)
-    order = np.lexsort((generator.random(len(user_of_row)), user_of_row))
+    tie_breaks = generator.random(len(user_of_row))
+    if split == "time":
+        if batch.timestamps is None:
+            raise ValueError("a split in time needs a sampler that gives timestamps")
+        order = np.lexsort((tie_breaks, batch.timestamps, user_of_row))
+        # A cut after 1 to n - 1 rows, each equally likely.
+        cuts = 1 + np.floor(generator.random(batch.users) * (sizes - 1)).astype(np.int64)
+    else:
+        order = np.lexsort((tie_breaks, user_of_row))
+        cuts = sizes // 2
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - batch.offsets[user_of_row[order]]
-    in_second_half = rank >= (sizes // 2)[user_of_row]
-    return 2 * user_of_row + in_second_half
+    in_second_half = rank >= cuts[user_of_row]
+    next_rows = np.flatnonzero(rank == cuts[user_of_row]) if split == "time" else None
+    return 2 * user_of_row + in_second_half, next_rows
 
 
 @torch.no_grad()
