@@ -38,15 +38,21 @@ def planted_table(users: int = 240, groups: int = 4, items_per_group: int = 15) 
     return InteractionTable.from_rows(rows)
 
 
-def test_halves_are_disjoint_non_empty_and_cover_each_users_set() -> None:
-    offsets = np.array([0, 2, 7, 10])
-    batch = UserBatch(
+def three_users(timestamps: np.ndarray | None = None) -> UserBatch:
+    """Users of 2, 5 and 3 rows, one distinct item per row."""
+    return UserBatch(
         items=[str(i) for i in range(10)],
         item_rows=np.arange(10),
         weights=np.ones(10, np.float32),
-        offsets=offsets,
+        offsets=np.array([0, 2, 7, 10]),
         attributes=[None] * 3,
+        timestamps=timestamps,
     )
+
+
+def test_halves_are_disjoint_non_empty_and_cover_each_users_set() -> None:
+    batch = three_users()
+    offsets = batch.offsets
     bags, next_rows = _half_bags(batch, np.random.default_rng(0))
     user_of_row = np.repeat(np.arange(3), np.diff(offsets))
     assert (bags // 2 == user_of_row).all()
@@ -56,17 +62,10 @@ def test_halves_are_disjoint_non_empty_and_cover_each_users_set() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_a_split_in_time_puts_older_rows_first_and_names_the_next_one(seed: int) -> None:
-    offsets = np.array([0, 2, 7, 10])
     generator = np.random.default_rng(seed)
     timestamps = generator.permutation(10).astype(np.float64)
-    batch = UserBatch(
-        items=[str(i) for i in range(10)],
-        item_rows=np.arange(10),
-        weights=np.ones(10, np.float32),
-        offsets=offsets,
-        attributes=[None] * 3,
-        timestamps=timestamps,
-    )
+    batch = three_users(timestamps)
+    offsets = batch.offsets
     bags, next_rows = _half_bags(batch, generator, "time")
     assert next_rows is not None and len(next_rows) == 3
     for user in range(3):
