@@ -133,11 +133,12 @@ def retrieval_loss(
         logits = logits + logit_offsets[None, :]
     logits = logits.masked_fill(hidden, float("-inf"))
     log_probabilities = torch.log_softmax(logits, dim=1).masked_fill(hidden, 0.0)
+    per_user_sums = -(targets * log_probabilities).sum(dim=1)
     target_counts = targets.sum(dim=1)
-    per_user = -(targets * log_probabilities).sum(dim=1) / target_counts.clamp(min=1.0)
     if weight_by_targets:
-        return (per_user * target_counts).sum() / target_counts.sum().clamp(min=1.0)
-    return per_user.mean()
+        # Every target of the batch counts once: a user counts as much as their targets.
+        return per_user_sums.sum() / target_counts.sum().clamp(min=1.0)
+    return (per_user_sums / target_counts.clamp(min=1.0)).mean()
 
 
 def gaussian_kl(means: torch.Tensor, log_variances: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -402,7 +402,7 @@ def _retrieval(
 
 
 def _half_bags(
-    batch: UserBatch, generator: np.random.Generator, split: str = "random"
+    batch: UserBatch, generator: np.random.Generator, split: Literal["random", "time"] = "random"
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """For each row, its bag: 2u for the half A of user u, 2u + 1 for half B; both halves
     are non-empty. ``random``: each user's rows are shuffled and the first floor(n/2) go to
