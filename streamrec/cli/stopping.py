@@ -10,7 +10,10 @@ cleanup short and orphan what the first one was stopping. The command then exits
 line and the status a shell gives a process ended by that signal (130 for SIGINT, 143 for
 SIGTERM). A handler may happen to run inside a finaliser or a weak-reference callback
 (importlib's module locks have one), where Python prints the exception as ignored and goes
-on; such a swallowed stop is raised again, so the command still stops.
+on; such a swallowed stop is raised again, so the command still stops. While a stop unwinds,
+a finaliser of a client being torn down may find its socket already closed (kafka-python's
+selector raises EBADF from a generator's ``finally``): Python would print that as a traceback,
+which is said in one line instead.
 
 >>> import os, signal
 >>> with stopping_cleanly_on_signals():
@@ -92,6 +95,14 @@ def stopping_cleanly_on_signals() -> Iterator[None]:
             )
             again.daemon = True
             again.start()
+            return
+        if stopping and isinstance(unraisable.exc_value, OSError):
+            print(
+                f"streamrec: while stopping, ignored {unraisable.exc_value!r} "
+                f"in {unraisable.object!r}",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         previous_hook(unraisable)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -41,3 +42,39 @@ def test_a_delivered_stop_is_raised_once() -> None:
         for _ in range(100_000):
             pass
     assert raised == 1
+
+
+class ClosedSocketWhileFinalised:
+    """Raises EBADF while it is finalised, as kafka-python's selector does when a client's
+    socket was closed before its pending wait was finalised."""
+
+    def __del__(self) -> None:
+        raise OSError(9, "Bad file descriptor")
+
+
+def test_a_closed_socket_met_while_stopping_is_said_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(StopRequested), stopping_cleanly_on_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100_000):
+                pass
+        finally:
+            ClosedSocketWhileFinalised()  # finalised at once, while the stop unwinds
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert error.count("\n") == 1
+    assert "while stopping, ignored OSError(9, 'Bad file descriptor')" in error
+
+
+def test_a_closed_socket_met_before_any_stop_goes_to_the_previous_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(
+        sys, "unraisablehook", lambda unraisable: reported.append(unraisable.exc_value)
+    )
+    with stopping_cleanly_on_signals():
+        ClosedSocketWhileFinalised()
+    assert [type(error) for error in reported] == [OSError]
