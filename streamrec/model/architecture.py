@@ -39,6 +39,10 @@ class Architecture:
     # rounded_memberships). Kept with the version, since the statistics of a version must be
     # built with one value throughout; versions saved before it existed used exact ones.
     statistics_membership_precision: float = 0.0
+    # The event time at which this version's decayed cluster statistics weigh a contribution
+    # by 1 (model.decay): the latest event of its training data, so that each version's g
+    # stays near 1 over the events it serves. Versions saved before it existed have 0.
+    statistics_time_landmark: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, schema: FeatureSchema) -> Architecture:

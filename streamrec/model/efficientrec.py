@@ -27,7 +27,7 @@ import copy
 import io
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -197,6 +197,13 @@ class EfficientRec:
         return hashed_token_bags(
             (attribute_tokens(user) for user in attributes), self.architecture.feature_buckets
         )
+
+    def date_statistics(self, timestamps: np.ndarray) -> None:
+        """Set the landmark of this version's decayed cluster statistics to the latest of
+        ``timestamps``, the event times of its training data (unchanged when empty)."""
+        if len(timestamps):
+            landmark = float(np.max(timestamps))
+            self.architecture = replace(self.architecture, statistics_time_landmark=landmark)
 
     def to_version(self) -> tuple[dict[str, Any], bytes]:
         """(config, weights): the config rebuilds the modules, the bytes fill them."""

@@ -30,6 +30,7 @@ import numpy as np
 
 from streamrec.errors import UserFacingError
 from streamrec.events import ItemEvent
+from streamrec.model.decay import ForwardDecay
 from streamrec.model.efficientrec import EfficientRec, ModelFormatError
 from streamrec.state import ModelVersion
 
@@ -50,6 +51,12 @@ class ServingModel:
         self._vectors: dict[str, np.ndarray] = {}
         self._targets: dict[str, np.ndarray] = {}
         self._max_cached_vectors = max_cached_vectors
+
+    def statistics_decay(self, half_life_days: float | None) -> ForwardDecay | None:
+        """The forward decay of this version's cluster statistics at ``half_life_days``
+        (``serving.decay_half_life_days``; None: no decay), from the version's landmark."""
+        landmark = self.model.architecture.statistics_time_landmark
+        return ForwardDecay.from_days(half_life_days, landmark)
 
     @property
     def cached_vectors(self) -> int:

@@ -279,11 +279,9 @@ class EfficientRecStream:
         resolution = resolve_interactions(events, StoredPairs(stored_by_item))
         attributes, attributes_changed = self._merge_demographics(events, touched, profiles)
         self.state.store_interactions(resolution.rows_to_store)
-        weights = UserWeights.of(
-            touched, stored, resolution, with_timestamps=self._recency is not None
-        )
+        weights = UserWeights.of(touched, stored, resolution, with_timestamps=self._timed)
         change_sets = _change_sets(
-            resolution, attributes_changed, profiles, weights, attributes, self._recency
+            resolution, attributes_changed, profiles, weights, attributes, self._timed
         )
         learned = LearnedBatch(
             resolution, change_sets, stored_interactions=stored, stored_by_item=stored_by_item
@@ -412,7 +410,10 @@ class EfficientRecStream:
         the schedule says are due; the refresh plan and the refreshed shortlists."""
         assert self.serving is not None
         precision = self.serving.model.architecture.statistics_membership_precision
-        deltas = batch_delta_columns([update.transition(precision) for update in updates])
+        deltas = batch_delta_columns(
+            [update.transition(precision) for update in updates],
+            self.serving.statistics_decay(self.settings.decay_half_life_days),
+        )
         if not deltas:
             return None, {}
         self.state.add_statistics(deltas)
@@ -743,6 +744,12 @@ class EfficientRecStream:
     def _recency(self) -> float | None:
         return self.settings.pooling_half_life_seconds
 
+    @property
+    def _timed(self) -> bool:
+        """Whether an item's event time counts, beside its weight: in recency-weighted
+        pooling or in decayed cluster statistics."""
+        return self._recency is not None or self.settings.decay_half_life_days is not None
+
 
 @dataclass(frozen=True, slots=True)
 class UserWeights:
@@ -841,18 +848,19 @@ def _change_sets(
     profiles: Mapping[str, UserProfile],
     weights: UserWeights,
     attributes: Mapping[str, Mapping[str, str]],
-    pooling_half_life_seconds: float | None = None,
+    timed: bool = False,
 ) -> list[UserChangeSet]:
     """The users whose weights or demographics the batch changed (the encoder reads both),
-    with their profile under the version. With recency-weighted pooling, also the users with
-    a newer event of an unchanged weight: its term's recency factor moved."""
+    with their profile under the version. ``timed`` (recency-weighted pooling or decayed
+    statistics): also the users with a newer event of an unchanged weight, whose term's
+    time moved."""
     last_event_at: dict[str, float] = {}
     for row in resolution.rows_to_store:
         last_event_at[row.user_id] = max(
             last_event_at.get(row.user_id, row.timestamp), row.timestamp
         )
     changed_users = {change.user_id for change in resolution.changes} | set(attributes_changed)
-    if pooling_half_life_seconds is not None:
+    if timed:
         changed_users.update(row.user_id for row in resolution.rows_to_store)
     return [
         UserChangeSet(

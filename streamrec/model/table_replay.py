@@ -174,6 +174,7 @@ class EfficientRecRecommender:
             if self.train_with_recency
             else None,
         )
+        model.date_statistics(train_table.timestamps)
         return model
 
     def reconfigure(self, **changes: Any) -> None:

@@ -86,20 +86,37 @@ class UserStateUpdate:
     after: UserProfile
     weights_before: Weights
     weights_after: Weights
+    # Read by decayed cluster statistics only: each item's event time before and after.
+    timestamps_before: Timestamps = field(default_factory=dict)
+    timestamps_after: Timestamps = field(default_factory=dict)
 
     def transition(self, membership_step: float) -> tuple[UserContribution, UserContribution]:
         """The user as the cluster statistics held them before and hold them after (their
         memberships rounded to ``model.statistics_membership_precision``): the change to apply.
         A user without a state before never contributed under this version."""
-        held_before = () if self.before is None else self.before.top_clusters
+        before = self.before
+        held_before = () if before is None else before.top_clusters
         return (
             UserContribution(
-                rounded_memberships(held_before, membership_step), self.weights_before
+                rounded_memberships(held_before, membership_step),
+                self.weights_before,
+                self.timestamps_before,
+                _last_event(before),
             ),
             UserContribution(
-                rounded_memberships(self.after.top_clusters, membership_step), self.weights_after
+                rounded_memberships(self.after.top_clusters, membership_step),
+                self.weights_after,
+                self.timestamps_after,
+                _last_event(self.after),
             ),
         )
+
+
+def _last_event(profile: UserProfile | None) -> float:
+    """When the profile's user last interacted (0 if never said): the time of their mass."""
+    if profile is None or profile.last_event_at is None:
+        return 0.0
+    return profile.last_event_at
 
 
 def update_user_states(
@@ -165,7 +182,14 @@ def update_user_states(
             reference = float(decayed.reference_times[row])
             after.pooling_reference_time = None if np.isnan(reference) else reference
         updates.append(
-            UserStateUpdate(change.stored_state, after, change.weights_before, change.weights_after)
+            UserStateUpdate(
+                change.stored_state,
+                after,
+                change.weights_before,
+                change.weights_after,
+                change.timestamps_before,
+                change.timestamps_after,
+            )
         )
     return updates
 

@@ -127,6 +127,7 @@ def train_new_model(
         top_memberships=settings.serving.top_memberships,
         observer=TrainingProgressBar() if progress else None,
     )
+    model.date_statistics(training_table.timestamps)
     announce(f"trained {report.steps} steps in {report.seconds:.1f} s")
     announce(report.clusters.summary())
     return model, report

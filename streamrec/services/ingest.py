@@ -138,11 +138,6 @@ class IngestService:
         self._drift = HitRateDriftDetector(
             min_interval_seconds=settings.trainer.drift_min_interval_seconds, clock=clock
         )
-        if settings.serving.decay_half_life_days is not None:
-            logger.warning(
-                "serving.decay_half_life_days is set, but the consumer keeps undecayed "
-                "statistics: forward decay needs a landmark stored with the model version"
-            )
 
     @property
     def kept_users(self) -> int:

@@ -47,6 +47,7 @@ from sqlalchemy import Engine
 
 from streamrec.config import ServingSettings, Settings
 from streamrec.model.contributions import Transition, batch_contribution_deltas
+from streamrec.model.decay import ForwardDecay
 from streamrec.model.efficientrec import EfficientRec
 from streamrec.model.serving import ModelCache, ServingModel
 from streamrec.model.user_states import UserChangeSet, UserStateUpdate, update_user_states
@@ -249,6 +250,7 @@ def build_missing_states(
             for u in updates
             if u.after.user_id in inserted
         ],
+        serving.statistics_decay(serving_settings.decay_half_life_days),
     )
     return len(inserted)
 
@@ -309,6 +311,7 @@ def apply_to_building_version(
             update.transition(building.model.architecture.statistics_membership_precision)
             for update in (*kept, *known_updates)
         ],
+        building.statistics_decay(serving_settings.decay_half_life_days),
     )
     refresh_shortlists(uow, version, affected, serving_settings)
     return [*kept, *known_updates]
@@ -358,10 +361,10 @@ def _from_scratch(
 
 
 def _add_contributions(
-    uow: UnitOfWork, version: int, transitions: Sequence[Transition]
+    uow: UnitOfWork, version: int, transitions: Sequence[Transition], decay: ForwardDecay | None
 ) -> set[int]:
     """Add the deltas of ``transitions``; returns the clusters whose statistics changed."""
-    item_deltas, mass_deltas = batch_contribution_deltas(transitions)
+    item_deltas, mass_deltas = batch_contribution_deltas(transitions, decay)
     if item_deltas or mass_deltas:
         uow.clusters.add_deltas(version, item_deltas, mass_deltas)
     return {delta.cluster for delta in item_deltas} | {delta.cluster for delta in mass_deltas}

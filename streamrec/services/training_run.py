@@ -138,6 +138,7 @@ def fine_tune_candidate(
         settings.training.model_copy(update={"seed": seed}),
         top_memberships=settings.serving.top_memberships,
     )
+    candidate.date_statistics(sample.table.timestamps)
     return candidate, report.to_dict()
 
 
