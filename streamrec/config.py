@@ -253,7 +253,13 @@ class ServingSettings(Section):
         "rated_share", description="How a cluster ranks its items; see docs/model.md."
     )
     decay_half_life_days: float | None = Field(
-        None, gt=0, description="Forward time decay of cluster statistics; unset is no decay."
+        None,
+        gt=0,
+        description=(
+            "Half-life, in event time, of a contribution to the cluster statistics (forward "
+            "decay from the version's landmark); unset is no decay. A version's statistics "
+            "hold one setting: change it with a new version (train or rebuild)."
+        ),
     )
     recommendations: int = Field(20, ge=1, le=1000, description="Items published per user, N.")
     shortlist_refresh_seconds: float = Field(
