@@ -100,7 +100,9 @@ def test_unknown_keys_in_the_file_are_errors(tmp_path: Path) -> None:
 
 
 def test_the_model_section_is_what_a_version_stores_and_nothing_else(tmp_path: Path) -> None:
-    stored = {field.name for field in dataclasses.fields(Architecture)} - {"schema"}
+    # The schema and the statistics' landmark come from the training data, not from settings.
+    from_data = {"schema", "statistics_time_landmark"}
+    stored = {field.name for field in dataclasses.fields(Architecture)} - from_data
     assert set(ModelSettings.model_fields) == stored
     assert not stored & set(ServingSettings.model_fields)
     # A serving setting left under [model] is refused, named, not ignored.
