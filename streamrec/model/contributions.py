@@ -278,8 +278,9 @@ def batch_delta_columns(
                 new_weights.append(new_weight)
                 old_times.append(old_time)
                 new_times.append(new_time)
-    mass_changes_by_user = new_memberships - old_memberships
-    if decay is not None:
+    if decay is None:
+        mass_changes_by_user = new_memberships - old_memberships
+    else:
         mass_changes_by_user = new_memberships * _user_factors(
             decay, [new for _, new in transitions]
         ) - old_memberships * _user_factors(decay, [old for old, _ in transitions])
